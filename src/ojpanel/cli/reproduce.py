@@ -1,0 +1,111 @@
+"""``ojpanel reproduce``: the main job on the embedded data, and its parts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from ojpanel.cli._common import console, handle_errors
+
+__all__ = ["register", "reproduce_app"]
+
+reproduce_app = typer.Typer(help="Reproduce results: the panel, the descriptive report, RiR 2021:17, the pipeline.",
+                            no_args_is_help=True)
+
+
+def _step(name: str):
+    console.print(f"[bold]▶ {name}[/]", highlight=False)
+    return time.perf_counter()
+
+
+def _done(t0: float) -> None:
+    console.print(f"  done in {time.perf_counter() - t0:.1f} s", highlight=False)
+
+
+@reproduce_app.command("describe")
+def describe(
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Output directory."),
+    panel: Path | None = typer.Option(None, "--panel", help="Panel file; default: build from the embedded data."),
+) -> None:
+    """Descriptive report: coverage per area/indicator/year and national trends."""
+    with handle_errors():
+        from ojpanel.panel.build import build_panel
+        from ojpanel.panel.io import load_panel
+        from ojpanel.report.describe import write_descriptive_report
+
+        ds = load_panel(panel) if panel else build_panel()
+        paths = write_descriptive_report(ds, out / "describe")
+        console.print(f"wrote {paths['report']} and {len(paths['figures'])} figures", highlight=False)
+
+
+@reproduce_app.command("rir2021")
+def rir2021(
+    panel: Path | None = typer.Option(None, "--panel", help="Panel file; default: build from the embedded data."),
+    oj_users: Path | None = typer.Option(None, "--oj-users", help="CSV municipality,area,status (user|non_user|other)."),
+    mode: str = typer.Option("faithful", help="faithful, improved or both."),
+    grouping: list[str] = typer.Option([], help="Extra peer grouping NAME=FILE.csv (e.g. a socioeconomic group); repeatable."),
+    out: Path = typer.Option(Path("reports/rir2021"), "--out", "-o", help="Output directory."),
+) -> None:
+    """RiR 2021:17's statistical appendix (analyses A–E): tidy and audit-style tables, figures, report."""
+    with handle_errors():
+        from ojpanel.errors import ParameterError
+        from ojpanel.panel.build import build_panel
+        from ojpanel.panel.io import load_panel
+        from ojpanel.replication import write_rir2021
+
+        if mode not in {"faithful", "improved", "both"}:
+            raise ParameterError(f"--mode must be faithful, improved or both, got {mode!r}")
+        groupings = {}
+        for g in grouping:
+            if "=" not in g:
+                raise ParameterError(f"--grouping must look like NAME=FILE.csv, got {g!r}")
+            name, file = g.split("=", 1)
+            groupings[name.strip()] = Path(file.strip())
+        ds = load_panel(panel) if panel else build_panel()
+        rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
+        console.print(rep.summary(), highlight=False)
+
+
+@reproduce_app.command("all")
+def reproduce_all(
+    out: Path = typer.Option(Path("reports"), "--out", "-o", help="Output directory."),
+    smoke: bool = typer.Option(False, help="Small, fast versions of every step (as in CI)."),
+) -> None:
+    """The main job: build the panel, the descriptive report, the RiR 2021:17 replication, the
+    notebook pipeline and the paper, all from the embedded data."""
+    with handle_errors():
+        from ojpanel.panel.build import build_panel
+        from ojpanel.panel.io import save_panel
+        from ojpanel.report.describe import write_descriptive_report
+
+        out.mkdir(parents=True, exist_ok=True)
+        t = _step("build the panel from the embedded data")
+        ds = build_panel()
+        save_panel(ds, out / "panel.nc")
+        _done(t)
+        t = _step("descriptive report")
+        write_descriptive_report(ds, out / "describe")
+        _done(t)
+        for step in _EXTRA_STEPS:
+            t = _step(step.__doc__.strip().splitlines()[0])
+            step(ds, out, smoke)
+            _done(t)
+        console.print(f"[bold green]all outputs in {out}[/]", highlight=False)
+
+
+def _replication_step(ds, out: Path, smoke: bool) -> None:
+    """RiR 2021:17 replication (faithful and improved modes)."""
+    from ojpanel.replication import write_rir2021
+
+    rep = write_rir2021(ds, out / "rir2021", mode="both")
+    console.print(rep.summary(), highlight=False)
+
+
+_EXTRA_STEPS = [_replication_step]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``reproduce`` command group."""
+    app.add_typer(reproduce_app, name="reproduce")

@@ -1,0 +1,64 @@
+"""Exceptions and warnings raised by ojpanel.
+
+Every error says what is wrong and what to do about it; messages are part of the tested API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "OJPanelError",
+    "OJPanelWarning",
+    "DataError",
+    "PanelValidationError",
+    "KoladaError",
+    "ParameterError",
+    "ModelError",
+    "DiagnosticsError",
+]
+
+
+class OJPanelError(Exception):
+    """Base class of all ojpanel errors."""
+
+
+class OJPanelWarning(UserWarning):
+    """Base class of ojpanel warnings (turned into errors in the test suite)."""
+
+
+class DataError(OJPanelError, ValueError):
+    """Input data are malformed (missing columns, bad codes, wrong coding)."""
+
+
+class PanelValidationError(DataError):
+    """A panel violates the contract; ``violations`` lists every problem found.
+
+    Parameters
+    ----------
+    violations
+        One human-readable line per violation.
+    """
+
+    def __init__(self, violations: Iterable[str]):
+        self.violations = list(violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(
+            f"The panel violates the OJ panel contract ({len(self.violations)} problem(s)):\n{lines}"
+        )
+
+
+class KoladaError(OJPanelError, RuntimeError):
+    """A Kolada request failed for good (after retries) or returned unusable content."""
+
+
+class ParameterError(OJPanelError, ValueError):
+    """A function, CLI or notebook parameter has a wrong name, type or value."""
+
+
+class ModelError(OJPanelError, RuntimeError):
+    """A model cannot be estimated as specified (e.g. collinear regressors)."""
+
+
+class DiagnosticsError(OJPanelError, RuntimeError):
+    """A Bayesian fit failed its convergence gates (R-hat, ESS, divergences)."""

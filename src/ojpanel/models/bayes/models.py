@@ -1,0 +1,246 @@
+"""PyMC builders of the hierarchical models (non-centred parametrisations).
+
+All three likelihoods share one linear predictor. For observation ``o`` (municipality ``m``,
+indicator ``i``, year ``t``, exposure ``x``)::
+
+    eta_o = alpha_i + u_m + gamma_t + beta_i * x_o
+
+* ``u_m = sigma_group * z_group[g(m)] + sigma_municipality * z_municipality[m]``: municipality
+  effects nested in the grouping (county by default), both non-centred;
+* ``gamma_t``: year effects (first year = reference, so ``alpha_i`` is the indicator's level in the
+  first year);
+* ``beta_i = mu_beta + tau_beta * z_beta[i]``: the effect of interest varies by indicator around
+  the pooled mean ``mu_beta`` with spread ``tau_beta`` (non-centred).
+
+Likelihoods: ``normal`` (outcome standardised per indicator; residual s.d. per indicator),
+``binomial`` and ``bernoulli`` (logit link) and ``ordinal`` (cumulative logit with ordered
+cutpoints per indicator, which take the place of ``alpha_i``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ojpanel.errors import ParameterError
+from ojpanel.models.bayes.data import ModelData
+
+__all__ = ["Priors", "build_model", "ordinal_probabilities", "cumulative_logit_logp", "EFFECT_VARS"]
+
+#: Variables that carry the effect of interest.
+EFFECT_VARS = ("mu_beta", "tau_beta", "beta")
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Prior scales (normal means 0; spreads are half-normal with the given scale).
+
+    The defaults are weakly informative on the model's scale: log-odds for the logit models and
+    indicator standard deviations for the normal model.
+    """
+
+    alpha_sd: float = 1.5
+    mu_beta_sd: float = 1.0
+    tau_beta_sd: float = 0.5
+    sigma_group_sd: float = 0.5
+    sigma_municipality_sd: float = 1.0
+    year_sd: float = 1.0
+    sigma_y_sd: float = 1.0
+    cutpoint_sd: float = 2.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ParameterError(f"prior scale {f.name} must be a positive finite number, got {v!r}")
+
+    @classmethod
+    def default(cls, likelihood: str) -> Priors:
+        """Defaults for a likelihood (the normal model works on standardised outcomes)."""
+        if likelihood == "normal":
+            return cls(alpha_sd=1.0, sigma_municipality_sd=0.5)
+        return cls()
+
+    @classmethod
+    def weak(cls, scale: float = 100.0) -> Priors:
+        """Nearly flat priors on intercepts, effects, year effects and cutpoints (for MLE checks)."""
+        return cls(alpha_sd=scale, mu_beta_sd=scale, year_sd=scale, cutpoint_sd=scale)
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain dict (stored in the InferenceData attrs so the model can be rebuilt)."""
+        return asdict(self)
+
+    def updated(self, **kw: float) -> Priors:
+        """Copy with some scales changed."""
+        return replace(self, **kw)
+
+
+def ordinal_probabilities(eta: np.ndarray, cutpoints: np.ndarray) -> np.ndarray:
+    """Closed-form category probabilities of the cumulative-logit model.
+
+    ``P(y = k) = F(c_k - eta) - F(c_{k-1} - eta)`` with ``F`` the logistic CDF, ``c_{-1} = -inf``
+    and ``c_{K-1} = +inf``.
+
+    Parameters
+    ----------
+    eta
+        Linear predictors, shape ``(n,)``.
+    cutpoints
+        Increasing cutpoints, shape ``(K-1,)`` or ``(n, K-1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, K)``; rows sum to one.
+    """
+    eta = np.asarray(eta, dtype=float)
+    c = np.broadcast_to(np.asarray(cutpoints, dtype=float), (len(eta), np.shape(cutpoints)[-1]))
+    cdf = 1.0 / (1.0 + np.exp(-(c - eta[:, None])))
+    cdf = np.concatenate([np.zeros((len(eta), 1)), cdf, np.ones((len(eta), 1))], axis=1)
+    return np.diff(cdf, axis=1)
+
+
+def cumulative_logit_logp(value: pt.TensorVariable, eta: pt.TensorVariable, cuts: pt.TensorVariable) -> pt.TensorVariable:
+    """Log-probability of category ``value`` under the cumulative-logit model (symbolic).
+
+    ``log[F(c_y - eta) - F(c_{y-1} - eta)]`` computed stably: the extreme categories use one
+    log-sigmoid, middle ones ``log F(u) + log1mexp(log F(l) - log F(u))``. The selection of the
+    two cutpoints by index keeps the graph small (PyMC's ``OrderedLogistic`` builds all category
+    probabilities, which compiles and runs much slower for many observations).
+
+    Parameters
+    ----------
+    value
+        Integer categories ``0..K-1``, shape ``(n,)``.
+    eta
+        Linear predictor, shape ``(n,)``.
+    cuts
+        Increasing cutpoints per observation, shape ``(n, K-1)``.
+    """
+    kmax = cuts.shape[-1] - 1
+    rows = pt.arange(value.shape[0])
+    hi = cuts[rows, pt.clip(value, 0, kmax)] - eta
+    lo = cuts[rows, pt.clip(value - 1, 0, kmax)] - eta
+    has_hi = pt.lt(value, kmax + 1)
+    has_lo = pt.gt(value, 0)
+    both = has_hi & has_lo
+    # keep the unused branch finite so that its (discarded) gradient is not NaN
+    lo_safe = pt.switch(both, lo, hi - 1.0)
+    log_hi = pt.log_sigmoid(hi)
+    middle = log_hi + pt.log1mexp(pt.log_sigmoid(lo_safe) - log_hi)
+    out = pt.switch(both, middle, pt.switch(has_hi, log_hi, pt.log_sigmoid(-lo)))
+    inside = pt.ge(value, 0) & pt.le(value, kmax + 1)
+    return pt.switch(inside, out, -np.inf)
+
+
+def _cumulative_logit_random(eta: np.ndarray, cuts: np.ndarray, rng: np.random.Generator | None = None,
+                             size: tuple[int, ...] | None = None) -> np.ndarray:
+    """Draw categories: the number of cutpoints below a logistic latent variable ``eta + e``."""
+    eta = np.asarray(eta)
+    shape = size if size is not None else eta.shape
+    latent = eta + rng.logistic(size=shape)
+    return (latent[..., None] > np.asarray(cuts)).sum(-1).astype(np.int64)
+
+
+def build_model(
+    data: ModelData,
+    priors: Priors | None = None,
+    *,
+    municipality_effects: bool = True,
+    year_effects: bool = True,
+) -> pm.Model:
+    """Build the hierarchical model for ``data`` (likelihood taken from ``data.likelihood``).
+
+    Parameters
+    ----------
+    data
+        Output of :func:`ojpanel.models.bayes.data.prepare_data`.
+    priors
+        Prior scales; default :meth:`Priors.default` for the likelihood.
+    municipality_effects
+        Include the nested group/municipality effects (switch off for pooled checks).
+    year_effects
+        Include year effects.
+
+    Returns
+    -------
+    pymc.Model
+        With observation-level data in ``pm.Data`` containers (``x``, ``municipality_idx``,
+        ``indicator_idx``, ``year_idx``, and ``n`` for binomial) and observed variable ``y``.
+    """
+    p = priors or Priors.default(data.likelihood)
+    coords: dict[str, Any] = data.coords()
+    n_ind, n_grp, n_year = len(data.indicators), len(data.groups), len(data.years)
+    lik = data.likelihood
+    if lik == "ordinal":
+        coords["cut"] = [f"{k}|{k + 1}" for k in range(data.n_categories - 1)]
+    with pm.Model(coords=coords) as model:
+        x = pm.Data("x", data.x, dims="obs")
+        ii = pm.Data("indicator_idx", data.indicator_idx, dims="obs")
+        mi = pm.Data("municipality_idx", data.municipality_idx, dims="obs")
+        ti = pm.Data("year_idx", data.year_idx, dims="obs")
+
+        mu_beta = pm.Normal("mu_beta", 0.0, p.mu_beta_sd)
+        if n_ind > 1:
+            tau_beta = pm.HalfNormal("tau_beta", p.tau_beta_sd)
+            z_beta = pm.Normal("z_beta", 0.0, 1.0, dims="indicator")
+            beta = pm.Deterministic("beta", mu_beta + tau_beta * z_beta, dims="indicator")
+        else:  # one indicator: no spread to estimate
+            beta = pm.Deterministic("beta", pt.stack([mu_beta]), dims="indicator")
+        eta = beta[ii] * x
+
+        if lik != "ordinal":
+            alpha = pm.Normal("alpha", 0.0, p.alpha_sd, dims="indicator")
+            eta = eta + alpha[ii]
+        if municipality_effects:
+            sigma_m = pm.HalfNormal("sigma_municipality", p.sigma_municipality_sd)
+            z_m = pm.Normal("z_municipality", 0.0, 1.0, dims="municipality")
+            u = sigma_m * z_m
+            if n_grp > 1:
+                sigma_g = pm.HalfNormal("sigma_group", p.sigma_group_sd)
+                z_g = pm.Normal("z_group", 0.0, 1.0, dims="group")
+                u = u + sigma_g * z_g[data.municipality_group]
+            u = pm.Deterministic("municipality_effect", u, dims="municipality")
+            eta = eta + u[mi]
+        if year_effects and n_year > 1:
+            g_raw = pm.Normal("year_effect", 0.0, p.year_sd, dims="effect_year")
+            gamma = pt.concatenate([pt.zeros(1), g_raw])
+            eta = eta + gamma[ti]
+
+        if lik == "normal":
+            sigma_y = pm.HalfNormal("sigma_y", p.sigma_y_sd, dims="indicator")
+            pm.Normal("y", mu=eta, sigma=sigma_y[ii], observed=data.y, dims="obs")
+        elif lik == "bernoulli":
+            pm.Bernoulli("y", logit_p=eta, observed=data.y, dims="obs")
+        elif lik == "binomial":
+            n = pm.Data("n", data.n_trials, dims="obs")
+            pm.Binomial("y", n=n, logit_p=eta, observed=data.y, dims="obs")
+        elif lik == "ordinal":
+            k = data.n_categories - 1
+            init = np.tile(np.linspace(-1.0, 1.0, k) if k > 1 else np.zeros(1), (n_ind, 1))
+            cut = pm.Normal(
+                "cutpoints",
+                0.0,
+                p.cutpoint_sd,
+                dims=("indicator", "cut"),
+                transform=pm.distributions.transforms.ordered,
+                initval=init,
+            )
+            pm.CustomDist(
+                "y",
+                eta,
+                cut[ii],
+                logp=cumulative_logit_logp,
+                random=_cumulative_logit_random,
+                signature="(),(k)->()",
+                observed=data.y,
+                dims="obs",
+                dtype="int64",
+            )
+        else:  # pragma: no cover - prepare_data validates
+            raise ParameterError(f"unknown likelihood {lik!r}")
+    return model

@@ -1,0 +1,9 @@
+"""RiR 2021:17's statistical appendix as one call: :func:`rir2021` and :func:`write_rir2021`."""
+
+from __future__ import annotations
+
+from ojpanel.replication.ojusers import read_oj_users
+from ojpanel.replication.results import RiR2021Result
+from ojpanel.replication.rir2021 import MODES, rir2021, write_rir2021
+
+__all__ = ["rir2021", "write_rir2021", "RiR2021Result", "read_oj_users", "MODES"]

@@ -1,0 +1,200 @@
+"""Which panel indicators are the audit's, and how the audit groups them.
+
+A panel's indicator ids are Kolada KPI ids (raw panels) or harmonised variable ids (panels built
+with ``data/indicators/rir2021.toml``). Both are mapped to the audit's area, indicator group and row
+label through ``data/indicators/rir2021_indicators.csv`` (KPI ids) and the harmonisation spec
+(variable ids). A user may also pass the mapping explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ojpanel.config import data_dir
+from ojpanel.errors import DataError
+from ojpanel.replication.ojusers import AUDIT_AREAS, normalise_area
+
+__all__ = ["ROLES", "SPEC_COLUMNS", "load_audit_rows", "audit_indicators"]
+
+#: Roles of indicators in the appendix: municipal survey items, elderly unit-survey items,
+#: elderly user-survey items (ended 2019), and staffing per place (analysis E).
+ROLES = ("checklist", "unit_survey", "user_survey", "staffing")
+SPEC_COLUMNS = ["indicator", "area", "indicator_group", "label", "component", "role", "last_year", "order"]
+_AREA_ORDER = {a: i for i, a in enumerate(AUDIT_AREAS)}
+
+
+def _short_group(group: str) -> str:
+    # Drop explanatory parentheses ("(äldreomsorg: enhetsundersökningen i stället …)") but keep
+    # short acronyms such as "(ISU)".
+    return re.sub(r"\s*\([^)]*[:,][^)]*\)\s*$", "", str(group)).strip()
+
+
+def _role(group: str) -> str:
+    g = group.lower()
+    if "bemanning" in g:
+        return "staffing"
+    if "brukarundersökning" in g:
+        return "user_survey"
+    if "enhetsundersökning" in g:
+        return "unit_survey"
+    return "checklist"
+
+
+def _last_year(area: str, role: str, end: int) -> int:
+    # The elderly unit and user surveys are used to 2019 only (no unit survey in 2020; the 2020
+    # user survey overlapped the pandemic's outbreak).
+    return min(end, 2019) if area == "äldreomsorg" and role != "checklist" else end
+
+
+def load_audit_rows(path: Path | None = None) -> pd.DataFrame:
+    """The audit's indicator rows that have a KPI and are not marked alternative or proxy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``indicator`` (KPI id), ``area``, ``indicator_group``, ``label``, ``component``,
+        ``role``, ``order``, ``confidence``.
+    """
+    path = Path(path) if path else data_dir() / "indicators" / "rir2021_indicators.csv"
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = raw[raw["kpi_id"].str.len() > 0]
+    alt = raw["component"].str.contains(r"\((?:alternative|proxy)", regex=True)
+    raw = raw[~alt]
+    out = pd.DataFrame(
+        {
+            "indicator": raw["kpi_id"].to_numpy(),
+            "area": [normalise_area(a) for a in raw["area"]],
+            "indicator_group": [_short_group(g) for g in raw["group"]],
+            "label": raw["rir_label"].to_numpy(),
+            "component": raw["component"].to_numpy(),
+            "role": [_role(g) for g in raw["group"]],
+            "confidence": raw["confidence"].to_numpy(),
+        }
+    )
+    out["order"] = np.arange(len(out))
+    return out.drop_duplicates("indicator").reset_index(drop=True)
+
+
+def _harmonised_rows(path: Path) -> pd.DataFrame:
+    """Rows for harmonised variables declared in ``rir2021.toml`` (tolerant of its layout)."""
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    entries: list[dict] = []
+    for key, val in raw.items():
+        if isinstance(val, list):
+            entries += [dict(e) for e in val if isinstance(e, dict)]
+        elif isinstance(val, dict):
+            for k2, v2 in val.items():
+                if isinstance(v2, dict):
+                    entries.append({"id": k2, **v2})
+    rows = []
+    for e in entries:
+        vid = e.get("id") or e.get("variable") or e.get("name")
+        area = normalise_area(e.get("area", "")) if e.get("area") else None
+        group = e.get("group") or e.get("indicator_group") or e.get("rir_group")
+        if not (vid and area and group):
+            continue
+        rows.append(
+            {
+                "indicator": str(vid),
+                "area": area,
+                "indicator_group": _short_group(group),
+                "label": e.get("rir_label") or e.get("label") or e.get("title") or str(vid),
+                "component": e.get("component", ""),
+                "role": e.get("role") or _role(str(group) + " " + str(e.get("source", ""))),
+                "confidence": e.get("confidence", ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=["indicator", "area", "indicator_group", "label", "component", "role", "confidence"])
+
+
+def audit_indicators(
+    panel_indicators: pd.DataFrame,
+    *,
+    mapping: pd.DataFrame | None = None,
+    end_year: int = 2020,
+    harmonised_spec: Path | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Match the panel's indicators to the audit's rows.
+
+    Parameters
+    ----------
+    panel_indicators
+        One row per panel indicator: ``indicator`` and the indicator coords (``area``,
+        ``direction``, ``source``, optionally ``indicator_group``/``rir_group``).
+    mapping
+        Explicit mapping with columns ``indicator, area, indicator_group`` (optional ``label``,
+        ``role``); overrides everything else.
+    end_year
+        Last year of the audit period (2020).
+    harmonised_spec
+        Path of the harmonisation spec (default ``data/indicators/rir2021.toml`` when it exists).
+
+    Returns
+    -------
+    (pandas.DataFrame, list of str)
+        The matched indicators (columns :data:`SPEC_COLUMNS` plus ``direction``) in the audit's
+        order, and one message per panel indicator that is not the audit's.
+    """
+    pi = panel_indicators.copy()
+    pi["indicator"] = pi["indicator"].astype(str)
+    if mapping is not None:
+        m = pd.DataFrame(mapping).copy()
+        need = {"indicator", "area", "indicator_group"}
+        if not need <= set(m.columns):
+            raise DataError(f"the indicator mapping needs columns {sorted(need)}; got {list(m.columns)}")
+        m["indicator"] = m["indicator"].astype(str)
+        m["area"] = [normalise_area(a) or a for a in m["area"]]
+        bad = sorted(set(m["area"]) - set(AUDIT_AREAS))
+        if bad:
+            raise DataError(f"indicator mapping has unknown area(s) {bad}; allowed: {list(AUDIT_AREAS)}")
+        m["label"] = m["label"] if "label" in m.columns else m["indicator"]
+        m["component"] = m["component"] if "component" in m.columns else ""
+        m["role"] = m["role"] if "role" in m.columns else [_role(g) for g in m["indicator_group"]]
+        bad_r = sorted(set(m["role"]) - set(ROLES))
+        if bad_r:
+            raise DataError(f"indicator mapping has unknown role(s) {bad_r}; allowed: {list(ROLES)}")
+        m["order"] = np.arange(len(m))
+        table = m
+    else:
+        parts = [load_audit_rows()]
+        spec = harmonised_spec or data_dir() / "indicators" / "rir2021.toml"
+        if Path(spec).is_file():
+            h = _harmonised_rows(Path(spec))
+            h["order"] = np.arange(len(h)) + 1000
+            parts.append(h)
+        gcol = next((c for c in ("indicator_group", "rir_group") if c in pi.columns), None)
+        if gcol is not None:
+            own = pi[pi[gcol].astype(str).str.len() > 0]
+            if len(own):
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "indicator": own["indicator"],
+                            "area": [normalise_area(a) for a in own["area"]],
+                            "indicator_group": own[gcol].astype(str),
+                            "label": own["title"] if "title" in own.columns else own["indicator"],
+                            "component": "",
+                            "role": [_role(g) for g in own[gcol].astype(str)],
+                            "order": np.arange(len(own)) + 2000,
+                        }
+                    )
+                )
+        table = pd.concat(parts, ignore_index=True).drop_duplicates("indicator", keep="first")
+    merged = pi[["indicator", "direction"]].merge(table, on="indicator", how="inner")
+    merged = merged[merged["area"].isin(AUDIT_AREAS)]
+    merged["last_year"] = [_last_year(a, r, end_year) for a, r in zip(merged["area"], merged["role"])]
+    merged["direction"] = pd.to_numeric(merged["direction"], errors="coerce").fillna(0).astype(int)
+    merged["_a"] = merged["area"].map(_AREA_ORDER)
+    merged = merged.sort_values(["_a", "order"], kind="mergesort").drop(columns="_a").reset_index(drop=True)
+    others = sorted(set(pi["indicator"]) - set(merged["indicator"]))
+    notes = []
+    if others:
+        shown = ", ".join(others[:12]) + (f" … ({len(others)} in all)" if len(others) > 12 else "")
+        notes.append(f"{len(others)} panel indicator(s) are not among the audit's and were left out: {shown}")
+    return merged[[*SPEC_COLUMNS, "direction"]], notes
