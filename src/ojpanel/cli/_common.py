@@ -60,20 +60,21 @@ def parse_years(text: str | None) -> list[int] | None:
     if text is None or not str(text).strip():
         return None
     years: list[int] = []
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                if b < a:
-                    raise ParameterError(f"year range '{part}' runs backwards; write it as {b}-{a}")
-                years.extend(range(a, b + 1))
-            elif part:
-                years.append(int(part))
-    except ValueError as exc:
-        raise ParameterError(
-            f"cannot read years from '{text}': use a range like 2016-2020 or a list like 2016,2018"
-        ) from exc
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            bounds = [int(x) for x in part.split("-", 1)] if part else []
+        except ValueError as exc:
+            raise ParameterError(
+                f"cannot read years from '{text}': use a range like 2016-2020 or a list like 2016,2018"
+            ) from exc
+        if len(bounds) == 2:
+            a, b = bounds
+            if b < a:
+                raise ParameterError(f"year range '{part}' runs backwards; write it as {b}-{a}")
+            years.extend(range(a, b + 1))
+        else:
+            years.extend(bounds)
     return sorted(set(years))
 
 

@@ -1,0 +1,35 @@
+"""Research designs beyond the audit: the peer design done right, power and minimum detectable
+effects, the colour-threshold regression discontinuity, a labelled synthetic-panel simulator and
+seeded (optionally dask-distributed) execution. Submodules load on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "fit_peer": "ojpanel.designs.peer",
+    "peer_frame": "ojpanel.designs.peer",
+    "peer_placebo": "ojpanel.designs.peer",
+    "exclusion_bias": "ojpanel.designs.peer",
+    "power": "ojpanel.designs.power",
+    "minimum_detectable_effect": "ojpanel.designs.power",
+    "variance_components": "ojpanel.designs.power",
+    "analytic_mde": "ojpanel.designs.power",
+    "colour_rd": "ojpanel.designs.rd",
+    "plot_rd": "ojpanel.designs.rd",
+    "simulate_panel": "ojpanel.designs.simulate",
+    "map_seeded": "ojpanel.designs.parallel",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ojpanel.designs' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

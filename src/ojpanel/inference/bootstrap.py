@@ -12,7 +12,11 @@ Algorithm (Roodman, MacKinnon, Nielsen and Webb 2019, "fast and wild"; the same 
    so all draws are computed with two matrix products.
 3. Two-sided p-value ``mean(|t| < |t*|)`` over the draws (``wildboottest``'s definition); with
    Rademacher weights and ``G ≤ 12`` clusters all ``2^G`` sign vectors are enumerated (no
-   simulation error), which reproduces ``wildboottest`` exactly.
+   simulation error). The draws ``v = ±1`` (all clusters the same sign) reproduce the original fit,
+   so ``|t*| = |t|`` exactly; floating-point noise would decide whether they count, so draws within
+   ``1e-9`` (relative) of ``|t|`` are treated as ties and do not count as exceeding it. The
+   bootstrap t statistics equal ``wildboottest``'s to round-off, and so do the p-values once its
+   rounding-decided ties are resolved the same way (tested).
 4. Confidence interval by test inversion: the set of ``r`` with ``p(r) > α`` (bisection with the
    same weights).
 
@@ -126,6 +130,12 @@ def _tboot(p: _Prepared, c: np.ndarray, H: np.ndarray, V: np.ndarray) -> np.ndar
     denom = p.ssc * np.sum((V * c[:, None] - H @ V) ** 2, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return numer / np.sqrt(denom)
+
+
+def _exceed(t: float, tb: np.ndarray, rtol: float = 1e-9) -> float:
+    """Share of draws with ``|t*| > |t|``; draws equal to ``|t|`` up to round-off are ties."""
+    a = abs(float(t))
+    return float(np.mean(np.abs(tb) > a * (1 + rtol) + 1e-300))
 
 
 def _chunk_weights(size: int, rng: np.random.Generator, kind: str, G: int) -> np.ndarray:
@@ -249,7 +259,7 @@ def wild_cluster_bootstrap(
     c, H = _restricted_parts(p, null)
     tb = _tboot(p, c, H, V)
     t = (p.beta[j] - null) / p.se
-    pval = float(np.mean(np.abs(t) < np.abs(tb)))
+    pval = _exceed(t, tb)
     ci = (np.nan, np.nan)
     if level is not None:
         ci = _invert(p, V, 1 - float(level))
@@ -264,7 +274,7 @@ def _pval_at(p: _Prepared, V: np.ndarray, r: float) -> float:
     c, H = _restricted_parts(p, r)
     tb = _tboot(p, c, H, V)
     t = (p.beta[p.j] - r) / p.se
-    return float(np.mean(np.abs(t) < np.abs(tb)))
+    return _exceed(t, tb)
 
 
 def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7) -> tuple[float, float]:
@@ -336,5 +346,5 @@ def wild_bootstrap_tstats(
         tb = _tboot(p, c, H, V[present])
         t_obs[b] = (p.beta[j] - null) / p.se
         t_boot[:, b] = tb
-        pv[b] = np.mean(np.abs(t_obs[b]) < np.abs(tb))
+        pv[b] = _exceed(t_obs[b], tb)
     return t_obs, t_boot, pv

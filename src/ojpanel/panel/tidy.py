@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ojpanel.data.reference import is_region_code, municipality_codes
+from ojpanel.data.reference import municipality_codes
 from ojpanel.errors import DataError, PanelValidationError
 
 __all__ = ["REQUIRED_COLUMNS", "read_tidy", "check_tidy"]
@@ -106,10 +106,14 @@ def check_tidy(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFra
         rows = [f"line {line[i]}: year={df.at[i, 'year']!r}" for i in df.index[bad_year][:_MAX_LISTED]]
         problems.append(_listed_rows(rows, int(bad_year.sum()), "a non-integer year"))
     raw_value = df["value"]
-    value = pd.to_numeric(raw_value.replace({"": np.nan}) if raw_value.dtype == object or
-                          pd.api.types.is_string_dtype(raw_value) else raw_value, errors="coerce")
-    text_value = raw_value.astype(str).str.strip()
-    bad_value = value.isna() & ~(raw_value.isna() | text_value.isin(["", "nan", "NaN", "None"]))
+    if pd.api.types.is_numeric_dtype(raw_value):
+        value = raw_value.astype(float)
+        bad_value = pd.Series(False, index=df.index)
+    else:
+        text_value = raw_value.astype(str).str.strip()
+        blank = raw_value.isna() | text_value.isin(["", "nan", "NaN", "None"])
+        value = pd.to_numeric(text_value.where(~blank), errors="coerce")
+        bad_value = value.isna() & ~blank
     if bad_value.any():
         rows = [f"line {line[i]}: kpi={df.at[i, 'kpi']} municipality={df.at[i, 'municipality']} "
                 f"year={df.at[i, 'year']} value={raw_value[i]!r}" for i in df.index[bad_value][:_MAX_LISTED]]
@@ -127,9 +131,9 @@ def check_tidy(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFra
         problems.append(_listed(sorted(df.loc[bad_gender, "gender"].unique().tolist()),
                                 "unknown gender codes (use T, K or M)"))
 
-    region = df["municipality"].map(is_region_code)
+    region = df["municipality"].str.fullmatch(r"00\d\d")  # Riket 0000 and regions 00xx
     known = municipality_codes()
-    unknown = sorted(set(df.loc[~region, "municipality"]) - known)
+    unknown = sorted(set(df.loc[~region, "municipality"].unique()) - known)
     if unknown:
         problems.append(_listed(unknown, f"{len(unknown)} unknown municipality code(s) "
                                          "(use 4-digit SCB codes; 0000 and 00xx are regions)"))

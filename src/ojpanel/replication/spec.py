@@ -9,7 +9,6 @@ label through ``data/indicators/rir2021_indicators.csv`` (KPI ids) and the harmo
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -80,37 +79,35 @@ def load_audit_rows(path: Path | None = None) -> pd.DataFrame:
     return out.drop_duplicates("indicator").reset_index(drop=True)
 
 
-def _harmonised_rows(path: Path) -> pd.DataFrame:
-    """Rows for harmonised variables declared in ``rir2021.toml`` (tolerant of its layout)."""
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
-    entries: list[dict] = []
-    for key, val in raw.items():
-        if isinstance(val, list):
-            entries += [dict(e) for e in val if isinstance(e, dict)]
-        elif isinstance(val, dict):
-            for k2, v2 in val.items():
-                if isinstance(v2, dict):
-                    entries.append({"id": k2, **v2})
+def _harmonised_rows(path: Path | None = None) -> pd.DataFrame:
+    """Rows for the harmonised variables of the spec (``data/indicators/rir2021.toml``)."""
+    from ojpanel.indicators.spec import load_spec
+
+    spec = load_spec(path)
     rows = []
-    for e in entries:
-        vid = e.get("id") or e.get("variable") or e.get("name")
-        area = normalise_area(e.get("area", "")) if e.get("area") else None
-        group = e.get("group") or e.get("indicator_group") or e.get("rir_group")
-        if not (vid and area and group):
-            continue
+    for v in spec.variables:
+        if "bemanning" in v.group.lower():
+            role = "staffing"
+        elif v.source == "brukarundersökning":
+            role = "user_survey"
+        elif v.source == "enhetsundersökning":
+            role = "unit_survey"
+        else:
+            role = "checklist"
+        comp = v.title.split(" – ", 1)[1] if " – " in v.title else ""
         rows.append(
             {
-                "indicator": str(vid),
-                "area": area,
-                "indicator_group": _short_group(group),
-                "label": e.get("rir_label") or e.get("label") or e.get("title") or str(vid),
-                "component": e.get("component", ""),
-                "role": e.get("role") or _role(str(group) + " " + str(e.get("source", ""))),
-                "confidence": e.get("confidence", ""),
+                "indicator": v.id,
+                "area": normalise_area(v.area),
+                "indicator_group": _short_group(v.group),
+                "label": v.label,
+                "component": comp + ("" if v.default else " [not in the default set]"),
+                "role": role,
+                "confidence": v.confidence,
+                "spec_last_year": int(v.years[1]),
             }
         )
-    return pd.DataFrame(rows, columns=["indicator", "area", "indicator_group", "label", "component", "role", "confidence"])
+    return pd.DataFrame(rows)
 
 
 def audit_indicators(
@@ -189,6 +186,10 @@ def audit_indicators(
     merged = pi[["indicator", "direction"]].merge(table, on="indicator", how="inner")
     merged = merged[merged["area"].isin(AUDIT_AREAS)]
     merged["last_year"] = [_last_year(a, r, end_year) for a, r in zip(merged["area"], merged["role"])]
+    if "spec_last_year" in merged.columns:
+        # A harmonised variable's own analysis years (from the spec) can only shorten the period.
+        sl = pd.to_numeric(merged["spec_last_year"], errors="coerce")
+        merged["last_year"] = [int(min(a, b)) if pd.notna(b) else int(a) for a, b in zip(merged["last_year"], sl)]
     merged["direction"] = pd.to_numeric(merged["direction"], errors="coerce").fillna(0).astype(int)
     merged["_a"] = merged["area"].map(_AREA_ORDER)
     merged = merged.sort_values(["_a", "order"], kind="mergesort").drop(columns="_a").reset_index(drop=True)

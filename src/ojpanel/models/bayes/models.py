@@ -104,6 +104,10 @@ def ordinal_probabilities(eta: np.ndarray, cutpoints: np.ndarray) -> np.ndarray:
     return np.diff(cdf, axis=1)
 
 
+def _log_sigmoid(x: pt.TensorVariable) -> pt.TensorVariable:
+    return -pt.softplus(-x)
+
+
 def cumulative_logit_logp(value: pt.TensorVariable, eta: pt.TensorVariable, cuts: pt.TensorVariable) -> pt.TensorVariable:
     """Log-probability of category ``value`` under the cumulative-logit model (symbolic).
 
@@ -130,9 +134,9 @@ def cumulative_logit_logp(value: pt.TensorVariable, eta: pt.TensorVariable, cuts
     both = has_hi & has_lo
     # keep the unused branch finite so that its (discarded) gradient is not NaN
     lo_safe = pt.switch(both, lo, hi - 1.0)
-    log_hi = pt.log_sigmoid(hi)
-    middle = log_hi + pt.log1mexp(pt.log_sigmoid(lo_safe) - log_hi)
-    out = pt.switch(both, middle, pt.switch(has_hi, log_hi, pt.log_sigmoid(-lo)))
+    log_hi = _log_sigmoid(hi)
+    middle = log_hi + pt.log1mexp(_log_sigmoid(lo_safe) - log_hi)
+    out = pt.switch(both, middle, pt.switch(has_hi, log_hi, _log_sigmoid(-lo)))
     inside = pt.ge(value, 0) & pt.le(value, kmax + 1)
     return pt.switch(inside, out, -np.inf)
 
