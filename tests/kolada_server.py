@@ -62,7 +62,9 @@ def _records_index() -> dict[tuple[str, str, int], list[dict[str, Any]]]:
 @functools.lru_cache(maxsize=1)
 def _metadata() -> dict[str, list[dict[str, Any]]]:
     d = data_dir()
-    munis = json.loads((d / "kolada_api" / "pykolada_2024-01-15_municipality.json").read_text(encoding="utf-8"))
+    munis = json.loads(
+        (d / "kolada_api" / "pykolada_2024-01-15_municipality.json").read_text(encoding="utf-8")
+    )
     cat = pd.read_csv(d / "kpi_catalogue.csv", dtype=str, keep_default_na=False)
     kpis = [
         {
@@ -82,7 +84,10 @@ def _metadata() -> dict[str, list[dict[str, Any]]]:
         {
             "id": gid,
             "title": f"Kommungrupp {g['kg2017_kod'].iloc[0]}: {g['kg2017_namn'].iloc[0]} (ovägt medel)",
-            "members": [{"member_id": c, "member_title": n} for c, n in zip(g["kommunkod"], g["kommun"], strict=True)],
+            "members": [
+                {"member_id": c, "member_title": n}
+                for c, n in zip(g["kommunkod"], g["kommun"], strict=True)
+            ],
         }
         for gid, g in ref.groupby("kg2017_kolada_group")
     ]
@@ -90,7 +95,13 @@ def _metadata() -> dict[str, list[dict[str, Any]]]:
         {"id": "GKPI_TEST", "title": "Brukarbedömning äldreomsorg (test group)",
          "members": [{"member_id": k, "member_title": k} for k in RIR_LOCAL[:8]]}
     ]  # fmt: skip
-    return {"municipality": munis, "kpi": kpis, "municipality_groups": groups, "kpi_groups": kpi_groups, "ou": []}
+    return {
+        "municipality": munis,
+        "kpi": kpis,
+        "municipality_groups": groups,
+        "kpi_groups": kpi_groups,
+        "ou": [],
+    }
 
 
 class KoladaTestServer:
@@ -171,7 +182,11 @@ class KoladaTestServer:
         years = [int(y) for y in dims["year"]] if "year" in dims else None
         out = []
         for (k, m, y), entries in index.items():
-            if (kpis is None or k in kpis) and (munis is None or m in munis) and (years is None or y in years):
+            if (
+                (kpis is None or k in kpis)
+                and (munis is None or m in munis)
+                and (years is None or y in years)
+            ):
                 rec: dict[str, Any] = {"kpi": k, "municipality": m, "period": y}
                 deleted = (k, m, y) in self.deleted
                 if version == "v3":
@@ -232,7 +247,9 @@ class KoladaTestServer:
                     body[link_key] = server.root + self.path
                 elif page * per_page < len(values):
                     q = dict(query, page=str(page + 1))
-                    body[link_key] = f"{server.root}{parts.path}?{urllib.parse.urlencode(sorted(q.items()))}"
+                    body[link_key] = (
+                        f"{server.root}{parts.path}?{urllib.parse.urlencode(sorted(q.items()))}"
+                    )
                 elif version == "v3":
                     body[link_key] = None
                 if fault and fault[0] == "not_kolada":
@@ -242,7 +259,9 @@ class KoladaTestServer:
                     raw = raw[: max(len(raw) // 2, 1)]
                 return self._send(200, raw)
 
-            def _values(self, version: str, rest: list[str], query: dict[str, str]) -> list[dict[str, Any]]:
+            def _values(
+                self, version: str, rest: list[str], query: dict[str, str]
+            ) -> list[dict[str, Any]]:
                 entity = rest[0]
                 if entity in {"data", "oudata"}:
                     dims: dict[str, list[str]] = {}

@@ -37,7 +37,16 @@ def test_embedded_spec_loads_and_uses_closed_rules():
     assert spec.name == "rir2021" and len(spec) == 69
     assert {v.rule for v in spec.variables} <= set(RULES)
     meta = spec.metadata()
-    assert list(meta.columns) == ["id", "title", "area", "kind", "scale", "direction", "source", "group"]
+    assert list(meta.columns) == [
+        "id",
+        "title",
+        "area",
+        "kind",
+        "scale",
+        "direction",
+        "source",
+        "group",
+    ]
     assert meta["id"].is_unique
     assert set(meta["area"]) == {"äldreomsorg", "ekonomiskt bistånd", "barn och unga"}
     assert spec["ao_audit_dudit"].breaks[0][0] == 2017
@@ -47,7 +56,9 @@ def test_embedded_spec_loads_and_uses_closed_rules():
 
 
 def _csv():
-    return pd.read_csv(data_dir() / "indicators" / "rir2021_indicators.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv(
+        data_dir() / "indicators" / "rir2021_indicators.csv", dtype=str, keep_default_na=False
+    )
 
 
 def test_spec_covers_every_kpi_of_the_audit_csv_with_its_coding():
@@ -70,7 +81,10 @@ def test_spec_covers_every_kpi_of_the_audit_csv_with_its_coding():
     assert checked >= 60
     # each of the audit's rows with a KPI is used by a default variable, except alternatives
     default_kpis = set(spec.kpis(include_alternatives=False))
-    alt_rows = csv[csv["component"].str.contains("alternative|proxy: LSS", regex=True) | csv["kpi_id"].isin(["U21504", "U23520"])]
+    alt_rows = csv[
+        csv["component"].str.contains("alternative|proxy: LSS", regex=True)
+        | csv["kpi_id"].isin(["U21504", "U23520"])
+    ]
     assert csv_kpis - default_kpis <= set(alt_rows["kpi_id"])
 
 
@@ -92,11 +106,27 @@ def test_as_is_binary_ordinal_and_share():
         ("U31485", M[0], 2018, 2), ("U31485", M[1], 2018, 1), ("U31485", M[2], 2018, 0),
         ("U21468", M[0], 2019, 87.5), ("U21468", M[1], 2019, 0.0),
     ])  # fmt: skip
-    h = harmonise(r, variables=["ao_samord_missbruk", "eb_utredningsmall_ordinal", "eb_utredningsmall", "ao_bu_helhet_hemtjanst"])
+    h = harmonise(
+        r,
+        variables=[
+            "ao_samord_missbruk",
+            "eb_utredningsmall_ordinal",
+            "eb_utredningsmall",
+            "ao_bu_helhet_hemtjanst",
+        ],
+    )
     assert result(h, "ao_samord_missbruk") == {(M[0], 2016): 1.0, (M[1], 2016): 0.0}
-    assert result(h, "eb_utredningsmall_ordinal") == {(M[0], 2018): 2.0, (M[1], 2018): 1.0, (M[2], 2018): 0.0}
+    assert result(h, "eb_utredningsmall_ordinal") == {
+        (M[0], 2018): 2.0,
+        (M[1], 2018): 1.0,
+        (M[2], 2018): 0.0,
+    }
     # ja_only_to_one: only "Ja, alla" counts
-    assert result(h, "eb_utredningsmall") == {(M[0], 2018): 1.0, (M[1], 2018): 0.0, (M[2], 2018): 0.0}
+    assert result(h, "eb_utredningsmall") == {
+        (M[0], 2018): 1.0,
+        (M[1], 2018): 0.0,
+        (M[2], 2018): 0.0,
+    }
     assert result(h, "ao_bu_helhet_hemtjanst") == {(M[0], 2019): 87.5, (M[1], 2019): 0.0}
     rep = h.report.set_index("variable")
     assert rep.loc["ao_samord_missbruk", "missing_raw"] == 1
@@ -124,7 +154,11 @@ def test_yes_partial_to_one_single_item_and_coding_change_read_per_year():
         ("U31490", M[0], 2018, 2), ("U31490", M[1], 2018, 1), ("U31490", M[2], 2018, 0),
     ])  # fmt: skip
     h = harmonise(r, variables=["eb_isu_utveckling", "eb_isu_kon_alt"])
-    assert result(h, "eb_isu_utveckling") == {(M[0], 2016): 1.0, (M[1], 2016): 1.0, (M[2], 2016): 0.0}
+    assert result(h, "eb_isu_utveckling") == {
+        (M[0], 2016): 1.0,
+        (M[1], 2016): 1.0,
+        (M[2], 2016): 0.0,
+    }
     assert result(h, "eb_isu_kon_alt") == {
         (M[0], 2017): 1.0, (M[1], 2017): 0.0, (M[0], 2018): 1.0, (M[1], 2018): 1.0, (M[2], 2018): 0.0,
     }  # fmt: skip
@@ -154,8 +188,13 @@ def test_audit_dudit_unexpected_codes_name_kpi_year_municipality():
     with pytest.raises(DataError, match=r"KPI U20485, year 2016, municipality 0120: 3"):
         harmonise(raw([("U20485", M[3], 2016, 3)]), variables=["ao_audit_dudit"])
     # 2017 alcohol item is ja/nej: a 2 ("ja" in the 2016 coding) is an error
-    with pytest.raises(DataError, match=r"unexpected code value.*U31510.*year 2017, municipality 0114: 2"):
-        harmonise(raw([("U31510", M[0], 2017, 2), ("U31511", M[0], 2017, 1)]), variables=["eb_audit_dudit"])
+    with pytest.raises(
+        DataError, match=r"unexpected code value.*U31510.*year 2017, municipality 0114: 2"
+    ):
+        harmonise(
+            raw([("U31510", M[0], 2017, 2), ("U31511", M[0], 2017, 1)]),
+            variables=["eb_audit_dudit"],
+        )
     with pytest.raises(DataError, match=r"U20486, year 2019, municipality 0115: 0.5"):
         harmonise(raw([("U20486", M[1], 2019, 0.5)]), variables=["ao_audit_dudit"])
 
@@ -309,11 +348,21 @@ years = [{y0}, 2020]
         (dict(y0=2021), "first <= last"),
         (dict(coding='codes = {1 = "ja", 0 = "nej"}\nid_assumed = true'), "needs a 'note'"),
         (dict(extra="formula = 'a + b'"), "unknown key"),
-        (dict(rule="audit_dudit_combined", scale="ordinal", role="alcohol"), "needs component role"),
+        (
+            dict(rule="audit_dudit_combined", scale="ordinal", role="alcohol"),
+            "needs component role",
+        ),
     ],
 )
 def test_spec_errors(tmp_path, kw, message):
-    fields = dict(rule="as_is", scale="binary", role="item", y0=2016, extra="", coding='codes = {1 = "ja", 0 = "nej"}')
+    fields = dict(
+        rule="as_is",
+        scale="binary",
+        role="item",
+        y0=2016,
+        extra="",
+        coding='codes = {1 = "ja", 0 = "nej"}',
+    )
     fields.update(kw)
     p = tmp_path / "bad.toml"
     p.write_text(BASE.format(**fields), encoding="utf-8")
@@ -322,13 +371,30 @@ def test_spec_errors(tmp_path, kw, message):
 
 
 def test_spec_rejects_overlaps_and_inconsistent_codings(tmp_path):
-    two = BASE.format(rule="as_is", scale="binary", role="item", y0=2016, extra="", coding='codes = {1 = "ja", 0 = "nej"}')
-    overlap = two + '\n[[variable.component]]\nkpi = "A1"\nrole = "item"\nyears = [2020, 2020]\ncodes = {1 = "ja", 0 = "nej"}\n'
+    two = BASE.format(
+        rule="as_is",
+        scale="binary",
+        role="item",
+        y0=2016,
+        extra="",
+        coding='codes = {1 = "ja", 0 = "nej"}',
+    )
+    overlap = (
+        two
+        + '\n[[variable.component]]\nkpi = "A1"\nrole = "item"\nyears = [2020, 2020]\ncodes = {1 = "ja", 0 = "nej"}\n'
+    )
     p = tmp_path / "o.toml"
     p.write_text(overlap, encoding="utf-8")
     with pytest.raises(DataError, match="given twice for 2020"):
         load_spec(p)
-    other = BASE.format(rule="as_is", scale="ordinal", role="item", y0=2016, extra="", coding='codes = {2 = "ja", 1 = "delvis", 0 = "nej"}')
+    other = BASE.format(
+        rule="as_is",
+        scale="ordinal",
+        role="item",
+        y0=2016,
+        extra="",
+        coding='codes = {2 = "ja", 1 = "delvis", 0 = "nej"}',
+    )
     p2 = tmp_path / "c.toml"
     p2.write_text(two + other.replace('id = "v"', 'id = "w"'), encoding="utf-8")
     with pytest.raises(DataError, match="coded differently in v and w"):

@@ -151,7 +151,7 @@ def test_romano_wolf_matches_stored_reference():
 
 def test_joint_bootstrap_feeds_romano_wolf():
     from ojpanel.designs.simulate import simulate_panel
-    from ojpanel.models.fe import fit_indicators, prepare_batch, panel_arrays
+    from ojpanel.models.fe import fit_indicators, panel_arrays
 
     ds = simulate_panel(n_municipalities=84, n_counties=12, years=range(2016, 2020), n_indicators=4, seed=2)
     x = ds["value"].shift(year=1)
@@ -159,13 +159,13 @@ def test_joint_bootstrap_feeds_romano_wolf():
     from ojpanel.models.fe import _column
 
     n = len(rows)
-    fd = prepare_batch(y, X, factors=[_column(rows, "municipality", n), _column(rows, "year", n)],
-                       clusters=[_column(rows, "county", n)], names=["lag"], labels=labels)
-    t_obs, t_boot, p = wild_bootstrap_tstats(fd, "lag", n_draws=199, seed=1)
+    factors = [_column(rows, "municipality", n), _column(rows, "year", n)]
+    t_obs, t_boot, p = wild_bootstrap_tstats(y, X, _column(rows, "county", n), factors=factors, n_draws=199, seed=1)
     assert t_boot.shape == (199, 4)
     fits = fit_indicators(ds["value"], {"lag": x}, cluster="county", convention="none")
-    # the bootstrap's t uses G/(G−1)·(n−1)/(n−k) with k = 1 regressor after demeaning
-    np.testing.assert_allclose(t_obs, fits.tstats["lag"].to_numpy() / np.sqrt(12 / 11), rtol=1e-8)
+    # the bootstrap t uses G/(G−1)·(n−1)/(n−k); k = 3: the lag and 2 year dummies (3 years with a lag)
+    nobs = fits.nobs.to_numpy()
+    np.testing.assert_allclose(t_obs, fits.tstats["lag"].to_numpy() / np.sqrt(12 / 11 * (nobs - 1) / (nobs - 3)), rtol=1e-8)
     rw = romano_wolf(t_obs, t_boot)
     assert np.all(rw >= p - 1e-12)
 
@@ -208,9 +208,11 @@ def _calibration_pvalues(n_sims: int, B: int, seed: int) -> tuple[np.ndarray, np
     fd = prepare_batch(y, X, factors=[_column(rows, "municipality", n), _column(rows, "year", n)],
                        clusters=[_column(rows, "county", n)], names=["x"], labels=labels)
     naive = fit_batch(fd, cov="clustered", convention="stata").pvalues["x"].to_numpy()
-    codes = fd.clusters[0]
+    factors = [_column(rows, "municipality", n), _column(rows, "year", n)]
+    county = _column(rows, "county", n)
     boot = np.array([
-        wild_cluster_bootstrap(fd.X[b], fd.y[b], codes, term=0, n_draws=B, weights="webb", seed=seed + b, level=None).p_value
+        wild_cluster_bootstrap(X[b], y[b], county, factors=factors, term=0, n_draws=B, weights="webb",
+                               seed=seed + b, level=None).p_value
         for b in range(n_sims)
     ])
     return boot, naive

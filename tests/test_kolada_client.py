@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from kolada_server import RIR_LOCAL, real_values, serve
 
+from kolada_server import RIR_LOCAL, real_values, serve
 from ojpanel.config import KOLADA_CITATION
 from ojpanel.data.kolada import (
     DEFAULT_BASE_URL,
@@ -65,7 +65,8 @@ def check_equal_to_real(values, kpis, years, munis=None):
     got = values.sort_values(["kpi", "municipality", "year", "gender"]).reset_index(drop=True)
     assert len(got) == len(exp) > 0
     pd.testing.assert_frame_equal(
-        got[["kpi", "municipality", "year", "gender", "value"]], exp[["kpi", "municipality", "year", "gender", "value"]]
+        got[["kpi", "municipality", "year", "gender", "value"]],
+        exp[["kpi", "municipality", "year", "gender", "value"]],
     )
 
 
@@ -92,16 +93,24 @@ def test_chunking_and_urls():
     urls = c.data_urls(ids, None, [2016, 2017])
     assert len(urls) == 3
     assert all("per_page=5000" in u and "/data/kpi/" in u and "/year/2016,2017" in u for u in urls)
-    assert c.data_urls(["A"], ["0180"], None) == ["http://h/v3/data/kpi/A/municipality/0180?per_page=5000"]
-    assert c.data_urls(None, ["0180"], [2020]) == ["http://h/v3/data/municipality/0180/year/2020?per_page=5000"]
-    assert c.data_urls(["A"], None, [2020], from_date="2024-01-01")[0].endswith("?from_date=2024-01-01&per_page=5000")
+    assert c.data_urls(["A"], ["0180"], None) == [
+        "http://h/v3/data/kpi/A/municipality/0180?per_page=5000"
+    ]
+    assert c.data_urls(None, ["0180"], [2020]) == [
+        "http://h/v3/data/municipality/0180/year/2020?per_page=5000"
+    ]
+    assert c.data_urls(["A"], None, [2020], from_date="2024-01-01")[0].endswith(
+        "?from_date=2024-01-01&per_page=5000"
+    )
     ou = c.data_urls(["A"], None, [2020], ou=["V15E018000101"], organisational_units=True)
     assert ou == ["http://h/v3/oudata/kpi/A/ou/V15E018000101/year/2020?per_page=5000"]
     with pytest.raises(ParameterError, match="at least two"):
         c.data_urls(["A"], None, None)
     with pytest.raises(ParameterError, match="empty"):
         c.data_urls([], None, [2020])
-    assert c.metadata_urls("kpi", title="hemtjänst") == ["http://h/v3/kpi?per_page=5000&title=hemtj%C3%A4nst"]
+    assert c.metadata_urls("kpi", title="hemtjänst") == [
+        "http://h/v3/kpi?per_page=5000&title=hemtj%C3%A4nst"
+    ]
     with pytest.raises(ParameterError, match="unknown Kolada entity"):
         c.metadata_urls("nope")
 
@@ -295,7 +304,9 @@ def test_offline_partial_cache_names_missing(srv, tmp_path):
     off = client(srv, cache=cache_dir, offline=True)
     n = len(srv.log)
     with pytest.raises(KoladaError, match=r"offline mode: 1 of 2 request\(s\)") as info:
-        off.get_many(off.data_urls(["U21468"], None, [2019]) + off.data_urls(["U23471"], None, [2019]))
+        off.get_many(
+            off.data_urls(["U21468"], None, [2019]) + off.data_urls(["U23471"], None, [2019])
+        )
     listed = [ln for ln in str(info.value).splitlines() if ln.startswith("  - ")]
     assert len(listed) == 1 and "/data/kpi/U23471/year/2019" in listed[0]
     assert len(srv.log) == n  # offline never touches the network
@@ -320,7 +331,15 @@ def test_snapshot_roundtrip_and_deleted_rows(srv, tmp_path):
     out = write_snapshot(snap, tmp_path / "snap")
     values, prov2 = read_snapshot(out)
     assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "values.csv.gz"]
-    assert list(values.columns) == ["kpi", "municipality", "year", "gender", "value", "count", "status"]
+    assert list(values.columns) == [
+        "kpi",
+        "municipality",
+        "year",
+        "gender",
+        "value",
+        "count",
+        "status",
+    ]
     pd.testing.assert_frame_equal(values, snap.values)
     assert prov2["values_sha256"].startswith("sha256:")
     with pytest.raises(ParameterError, match="not empty"):

@@ -21,7 +21,15 @@ def sim():
 
 def test_shape_labelling_and_determinism(sim):
     raw, truth = sim
-    assert list(raw.columns) == ["kpi", "municipality", "year", "gender", "value", "count", "status"]
+    assert list(raw.columns) == [
+        "kpi",
+        "municipality",
+        "year",
+        "gender",
+        "value",
+        "count",
+        "status",
+    ]
     assert raw.attrs["synthetic"] is True and truth["synthetic"] is True
     assert "not Kolada" in raw.attrs["title"]
     assert raw["municipality"].nunique() == 290
@@ -52,7 +60,10 @@ def test_real_ids_codings_and_breaks(sim):
     # AUDIT/DUDIT: one three-level joint item in 2016, two ja/nej items from 2017
     assert levels[("U20485", 2016)] == {0.0, 1.0, 2.0}
     assert ("U20486", 2016) not in levels
-    assert all(levels[("U20485", y)] == {0.0, 1.0} and levels[("U20486", y)] == {0.0, 1.0} for y in range(2017, 2021))
+    assert all(
+        levels[("U20485", y)] == {0.0, 1.0} and levels[("U20486", y)] == {0.0, 1.0}
+        for y in range(2017, 2021)
+    )
     # ISU kön: the joint item in 2016, two settings from 2017
     assert ("U23576", 2016) not in levels and ("U23576", 2017) in levels
     # ISU for development has ja/delvis/nej
@@ -86,7 +97,10 @@ def test_latent_process_closed_form(sim):
     eta = alpha + u + w + tau * (lat["year"].to_numpy() - 2016)
     np.testing.assert_allclose(lat["eta"], eta, rtol=0, atol=1e-12)  # peer_effect = 0
     np.testing.assert_allclose(lat["p"], 1 / (1 + np.exp(-eta)), rtol=1e-12)
-    binary = lat[~lat["variable"].isin(["ao_audit_dudit", "eb_audit_dudit"]) & ~lat["variable"].str.contains("hemtjanst|sabo")]
+    binary = lat[
+        ~lat["variable"].isin(["ao_audit_dudit", "eb_audit_dudit"])
+        & ~lat["variable"].str.contains("hemtjanst|sabo")
+    ]
     # calibration: adoption frequencies match p within 4 standard errors, overall and by year
     for _, g in [("all", binary), *binary.groupby("year")]:
         se = np.sqrt((g["p"] * (1 - g["p"])).sum()) / len(g)
@@ -94,7 +108,9 @@ def test_latent_process_closed_form(sim):
 
 
 def test_lagged_leave_one_out_peer_mean_matches_independent_computation():
-    _, truth = simulate_checklist(seed=3, variables=["eb_samord_barn", "ao_audit_dudit"], peer_effect=2.0)
+    _, truth = simulate_checklist(
+        seed=3, variables=["eb_samord_barn", "ao_audit_dudit"], peer_effect=2.0
+    )
     lat = truth["latent"].copy()
     county = load_municipalities().set_index("municipality")["county"]
     lat["county"] = lat["municipality"].map(county)
@@ -109,9 +125,15 @@ def test_lagged_leave_one_out_peer_mean_matches_independent_computation():
     assert m.loc[m["peer_lag"].isna(), "municipality"].unique().tolist() == ["0980"]
     eta0 = m["eta"] - 2.0 * (m["peer_lag"].fillna(0.5) - 0.5)
     # the peer term is the only difference from the no-peer linear predictor
-    ref = simulate_checklist(seed=3, variables=["eb_samord_barn", "ao_audit_dudit"], peer_effect=0.0)[1]["latent"]
+    ref = simulate_checklist(
+        seed=3, variables=["eb_samord_barn", "ao_audit_dudit"], peer_effect=0.0
+    )[1]["latent"]
     base = ref.set_index(["variable", "municipality", "year"])["eta"]
-    np.testing.assert_allclose(eta0.to_numpy(), base.reindex(pd.MultiIndex.from_frame(m[["variable", "municipality", "year"]])).to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(
+        eta0.to_numpy(),
+        base.reindex(pd.MultiIndex.from_frame(m[["variable", "municipality", "year"]])).to_numpy(),
+        atol=1e-12,
+    )
 
 
 @pytest.mark.slow
@@ -120,7 +142,9 @@ def test_planted_peer_effect_shows_up_and_its_absence_does_not(smoke):
     county = load_municipalities().set_index("municipality")["county"]
 
     def slope(effect: float) -> tuple[float, float]:
-        _, truth = simulate_checklist(seed=5, variables=names, peer_effect=effect, sigma_county=0.0, p_missing=0.0)
+        _, truth = simulate_checklist(
+            seed=5, variables=names, peer_effect=effect, sigma_county=0.0, p_missing=0.0
+        )
         lat = truth["latent"].dropna(subset=["peer_lag"]).copy()
         groups = lat["municipality"].map(county).astype(int)
         # the peer mean varies by county x variable x year: cluster by county
@@ -145,6 +169,8 @@ def test_parameter_errors():
         simulate_checklist(p_ja=1.5)
     with pytest.raises(ParameterError, match="share U31485"):
         simulate_checklist(variables=["eb_utredningsmall", "eb_utredningsmall_ordinal"])
-    raw, truth = simulate_checklist(seed=1, variables=["eb_utredningsmall_ordinal"], years=range(2017, 2019))
+    raw, truth = simulate_checklist(
+        seed=1, variables=["eb_utredningsmall_ordinal"], years=range(2017, 2019)
+    )
     assert set(raw["value"]) <= {0.0, 1.0, 2.0} and sorted(raw["year"].unique()) == [2017, 2018]
     assert set(truth["harmonised"]["value"]) == {0.0, 1.0, 2.0}

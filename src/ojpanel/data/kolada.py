@@ -19,7 +19,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -212,7 +211,9 @@ class KoladaClient:
         if cache is not None and not isinstance(cache, KoladaCache):
             cache = KoladaCache(cache)
         if offline and cache is None:
-            raise ParameterError("offline mode needs a cache directory (give cache=... / --cache-dir)")
+            raise ParameterError(
+                "offline mode needs a cache directory (give cache=... / --cache-dir)"
+            )
         self._cache = cache
         self._offline = offline
         self._retry = retry or RetryPolicy()
@@ -285,7 +286,9 @@ class KoladaClient:
         given = [(name, list(v)) for name, v in dims if v is not None]
         for name, v in given:
             if not v:
-                raise ParameterError(f"the {name} list is empty; leave it out or give at least one id")
+                raise ParameterError(
+                    f"the {name} list is empty; leave it out or give at least one id"
+                )
         if len(given) < 2:
             raise ParameterError(
                 "Kolada data requests need at least two of kpi, municipality/ou and year; got "
@@ -295,7 +298,9 @@ class KoladaClient:
         chunks = [[(name, c) for c in chunked([str(x) for x in v])] for name, v in given]
         urls = []
 
-        def combos(i: int, acc: list[tuple[str, list[str]]]) -> Iterator[list[tuple[str, list[str]]]]:
+        def combos(
+            i: int, acc: list[tuple[str, list[str]]]
+        ) -> Iterator[list[tuple[str, list[str]]]]:
             if i == len(chunks):
                 yield acc
                 return
@@ -309,11 +314,18 @@ class KoladaClient:
         return urls
 
     def metadata_urls(
-        self, entity: str, ids: Sequence[str] | None = None, *, title: str | None = None, **params: Any
+        self,
+        entity: str,
+        ids: Sequence[str] | None = None,
+        *,
+        title: str | None = None,
+        **params: Any,
     ) -> list[str]:
         """URLs for a metadata endpoint (``kpi``, ``kpi_groups``, ``municipality``, …)."""
         if entity not in _METADATA_ENTITIES:
-            raise ParameterError(f"unknown Kolada entity {entity!r}; use one of {', '.join(_METADATA_ENTITIES)}")
+            raise ParameterError(
+                f"unknown Kolada entity {entity!r}; use one of {', '.join(_METADATA_ENTITIES)}"
+            )
         q = dict(params)
         if title:
             q["title"] = title
@@ -360,7 +372,11 @@ class KoladaClient:
         if self._cache is not None:
             entry = self._cache.get(url)
             if entry is not None:
-                rec.source, rec.pages, rec.rows = "cache", int(entry.get("pages", 0)), len(entry["values"])
+                rec.source, rec.pages, rec.rows = (
+                    "cache",
+                    int(entry.get("pages", 0)),
+                    len(entry["values"]),
+                )
                 rec.retrieved = str(entry.get("retrieved", ""))
                 self._log.append(rec)
                 return entry["values"]
@@ -389,7 +405,9 @@ class KoladaClient:
                     "no data were kept. Report this to the server's operator or retry later."
                 )
             if rec.pages >= MAX_PAGES:
-                raise KoladaError(f"Kolada request {url} exceeded {MAX_PAGES} pages; no data were kept.")
+                raise KoladaError(
+                    f"Kolada request {url} exceeded {MAX_PAGES} pages; no data were kept."
+                )
             seen.add(link)
             next_url = link
         rec.rows = len(values)
@@ -418,12 +436,16 @@ class KoladaClient:
         )
 
     def _open_json(self, url: str) -> dict[str, Any]:
-        req = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": self._user_agent})
+        req = urllib.request.Request(
+            url, headers={"Accept": "application/json", "User-Agent": self._user_agent}
+        )
         try:
             with urllib.request.urlopen(req, timeout=self._retry.timeout) as resp:  # noqa: S310 - http(s) only
                 body = resp.read()
         except urllib.error.HTTPError as exc:
-            retry_after = _parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+            retry_after = _parse_retry_after(
+                exc.headers.get("Retry-After") if exc.headers else None
+            )
             if exc.code == 429 or exc.code >= 500:
                 raise _Retryable(f"HTTP {exc.code} {exc.reason}", retry_after) from exc
             detail = ""
@@ -436,7 +458,12 @@ class KoladaClient:
                 + (f": {detail}" if detail else "")
                 + ". Check the ids and the base URL."
             ) from exc
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+        except (
+            urllib.error.URLError,
+            TimeoutError,
+            ConnectionError,
+            http.client.HTTPException,
+        ) as exc:
             raise _Retryable(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
         try:
             page = json.loads(body.decode("utf-8"))
@@ -447,16 +474,24 @@ class KoladaClient:
         return page
 
     # ------------------------------------------------------------------ endpoints
-    def kpis(self, ids: Sequence[str] | None = None, *, title: str | None = None) -> list[dict[str, Any]]:
+    def kpis(
+        self, ids: Sequence[str] | None = None, *, title: str | None = None
+    ) -> list[dict[str, Any]]:
         """``/kpi``: KPI metadata (all, by id, or by title search)."""
         return self.get_many(self.metadata_urls("kpi", ids, title=title))
 
-    def kpi_groups(self, ids: Sequence[str] | None = None, *, title: str | None = None) -> list[dict[str, Any]]:
+    def kpi_groups(
+        self, ids: Sequence[str] | None = None, *, title: str | None = None
+    ) -> list[dict[str, Any]]:
         """``/kpi_groups``: KPI groups with their members."""
         return self.get_many(self.metadata_urls("kpi_groups", ids, title=title))
 
     def municipalities(
-        self, ids: Sequence[str] | None = None, *, title: str | None = None, region_type: str | None = None
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        title: str | None = None,
+        region_type: str | None = None,
     ) -> list[dict[str, Any]]:
         """``/municipality``: municipalities and regions (``region_type`` K or L, v3 only)."""
         extra = {"region_type": region_type} if region_type else {}
@@ -468,7 +503,9 @@ class KoladaClient:
         """``/municipality_groups``: municipality groups with their members."""
         return self.get_many(self.metadata_urls("municipality_groups", ids, title=title))
 
-    def ous(self, ids: Sequence[str] | None = None, *, title: str | None = None, **params: Any) -> list[dict[str, Any]]:
+    def ous(
+        self, ids: Sequence[str] | None = None, *, title: str | None = None, **params: Any
+    ) -> list[dict[str, Any]]:
         """``/ou``: organisational units (e.g. ``municipality=0180``)."""
         return self.get_many(self.metadata_urls("ou", ids, title=title, **params))
 
@@ -495,5 +532,3 @@ class KoladaClient:
         return self.get_many(
             self.data_urls(kpi, None, year, ou=ou, organisational_units=True, from_date=from_date)
         )
-
-

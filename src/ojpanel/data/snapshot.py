@@ -29,7 +29,7 @@ import pandas as pd
 
 from ojpanel.config import KOLADA_CITATION
 from ojpanel.data.kolada import KoladaClient
-from ojpanel.errors import DataError, KoladaError, ParameterError
+from ojpanel.errors import DataError, ParameterError
 from ojpanel.provenance import package_version, utc_now
 
 __all__ = [
@@ -105,7 +105,9 @@ def tidy_values(
             try:
                 value = float("nan") if v is None else float(v)
             except (TypeError, ValueError) as exc:
-                raise DataError(f"Kolada value {v!r} for {kpi}/{where}/{year} is not a number") from exc
+                raise DataError(
+                    f"Kolada value {v!r} for {kpi}/{where}/{year} is not a number"
+                ) from exc
             count = e.get("count")
             rows.append(
                 (
@@ -227,7 +229,9 @@ def fetch_snapshot(
             "Kolada needs two dimensions: give years (e.g. 2016-2020) and/or municipalities as well as KPIs"
         )
     urls = client.data_urls(
-        kpis, list(municipalities) if municipalities is not None else None, list(years) if years is not None else None
+        kpis,
+        list(municipalities) if municipalities is not None else None,
+        list(years) if years is not None else None,
     )
     started = utc_now()
     n_before = len(client.requests)
@@ -241,10 +245,20 @@ def fetch_snapshot(
 
         records = client.get_many(urls, progress=tick)
     elif progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(
-            TextColumn("Kolada"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+            TextColumn("Kolada"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
         ) as bar:
             task = bar.add_task("fetch", total=len(urls))
             records = client.get_many(urls, progress=lambda _u: bar.advance(task))
@@ -291,7 +305,9 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def write_snapshot(snapshot: Snapshot, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_snapshot(
+    snapshot: Snapshot, out_dir: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Write ``snapshot`` to ``out_dir`` atomically (a temporary directory renamed into place).
 
     Raises
@@ -313,7 +329,9 @@ def write_snapshot(snapshot: Snapshot, out_dir: str | os.PathLike[str], *, overw
         prov = snapshot.provenance
         prov["values_file"] = _VALUES
         prov["values_sha256"] = _sha256(tmp / _VALUES)
-        (tmp / _PROVENANCE).write_text(json.dumps(prov, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / _PROVENANCE).write_text(
+            json.dumps(prov, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         if out.exists():
             old = out.with_name(f".{out.name}.old.{os.getpid()}")
             os.replace(out, old)
@@ -347,19 +365,32 @@ def read_snapshot(snapshot_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, d
     vpath, ppath = d / _VALUES, d / _PROVENANCE
     for p in (vpath, ppath):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: {d} is not an ojpanel snapshot (run `ojpanel fetch --out {d}`)")
+            raise FileNotFoundError(
+                f"{p} not found: {d} is not an ojpanel snapshot (run `ojpanel fetch --out {d}`)"
+            )
     try:
         prov = json.loads(ppath.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{ppath} is not valid JSON ({exc}); fetch the snapshot again") from exc
     if prov.get("format") != SNAPSHOT_FORMAT:
-        raise DataError(f"{ppath}: unknown snapshot format {prov.get('format')!r} (expected {SNAPSHOT_FORMAT})")
+        raise DataError(
+            f"{ppath}: unknown snapshot format {prov.get('format')!r} (expected {SNAPSHOT_FORMAT})"
+        )
     expected = prov.get("values_sha256")
     if expected and _sha256(vpath) != expected:
-        raise DataError(f"{vpath} does not match the checksum in {ppath}: it changed after the fetch; fetch again")
+        raise DataError(
+            f"{vpath} does not match the checksum in {ppath}: it changed after the fetch; fetch again"
+        )
     values = pd.read_csv(
         vpath,
-        dtype={"kpi": str, "municipality": str, "gender": str, "status": str, "year": "int64", "value": "float64"},
+        dtype={
+            "kpi": str,
+            "municipality": str,
+            "gender": str,
+            "status": str,
+            "year": "int64",
+            "value": "float64",
+        },
         keep_default_na=False,
         na_values={"value": [""], "count": [""]},
     )

@@ -61,7 +61,14 @@ class Harmonised:
     the OJ panel.
     """
 
-    def __init__(self, values: pd.DataFrame, meta: pd.DataFrame, report: pd.DataFrame, breaks: pd.DataFrame, attrs: Mapping[str, Any]):
+    def __init__(
+        self,
+        values: pd.DataFrame,
+        meta: pd.DataFrame,
+        report: pd.DataFrame,
+        breaks: pd.DataFrame,
+        attrs: Mapping[str, Any],
+    ):
         self._values = values
         self._meta = meta
         self._report = report
@@ -111,9 +118,17 @@ class Harmonised:
         from ojpanel.panel.build import from_tidy
 
         extra = dict(kwargs.pop("extra_attrs", {}) or {})
-        extra.update({k: v for k, v in self._attrs.items() if k not in {"library_versions", "created", "ojpanel_version"}})
+        extra.update(
+            {
+                k: v
+                for k, v in self._attrs.items()
+                if k not in {"library_versions", "created", "ojpanel_version"}
+            }
+        )
         kwargs.setdefault("source", f"harmonised variables ({self._attrs.get('spec')})")
-        return from_tidy(self.to_tidy(), self._meta.drop(columns="group"), extra_attrs=extra, **kwargs)
+        return from_tidy(
+            self.to_tidy(), self._meta.drop(columns="group"), extra_attrs=extra, **kwargs
+        )
 
     @property
     def summary(self) -> str:
@@ -139,7 +154,9 @@ def _check_raw(raw: pd.DataFrame, gender: str | None) -> pd.DataFrame:
     need = ["kpi", "municipality", "year", "value"]
     lacking = [c for c in need if c not in raw.columns]
     if lacking:
-        raise DataError(f"raw KPI frame lacks column(s) {lacking}; expected kpi, municipality, year, gender, value")
+        raise DataError(
+            f"raw KPI frame lacks column(s) {lacking}; expected kpi, municipality, year, gender, value"
+        )
     df = raw
     if "gender" in df.columns and gender is not None:
         df = df.loc[df["gender"].astype(str) == gender]
@@ -172,10 +189,15 @@ def _decode(rows: pd.DataFrame, comp: Component, variable: Variable) -> pd.Serie
             ex = rows.loc[bad].head(_MAX_EXAMPLES)
             raise DataError(
                 f"{variable.id}: {int(bad.sum())} value(s) of {comp.kpi} outside [{lo:g}, {hi:g}], e.g. "
-                + "; ".join(f"KPI {comp.kpi}, year {r.year}, municipality {r.municipality}: {r.value:g}" for r in ex.itertuples())
+                + "; ".join(
+                    f"KPI {comp.kpi}, year {r.year}, municipality {r.municipality}: {r.value:g}"
+                    for r in ex.itertuples()
+                )
                 + ". Check the KPI id and its unit in the spec."
             )
-        return pd.Series(vals, index=pd.MultiIndex.from_arrays([rows["municipality"], rows["year"]]), dtype=float)
+        return pd.Series(
+            vals, index=pd.MultiIndex.from_arrays([rows["municipality"], rows["year"]]), dtype=float
+        )
     allowed = np.array(sorted(comp.codes), dtype=float)
     ok = np.isin(vals, allowed)
     if not ok.all():
@@ -184,11 +206,16 @@ def _decode(rows: pd.DataFrame, comp: Component, variable: Variable) -> pd.Serie
             f"{variable.id}: {int((~ok).sum())} unexpected code value(s) for KPI {comp.kpi}; the spec allows "
             f"{', '.join(f'{k}={lab}' for k, lab in sorted(comp.codes.items(), reverse=True))} in "
             f"{comp.years[0]}–{comp.years[1]}. First: "
-            + "; ".join(f"KPI {comp.kpi}, year {r.year}, municipality {r.municipality}: {r.value:g}" for r in ex.itertuples())
+            + "; ".join(
+                f"KPI {comp.kpi}, year {r.year}, municipality {r.municipality}: {r.value:g}"
+                for r in ex.itertuples()
+            )
             + ". Fix the data or the component's codes in the spec."
         )
     labels = [comp.codes[int(v)] for v in vals]
-    return pd.Series(labels, index=pd.MultiIndex.from_arrays([rows["municipality"], rows["year"]]), dtype=object)
+    return pd.Series(
+        labels, index=pd.MultiIndex.from_arrays([rows["municipality"], rows["year"]]), dtype=object
+    )
 
 
 def _any_of(frame: pd.DataFrame) -> pd.Series:
@@ -206,14 +233,20 @@ def _score(s: pd.Series, scores: Mapping[str, float]) -> pd.Series:
     return s.map(scores).astype(float)
 
 
-def _apply_rule(variable: Variable, slots: dict[tuple[str, str], pd.Series], index: pd.MultiIndex) -> tuple[pd.Series, pd.Series]:
+def _apply_rule(
+    variable: Variable, slots: dict[tuple[str, str], pd.Series], index: pd.MultiIndex
+) -> tuple[pd.Series, pd.Series]:
     """Apply ``variable.rule``; returns (value, spliced flag) on ``index``."""
 
     def role(name: str) -> list[pd.Series]:
         return [s.reindex(index) for (r, _k), s in slots.items() if r == name]
 
     def frame(series: list[pd.Series], scores: Mapping[str, float]) -> pd.DataFrame:
-        return pd.concat([_score(s, scores) for s in series], axis=1) if series else pd.DataFrame(index=index)
+        return (
+            pd.concat([_score(s, scores) for s in series], axis=1)
+            if series
+            else pd.DataFrame(index=index)
+        )
 
     spliced = pd.Series(False, index=index)
     rule = variable.rule
@@ -232,13 +265,21 @@ def _apply_rule(variable: Variable, slots: dict[tuple[str, str], pd.Series], ind
         out = _any_of(frame(role("setting"), SCORES["binary"]))
     elif rule == "audit_dudit_combined":
         parts = frame(role("alcohol") + role("drugs"), SCORES["binary"])
-        separate = parts.sum(axis=1, min_count=parts.shape[1]) if parts.shape[1] == 2 else pd.Series(np.nan, index=index)
+        separate = (
+            parts.sum(axis=1, min_count=parts.shape[1])
+            if parts.shape[1] == 2
+            else pd.Series(np.nan, index=index)
+        )
         joint = frame(role("joint"), SCORES["ordinal"])
-        joint_val = joint.bfill(axis=1).iloc[:, 0] if joint.shape[1] else pd.Series(np.nan, index=index)
+        joint_val = (
+            joint.bfill(axis=1).iloc[:, 0] if joint.shape[1] else pd.Series(np.nan, index=index)
+        )
         out = joint_val.where(joint_val.notna(), separate)
     elif rule == "isu_gender_joint_2016":
         joint = frame(role("joint"), SCORES["binary"])
-        joint_val = joint.bfill(axis=1).iloc[:, 0] if joint.shape[1] else pd.Series(np.nan, index=index)
+        joint_val = (
+            joint.bfill(axis=1).iloc[:, 0] if joint.shape[1] else pd.Series(np.nan, index=index)
+        )
         out = joint_val.where(joint_val.notna(), _any_of(frame(role("setting"), SCORES["binary"])))
     elif rule == "preferred_else_any":
         pref = frame(role("preferred"), SCORES["binary"]).bfill(axis=1).iloc[:, 0]
@@ -293,7 +334,9 @@ def harmonise(
         spec = load_spec(spec)
     chosen = spec.select(variables, include_alternatives=include_alternatives)
     if not chosen:
-        raise ParameterError("no variables selected; give variable ids or include_alternatives=True")
+        raise ParameterError(
+            "no variables selected; give variable ids or include_alternatives=True"
+        )
     df = _check_raw(raw, gender)
     by_kpi = {k: g for k, g in df.groupby("kpi", sort=False)}
     empty = df.iloc[0:0]
@@ -316,13 +359,24 @@ def harmonise(
             miss = rows["value"].isna()
             n_missing += int(miss.sum())
             slots.setdefault((c.role, c.kpi), []).append(_decode(rows.loc[~miss], c, v))
-        merged = {key: pd.concat(parts) if len(parts) > 1 else parts[0] for key, parts in slots.items()}
-        index = pd.MultiIndex.from_tuples(
-            sorted({key for s in merged.values() for key in s.index}), names=["municipality", "year"]
-        ) if any(len(s) for s in merged.values()) else pd.MultiIndex.from_tuples([], names=["municipality", "year"])
+        merged = {
+            key: pd.concat(parts) if len(parts) > 1 else parts[0] for key, parts in slots.items()
+        }
+        index = (
+            pd.MultiIndex.from_tuples(
+                sorted({key for s in merged.values() for key in s.index}),
+                names=["municipality", "year"],
+            )
+            if any(len(s) for s in merged.values())
+            else pd.MultiIndex.from_tuples([], names=["municipality", "year"])
+        )
         value, spliced = _apply_rule(v, merged, index)
         years = index.get_level_values("year") if len(index) else pd.Index([], dtype="int64")
-        inside = np.asarray((years >= v.years[0]) & (years <= v.years[1])) if faithful else np.ones(len(index), bool)
+        inside = (
+            np.asarray((years >= v.years[0]) & (years <= v.years[1]))
+            if faithful
+            else np.ones(len(index), bool)
+        )
         undetermined = int(value.isna().sum())
         keep = value.notna().to_numpy() & inside
         outside = int((value.notna().to_numpy() & ~inside).sum())
@@ -341,7 +395,9 @@ def harmonise(
     values = pd.concat(out_frames, ignore_index=True)
     values["year"] = values["year"].astype("int64")
     values["municipality"] = values["municipality"].astype(str)
-    values = values.sort_values(["variable", "municipality", "year"], kind="mergesort").reset_index(drop=True)
+    values = values.sort_values(["variable", "municipality", "year"], kind="mergesort").reset_index(
+        drop=True
+    )
     meta = spec.metadata(chosen)
     breaks = spec.breaks()
     breaks = breaks.loc[breaks["variable"].isin(meta["id"])].reset_index(drop=True)

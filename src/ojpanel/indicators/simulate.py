@@ -63,7 +63,9 @@ __all__ = ["simulate_checklist", "checklist_variables", "SIMULATED_SOURCES"]
 SIMULATED_SOURCES = ("kommunenkät", "enhetsundersökning")
 
 
-def checklist_variables(spec: Spec | None = None, *, include_alternatives: bool = False) -> list[Variable]:
+def checklist_variables(
+    spec: Spec | None = None, *, include_alternatives: bool = False
+) -> list[Variable]:
     """The spec's checklist variables: coded items and unit-survey shares (no user survey, no staffing)."""
     spec = spec or load_spec()
     out = []
@@ -149,7 +151,12 @@ def simulate_checklist(
     years = sorted({int(y) for y in years})
     if not years or years != list(range(years[0], years[-1] + 1)):
         raise ParameterError(f"years must be consecutive, got {years}")
-    for name, p in (("p_setting", p_setting), ("p_ja", p_ja), ("p_partial_negative", p_partial_negative), ("p_missing", p_missing)):
+    for name, p in (
+        ("p_setting", p_setting),
+        ("p_ja", p_ja),
+        ("p_partial_negative", p_partial_negative),
+        ("p_missing", p_missing),
+    ):
         if not 0.0 <= p <= 1.0:
             raise ParameterError(f"{name} must be a probability in [0, 1], got {p}")
     spec = spec or load_spec()
@@ -159,7 +166,9 @@ def simulate_checklist(
     else:
         unknown = [v for v in variables if v not in pool]
         if unknown:
-            raise ParameterError(f"cannot simulate {unknown}: not checklist variables of spec {spec.name}; choose from {sorted(pool)}")
+            raise ParameterError(
+                f"cannot simulate {unknown}: not checklist variables of spec {spec.name}; choose from {sorted(pool)}"
+            )
         chosen = [pool[v] for v in variables]
     # a KPI-year must come from one variable only, or the raw values would clash
     owner: dict[tuple[str, int], str] = {}
@@ -167,9 +176,13 @@ def simulate_checklist(
         for c in v.components:
             for y in years:
                 if c.covers(y) and owner.setdefault((c.kpi, y), v.id) != v.id:
-                    raise ParameterError(f"{v.id} and {owner[(c.kpi, y)]} share {c.kpi} in {y}; simulate one of them")
+                    raise ParameterError(
+                        f"{v.id} and {owner[(c.kpi, y)]} share {c.kpi} in {y}; simulate one of them"
+                    )
 
-    munis = (municipalities if municipalities is not None else _municipalities()).reset_index(drop=True)
+    munis = (municipalities if municipalities is not None else _municipalities()).reset_index(
+        drop=True
+    )
     for col in ("municipality", "county", peer_group):
         if col not in munis.columns:
             raise ParameterError(f"municipality frame lacks column {col!r}")
@@ -212,7 +225,11 @@ def simulate_checklist(
             # no survey outside the variable's years (e.g. no unit survey in 2020)
             observed = (rng.random(n) >= p_missing) & (v.years[0] <= t <= v.years[1])
             if t >= years[0]:
-                raw_parts.append(_answers(v, t, y, a, observed, codes_m, rng, p_setting, p_ja, p_partial_negative))
+                raw_parts.append(
+                    _answers(
+                        v, t, y, a, observed, codes_m, rng, p_setting, p_ja, p_partial_negative
+                    )
+                )
                 latent_parts.append(pd.DataFrame({
                     "variable": v.id, "municipality": codes_m, "year": t, "eta": eta, "p": p,
                     "adopted": a, "y": y, "peer_lag": peer, "observed": observed,
@@ -225,8 +242,12 @@ def simulate_checklist(
     raw["count"] = pd.array(np.ones(len(raw), dtype=np.int64), dtype="Int64")
     raw["status"] = ""
     latent = pd.concat(latent_parts, ignore_index=True)
-    harmonised = latent.loc[latent["observed"], ["variable", "municipality", "year", "y"]].rename(columns={"y": "value"})
-    harmonised = harmonised.sort_values(["variable", "municipality", "year"], kind="mergesort").reset_index(drop=True)
+    harmonised = latent.loc[latent["observed"], ["variable", "municipality", "year", "y"]].rename(
+        columns={"y": "value"}
+    )
+    harmonised = harmonised.sort_values(
+        ["variable", "municipality", "year"], kind="mergesort"
+    ).reset_index(drop=True)
     params = {
         "seed": seed, "years": years, "peer_effect": peer_effect, "peer_group": peer_group,
         "base_logit": base_logit, "sd_variable": sd_variable, "trend": trend, "sd_trend": sd_trend,
@@ -234,7 +255,11 @@ def simulate_checklist(
         "p_ja": p_ja, "p_partial_negative": p_partial_negative, "units_mean": units_mean, "p_missing": p_missing,
     }  # fmt: skip
     raw.attrs = provenance_attrs(
-        {"synthetic": True, "title": "Simulated checklist items (synthetic; not Kolada data)", "spec": spec.name},
+        {
+            "synthetic": True,
+            "title": "Simulated checklist items (synthetic; not Kolada data)",
+            "spec": spec.name,
+        },
         parameters=params,
     )
     truth: dict[str, Any] = {
@@ -244,7 +269,9 @@ def simulate_checklist(
         "alpha": dict(zip([v.id for v in chosen], alpha.tolist(), strict=True)),
         "tau": dict(zip([v.id for v in chosen], tau.tolist(), strict=True)),
         "municipality_effect": pd.Series(u, index=pd.Index(codes_m, name="municipality"), name="u"),
-        "county_effect": pd.Series(w, index=pd.Index(np.asarray(counties, dtype=object), name="county"), name="w"),
+        "county_effect": pd.Series(
+            w, index=pd.Index(np.asarray(counties, dtype=object), name="county"), name="w"
+        ),
         "latent": latent,
         "harmonised": harmonised,
         "description": __doc__,
@@ -283,7 +310,9 @@ def _answers(
         ja = rng.random((n, k)) < p_ja
         for col, comp in enumerate(comps):
             has_partial = "delvis" in _codes(comp)
-            labels = np.where(pos[:, col], np.where(ja[:, col] | (not has_partial), "ja", "delvis"), "nej")
+            labels = np.where(
+                pos[:, col], np.where(ja[:, col] | (not has_partial), "ja", "delvis"), "nej"
+            )
             out.append((comp.kpi, label_codes(comp, labels)))
 
     rule = v.rule
@@ -293,7 +322,9 @@ def _answers(
             if comp.codes is None:
                 out.append((comp.kpi, y.astype(float)))
             elif v.scale == "ordinal":
-                out.append((comp.kpi, label_codes(comp, np.array(["nej", "delvis", "ja"])[y.astype(int)])))
+                out.append(
+                    (comp.kpi, label_codes(comp, np.array(["nej", "delvis", "ja"])[y.astype(int)]))
+                )
             else:
                 out.append((comp.kpi, label_codes(comp, np.where(a == 1, "ja", "nej"))))
     elif rule == "ja_only_to_one":
@@ -320,7 +351,9 @@ def _answers(
         level = y.astype(int)
         joint = _covering(v, "joint", year)
         if joint:
-            out.append((joint[0].kpi, label_codes(joint[0], np.array(["nej", "delvis", "ja"])[level])))
+            out.append(
+                (joint[0].kpi, label_codes(joint[0], np.array(["nej", "delvis", "ja"])[level]))
+            )
         else:
             (alc,) = _covering(v, "alcohol", year) or [None]
             (drg,) = _covering(v, "drugs", year) or [None]
@@ -333,7 +366,9 @@ def _answers(
     else:
         raise ParameterError(f"the simulator does not know rule {rule!r} (variable {v.id})")
     frames = [
-        pd.DataFrame({"kpi": kpi, "municipality": munis[observed], "year": year, "value": vals[observed]})
+        pd.DataFrame(
+            {"kpi": kpi, "municipality": munis[observed], "year": year, "value": vals[observed]}
+        )
         for kpi, vals in out
     ]
     if not frames:

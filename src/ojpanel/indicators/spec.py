@@ -162,7 +162,14 @@ class Spec:
         Where it was read from.
     """
 
-    def __init__(self, name: str, title: str, years: tuple[int, int], variables: Iterable[Variable], path: Path | None):
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        years: tuple[int, int],
+        variables: Iterable[Variable],
+        path: Path | None,
+    ):
         self._name = name
         self._title = title
         self._years = years
@@ -206,7 +213,9 @@ class Spec:
                 f"spec {self._name!r} has no variable {variable_id!r}; known: {', '.join(self._by_id)}"
             ) from None
 
-    def select(self, ids: Iterable[str] | None = None, *, include_alternatives: bool = False) -> tuple[Variable, ...]:
+    def select(
+        self, ids: Iterable[str] | None = None, *, include_alternatives: bool = False
+    ) -> tuple[Variable, ...]:
         """Variables by id (in the order given), or the default set (plus alternatives if asked)."""
         if ids is not None:
             return tuple(self[i] for i in ids)
@@ -214,7 +223,9 @@ class Spec:
 
     def kpis(self, *, include_alternatives: bool = True) -> list[str]:
         """Every KPI id the spec uses (sorted)."""
-        return sorted({k for v in self.select(include_alternatives=include_alternatives) for k in v.kpis})
+        return sorted(
+            {k for v in self.select(include_alternatives=include_alternatives) for k in v.kpis}
+        )
 
     def metadata(self, variables: Iterable[Variable] | None = None) -> pd.DataFrame:
         """Panel metadata: ``id, title, area, kind, scale, direction, source, group``."""
@@ -252,7 +263,9 @@ class Spec:
     @property
     def summary(self) -> str:
         """Counts by area and rule."""
-        df = pd.DataFrame([{"area": v.area, "rule": v.rule, "default": v.default} for v in self._vars])
+        df = pd.DataFrame(
+            [{"area": v.area, "rule": v.rule, "default": v.default} for v in self._vars]
+        )
         lines = [f"Spec {self._name}: {len(self)} variables ({int(df['default'].sum())} in the default set), "
                  f"{len(self.kpis())} KPIs, {self._years[0]}–{self._years[1]}"]  # fmt: skip
         lines += [f"  {rule}: {n}" for rule, n in df["rule"].value_counts().sort_index().items()]
@@ -274,7 +287,12 @@ def spec_path(name: str = "rir2021") -> Path:
 
 
 def _years(raw: Any, where: str) -> tuple[int, int]:
-    if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(y, int) for y in raw) and raw[0] <= raw[1]):
+    if not (
+        isinstance(raw, list)
+        and len(raw) == 2
+        and all(isinstance(y, int) for y in raw)
+        and raw[0] <= raw[1]
+    ):
         raise DataError(f"{where}: years must be [first, last] with first <= last, got {raw!r}")
     return (int(raw[0]), int(raw[1]))
 
@@ -286,7 +304,9 @@ def _component(raw: Mapping[str, Any], where: str, scale: str) -> Component:
     codes = raw.get("codes")
     vrange = raw.get("value_range")
     if (codes is None) == (vrange is None):
-        raise DataError(f"{where}: give exactly one of 'codes' (coded answers) or 'value_range' (numbers)")
+        raise DataError(
+            f"{where}: give exactly one of 'codes' (coded answers) or 'value_range' (numbers)"
+        )
     parsed: dict[int, str] | None = None
     if codes is not None:
         parsed = {}
@@ -296,20 +316,38 @@ def _component(raw: Mapping[str, Any], where: str, scale: str) -> Component:
             except ValueError:
                 raise DataError(f"{where}: code {k!r} is not an integer") from None
             if lab not in LABELS:
-                raise DataError(f"{where}: code {k} maps to {lab!r}; labels must be one of {LABELS}")
+                raise DataError(
+                    f"{where}: code {k} maps to {lab!r}; labels must be one of {LABELS}"
+                )
             parsed[code] = lab
         if len(set(parsed.values())) != len(parsed):
             raise DataError(f"{where}: two codes map to the same label ({codes!r})")
         if scale in {"share", "rate", "mean", "count"}:
-            raise DataError(f"{where}: a {scale} variable needs numeric components (value_range), not codes")
+            raise DataError(
+                f"{where}: a {scale} variable needs numeric components (value_range), not codes"
+            )
     rng: tuple[float, float] | None = None
     if vrange is not None:
-        if not (isinstance(vrange, list) and len(vrange) == 2 and all(isinstance(x, (int, float)) for x in vrange)):
+        if not (
+            isinstance(vrange, list)
+            and len(vrange) == 2
+            and all(isinstance(x, (int, float)) for x in vrange)
+        ):
             raise DataError(f"{where}: value_range must be [low, high], got {vrange!r}")
         rng = (float(vrange[0]), float(vrange[1]))
         if not rng[0] <= rng[1] or math.isnan(rng[0]) or math.isnan(rng[1]):
             raise DataError(f"{where}: value_range {vrange!r} is empty")
-    unknown = set(raw) - {"kpi", "role", "what", "years", "codes", "value_range", "raw_coding", "id_assumed", "note"}
+    unknown = set(raw) - {
+        "kpi",
+        "role",
+        "what",
+        "years",
+        "codes",
+        "value_range",
+        "raw_coding",
+        "id_assumed",
+        "note",
+    }
     if unknown:
         raise DataError(f"{where}: unknown key(s) {sorted(unknown)}")
     if raw.get("id_assumed") and not raw.get("note"):
@@ -340,7 +378,9 @@ def _check_rule(v: Variable, where: str) -> None:
     for c in v.components:
         if c.codes is None:
             if allowed is not None or v.scale in {"binary", "ordinal"}:
-                raise DataError(f"{where}: rule {v.rule} with scale {v.scale} needs coded components; {c.kpi} has none")
+                raise DataError(
+                    f"{where}: rule {v.rule} with scale {v.scale} needs coded components; {c.kpi} has none"
+                )
             continue
         ok = allowed[c.role] if allowed else ({"ja", "nej"} if v.scale == "binary" else set(LABELS))
         extra = sorted(set(c.codes.values()) - ok)
@@ -351,33 +391,63 @@ def _check_rule(v: Variable, where: str) -> None:
             )
     if v.rule in {"as_is", "ja_only_to_one"} and len({c.kpi for c in v.components}) != 1:
         raise DataError(f"{where}: rule {v.rule} takes one KPI (one component per coding period)")
-    if v.rule == "preferred_else_any" and len({c.kpi for c in v.components if c.role == "preferred"}) != 1:
+    if (
+        v.rule == "preferred_else_any"
+        and len({c.kpi for c in v.components if c.role == "preferred"}) != 1
+    ):
         raise DataError(f"{where}: rule preferred_else_any takes exactly one preferred KPI")
     expect_scale = {"audit_dudit_combined": "ordinal", "yes_partial_to_one": "binary", "any_setting": "binary",
                     "ja_only_to_one": "binary", "isu_gender_joint_2016": "binary", "preferred_else_any": "binary"}  # fmt: skip
     if v.rule in expect_scale and v.scale != expect_scale[v.rule]:
-        raise DataError(f"{where}: rule {v.rule} produces scale {expect_scale[v.rule]}, not {v.scale}")
+        raise DataError(
+            f"{where}: rule {v.rule} produces scale {expect_scale[v.rule]}, not {v.scale}"
+        )
     # the same KPI in the same year must have one coding and one role
     seen: dict[tuple[str, int], str] = {}
     for c in v.components:
         for y in range(c.years[0], c.years[1] + 1):
             if (c.kpi, y) in seen:
-                raise DataError(f"{where}: {c.kpi} is given twice for {y} ({seen[(c.kpi, y)]} and {c.role})")
+                raise DataError(
+                    f"{where}: {c.kpi} is given twice for {y} ({seen[(c.kpi, y)]} and {c.role})"
+                )
             seen[(c.kpi, y)] = c.role
     if "joint" in roles:
-        joint_years = {y for c in v.components if c.role == "joint" for y in range(c.years[0], c.years[1] + 1)}
-        other = {y for c in v.components if c.role != "joint" for y in range(c.years[0], c.years[1] + 1)}
+        joint_years = {
+            y for c in v.components if c.role == "joint" for y in range(c.years[0], c.years[1] + 1)
+        }
+        other = {
+            y for c in v.components if c.role != "joint" for y in range(c.years[0], c.years[1] + 1)
+        }
         if joint_years & other:
-            raise DataError(f"{where}: the joint item and the separate items overlap in {sorted(joint_years & other)}")
+            raise DataError(
+                f"{where}: the joint item and the separate items overlap in {sorted(joint_years & other)}"
+            )
 
 
 def _variable(raw: Mapping[str, Any], where: str) -> Variable:
-    for key in ("id", "area", "group", "label", "kind", "scale", "direction", "source", "rule", "component"):
+    for key in (
+        "id",
+        "area",
+        "group",
+        "label",
+        "kind",
+        "scale",
+        "direction",
+        "source",
+        "rule",
+        "component",
+    ):
         if key not in raw:
             raise DataError(f"{where}: missing '{key}'")
     vid = str(raw["id"])
     where = f"{where} ({vid})"
-    checks = (("rule", RULES), ("scale", _SCALES), ("kind", _KINDS), ("area", _AREAS), ("source", _SOURCES))
+    checks = (
+        ("rule", RULES),
+        ("scale", _SCALES),
+        ("kind", _KINDS),
+        ("area", _AREAS),
+        ("source", _SOURCES),
+    )
     for key, allowed in checks:
         if raw[key] not in allowed:
             raise DataError(f"{where}: {key} {raw[key]!r} is not one of {sorted(allowed)}")
@@ -388,7 +458,8 @@ def _variable(raw: Mapping[str, Any], where: str) -> Variable:
     if unknown:
         raise DataError(f"{where}: unknown key(s) {sorted(unknown)}")
     comps = tuple(
-        _component(c, f"{where} component {i + 1}", raw["scale"]) for i, c in enumerate(raw["component"])
+        _component(c, f"{where} component {i + 1}", raw["scale"])
+        for i, c in enumerate(raw["component"])
     )
     breaks = []
     for b in raw.get("breaks", []):
@@ -440,7 +511,9 @@ def _load(path: str) -> Spec:
             for y in range(c.years[0], c.years[1] + 1):
                 prev = coding.setdefault((c.kpi, y), (key_codes, v.id))
                 if prev[0] != key_codes:
-                    raise DataError(f"{path}: {c.kpi} in {y} is coded differently in {prev[1]} and {v.id}")
+                    raise DataError(
+                        f"{path}: {c.kpi} in {y} is coded differently in {prev[1]} and {v.id}"
+                    )
     return Spec(
         name=str(head.get("name", Path(path).stem)),
         title=str(head.get("title", "")),

@@ -20,10 +20,13 @@ Algorithm (Roodman, MacKinnon, Nielsen and Webb 2019, "fast and wild"; the same 
 4. Confidence interval by test inversion: the set of ``r`` with ``p(r) > α`` (bisection with the
    same weights).
 
-Fixed effects are removed once before bootstrapping (as pyfixest and ``wildboottest`` on demeaned
-data do). When the effects are nested in the clusters (municipality effects with municipality or
-county clusters) this is identical to bootstrapping the dummy-variable regression; with effects
-that cut across clusters (year effects with county clusters) it is the usual approximation.
+Fixed effects given as ``factors`` are handled exactly: effects nested in the clusters
+(municipality effects with municipality or county clusters, county×year with county clusters) are
+swept out first — which leaves the bootstrap unchanged — and effects that cut across the clusters
+(year effects with county clusters) stay in the bootstrap regression as explicit dummies. Sweeping
+those out too (what bootstrapping pre-demeaned data amounts to) over-rejects: on null panels with
+21 county clusters and county×year shocks it rejected 6.3–6.8 % at 5 % against 5.3–5.6 % for the
+exact version (``tests/test_inference.py``).
 
 Draws are made in chunks with seeds spawned from one root seed, so a run on a dask client
 (:mod:`ojpanel.designs.parallel`) equals the serial run.
@@ -32,6 +35,7 @@ Draws are made in chunks with seeds spawned from one root seed, so a run on a da
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +53,7 @@ __all__ = [
     "WildBootstrapResult",
     "wild_cluster_bootstrap",
     "wild_bootstrap_tstats",
+    "bootstrap_design",
 ]
 
 WEIGHTS = ("rademacher", "webb")
@@ -84,6 +89,54 @@ class _Prepared:
     ssc: float
     se: float
     j: int
+
+
+def bootstrap_design(
+    X: np.ndarray,
+    y: np.ndarray,
+    clusters: np.ndarray,
+    factors: Sequence[np.ndarray] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Design for an exact wild cluster bootstrap with fixed effects.
+
+    Drops rows with missing values, sweeps out the effects nested in ``clusters`` and appends the
+    other effects as dummies (linearly dependent columns removed by pivoted QR).
+
+    Returns
+    -------
+    X_boot, y_boot, clusters_boot
+        The regressors of interest come first, in their original order.
+    """
+    from scipy.linalg import qr
+
+    from ojpanel.models.covariance import is_nested
+    from ojpanel.models.within import absorb_batch
+
+    X = np.asarray(X, float).reshape(len(y), -1)
+    y = np.asarray(y, float).ravel()
+    ok = np.isfinite(y) & np.isfinite(X).all(1)
+    codes = np.asarray(clusters)[ok]
+    facs = [factorize(np.asarray(f)[ok]) for f in factors]
+    nested = [f for f in facs if is_nested(f, codes)]
+    other = [f for f in facs if not is_nested(f, codes)]
+    k = X.shape[1]
+    cols = [X[ok]]
+    for f in other:
+        cols.append(np.eye(int(f.max()) + 1)[f])
+    Z = np.concatenate(cols, axis=1)
+    ab = absorb_batch(np.concatenate([y[ok, None], Z], axis=1)[None], np.ones((1, ok.sum()), bool), nested)
+    yb, Zb = ab.values[0, :, 0], ab.values[0, :, 1:]
+    if Zb.shape[1] > k:
+        D = Zb[:, k:]
+        # keep a maximal independent set of dummies given the regressors of interest
+        _, R, piv = qr(np.concatenate([Zb[:, :k], D], axis=1), mode="economic", pivoting=True)
+        diag = np.abs(np.diag(R))
+        rank = int((diag > 1e-10 * diag.max()).sum())
+        keep = sorted(c - k for c in piv[:rank] if c >= k)
+        if any(c not in piv[:rank] for c in range(k)):
+            raise ModelError("a regressor of interest is collinear with the fixed effects")
+        Zb = np.concatenate([Zb[:, :k], D[:, keep]], axis=1)
+    return Zb, yb, codes
 
 
 def _prepare(X: np.ndarray, y: np.ndarray, clusters: np.ndarray, j: int) -> _Prepared:
@@ -209,6 +262,7 @@ def wild_cluster_bootstrap(
     y: np.ndarray,
     clusters: np.ndarray,
     *,
+    factors: Sequence[np.ndarray] = (),
     term: int | str = 0,
     names: list[str] | None = None,
     null: float = 0.0,
@@ -225,10 +279,13 @@ def wild_cluster_bootstrap(
     Parameters
     ----------
     X, y
-        Regressors ``(n, k)`` and outcome ``(n,)`` with the fixed effects already removed (e.g.
-        ``FitData.X[b][mask]`` from :func:`ojpanel.models.fe.prepare_batch`) or including dummies.
+        Regressors ``(n, k)`` and outcome ``(n,)`` (raw when ``factors`` are given; otherwise
+        with any fixed effects already removed or included as dummies).
     clusters
         Cluster labels ``(n,)``.
+    factors
+        Fixed-effect code arrays ``(n,)``; handled exactly (see the module docstring). Rows with
+        missing values are dropped when factors are given.
     term
         Index or name (with ``names``) of the coefficient.
     null
@@ -254,6 +311,8 @@ def wild_cluster_bootstrap(
     else:
         j = int(term)
     name = names[j] if names else f"x{j}"
+    if factors:
+        X, y, clusters = bootstrap_design(X, y, clusters, factors)
     p = _prepare(X, y, clusters, j)
     V, enum = _weights_matrix(weights, p.G, int(n_draws), seed, enumerate, client, chunk_size)
     c, H = _restricted_parts(p, null)
@@ -304,9 +363,12 @@ def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7) -> tup
 
 
 def wild_bootstrap_tstats(
-    data: Any,
-    term: int | str = 0,
+    y: np.ndarray,
+    X: np.ndarray,
+    clusters: np.ndarray,
     *,
+    factors: Sequence[np.ndarray] = (),
+    term: int = 0,
     n_draws: int = 999,
     weights: str = "rademacher",
     seed: int = 0,
@@ -314,37 +376,41 @@ def wild_bootstrap_tstats(
     client: Any | None = None,
     chunk_size: int = 2000,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Observed and bootstrap t statistics for every member of prepared batch data.
+    """Observed and bootstrap t statistics for many regressions that share clusters.
 
-    All members share one set of cluster weights (clusters are common), so the joint distribution
-    of the bootstrap t statistics keeps the dependence between indicators — what Romano–Wolf needs.
+    All members share one set of cluster weights, so the joint distribution of the bootstrap t
+    statistics keeps the dependence between indicators — what Romano–Wolf needs.
 
     Parameters
     ----------
-    data
-        :class:`ojpanel.models.fe.FitData` with exactly one cluster variable.
+    y, X
+        Raw outcomes ``(K, n)`` and regressors ``(K, n, k)`` (NaN = missing), e.g. from
+        :func:`ojpanel.models.fe.panel_arrays`.
+    clusters, factors
+        Cluster codes and fixed-effect codes of length ``n`` (shared by the members).
 
     Returns
     -------
     t_obs : ``(K,)``; t_boot : ``(B, K)``; p_values : ``(K,)`` per-member bootstrap p-values.
     """
-    if len(data.clusters) != 1:
-        raise ParameterError("wild_bootstrap_tstats needs prepared data with exactly one cluster variable")
-    j = data.names.index(term) if isinstance(term, str) else int(term)
-    codes = data.clusters[0]
+    y = np.asarray(y, float)
+    X = np.asarray(X, float)
+    if X.ndim == 2:
+        X = np.broadcast_to(X, (y.shape[0], *X.shape))
+    codes = factorize(clusters)
     G = int(codes.max()) + 1
     V, _ = _weights_matrix(weights, G, int(n_draws), seed, False, client, chunk_size)
-    K = len(data.labels)
+    K = y.shape[0]
     t_obs = np.empty(K)
     t_boot = np.empty((V.shape[1], K))
     pv = np.empty(K)
     for b in range(K):
-        m = data.mask[b]
-        p = _prepare(data.X[b][m], data.y[b][m], codes[m], j)
-        present = np.unique(codes[m])
+        Xb, yb, cb = bootstrap_design(X[b], y[b], codes, factors)
+        p = _prepare(Xb, yb, cb, int(term))
+        present = np.unique(cb)
         c, H = _restricted_parts(p, null)
         tb = _tboot(p, c, H, V[present])
-        t_obs[b] = (p.beta[j] - null) / p.se
+        t_obs[b] = (p.beta[p.j] - null) / p.se
         t_boot[:, b] = tb
         pv[b] = _exceed(t_obs[b], tb)
     return t_obs, t_boot, pv

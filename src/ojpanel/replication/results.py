@@ -190,7 +190,12 @@ class RiR2021Result:
 
     def summary(self) -> str:
         """Plain-text account: what ran, what was skipped and why, the choices made."""
-        lines = [f"RiR 2021:17 replication (mode: {self._mode})", ""]
+        lines = [f"RiR 2021:17 replication (mode: {self._mode})"]
+        if self._settings.get("synthetic"):
+            lines.append("SYNTHETIC DATA: the panel is simulated, not Öppna jämförelser results.")
+        if self._settings.get("panel_source"):
+            lines.append(f"Panel: {self._settings['panel_source']} ({self._settings.get('panel_content_hash', '')})")
+        lines.append("")
         lines.append(
             f"{len(self._spec)} audit indicator(s) in the panel; {self.n_regressions} regressions, "
             f"{self.n_anovas} ANOVAs."

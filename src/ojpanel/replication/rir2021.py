@@ -204,7 +204,14 @@ def rir2021(
         "Raw KPI panels: combined audit variables (e.g. AUDIT/DUDIT, settings) are analysed per KPI "
         "component; harmonised panels carry the combined variables."
     )
+    synthetic = str(ds.attrs.get("synthetic", "")).strip().lower() in {"1", "true", "yes"}
+    if synthetic:
+        for t in rendered:
+            t.notes.insert(0, "SYNTHETIC DATA (simulated; not Öppna jämförelser results).")
     settings = {
+        "synthetic": synthetic,
+        "panel_source": str(ds.attrs.get("data_source", "")),
+        "panel_content_hash": str(ds.attrs.get("content_hash", "")),
         "years": [start, end],
         "cluster": cluster if mode != "faithful" else "none (plain OLS SEs)",
         "quantile": prep.quantile,

@@ -48,7 +48,7 @@ def simulate_panel(
     likelihood: Literal["normal", "binomial", "bernoulli", "ordinal"],
     *,
     n_groups: int = 6,
-    municipalities_per_group: int = 8,
+    municipalities_per_group: int | tuple[int, ...] = 8,
     n_indicators: int = 8,
     n_years: int = 4,
     first_year: int = 2018,
@@ -71,7 +71,7 @@ def simulate_panel(
     likelihood
         One of :data:`LIKELIHOODS` (see the module docstring for each data-generating process).
     n_groups, municipalities_per_group
-        Number of counties and municipalities per county.
+        Number of counties and municipalities per county (one number, or one per county).
     n_indicators, n_years, first_year
         Indicators and years of the panel.
     mu_beta, tau_beta
@@ -103,13 +103,17 @@ def simulate_panel(
     """
     if likelihood not in LIKELIHOODS:
         raise ParameterError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    if n_groups < 1 or municipalities_per_group < 1 or n_indicators < 1 or n_years < 1:
+    sizes = np.broadcast_to(np.asarray(municipalities_per_group, dtype=int), (n_groups,)) if np.ndim(
+        municipalities_per_group) == 0 else np.asarray(municipalities_per_group, dtype=int)
+    if len(sizes) != n_groups:
+        raise ParameterError(f"municipalities_per_group has {len(sizes)} entries for {n_groups} groups")
+    if n_groups < 1 or (sizes < 1).any() or n_indicators < 1 or n_years < 1:
         raise ParameterError("panel sizes must all be at least 1")
     if np.any(np.diff(cutpoints) <= 0):
         raise ParameterError(f"cutpoints must be strictly increasing, got {cutpoints}")
     rng = np.random.default_rng(seed)
-    n_mun = n_groups * municipalities_per_group
-    group_of = np.repeat(np.arange(n_groups), municipalities_per_group)
+    n_mun = int(sizes.sum())
+    group_of = np.repeat(np.arange(n_groups), sizes)
     a = rng.standard_normal(n_groups)
     b = rng.standard_normal(n_mun)
     u = sigma_group * a[group_of] + sigma_municipality * b

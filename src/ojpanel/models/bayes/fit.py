@@ -1,0 +1,371 @@
+"""Sampling with seeds and provenance, and the one-call model functions on the panel.
+
+:func:`fit_continuous`, :func:`fit_binary` and :func:`fit_ordinal` take the panel, select and code
+it (:func:`~ojpanel.models.bayes.data.prepare_data`), build the hierarchical model
+(:func:`~ojpanel.models.bayes.models.build_model`), sample it and return ArviZ ``InferenceData``
+whose attrs carry provenance (data hashes, versions, seed, sampler, specification, priors) and the
+outcome of the convergence gates.
+
+nutpie is the default sampler; PyMC's NUTS is the fallback (used, with a
+:class:`SamplerFallbackWarning`, when nutpie cannot be imported or cannot compile the model) and
+can be asked for with ``sampler="pymc"``. The same seed gives identical draws with either sampler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.errors import OJPanelWarning, ParameterError
+from ojpanel.models.bayes.data import Exposure, ModelData, prepare_data
+from ojpanel.models.bayes.diagnostics import enforce_gates
+from ojpanel.models.bayes.models import Priors, build_model
+from ojpanel.provenance import hash_dataset, provenance_attrs
+
+__all__ = [
+    "SamplerFallbackWarning",
+    "sample_model",
+    "fit",
+    "fit_continuous",
+    "fit_binary",
+    "fit_ordinal",
+    "rebuild_model",
+]
+
+Sampler = Literal["nutpie", "pymc"]
+
+# compiled nutpie models, so that repeated sampling of one model (seeds, folds) compiles once
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class SamplerFallbackWarning(OJPanelWarning):
+    """nutpie was unavailable or failed to compile the model; PyMC's NUTS sampled instead."""
+
+
+def _default_cores(chains: int) -> int:
+    return max(1, min(chains, os.cpu_count() or 1))
+
+
+def _compile_nutpie(model: pm.Model) -> Any:
+    import nutpie
+
+    if model not in _COMPILED:
+        _COMPILED[model] = nutpie.compile_pymc_model(model)
+    return _COMPILED[model]
+
+
+def sample_model(
+    model: pm.Model,
+    *,
+    sampler: Sampler = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    cores: int | None = None,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    progress: bool = False,
+) -> tuple[az.InferenceData, str]:
+    """Sample a PyMC model with nutpie (default) or PyMC's NUTS.
+
+    Parameters
+    ----------
+    model
+        The model.
+    sampler
+        ``"nutpie"`` or ``"pymc"``.
+    draws, tune, chains
+        Kept draws and warm-up iterations per chain, number of chains.
+    cores
+        Parallel chains; default ``min(chains, cpu_count)``.
+    seed
+        Integer seed; identical seeds give identical draws for the same model and sampler.
+    target_accept
+        Target acceptance rate of the step-size adaptation.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    (InferenceData, str)
+        Posterior and sample stats (warm-up discarded), and the sampler actually used.
+    """
+    if sampler not in ("nutpie", "pymc"):
+        raise ParameterError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
+    if draws < 1 or tune < 0 or chains < 1:
+        raise ParameterError(f"need draws >= 1, tune >= 0, chains >= 1 (got {draws}, {tune}, {chains})")
+    if not 0 < target_accept < 1:
+        raise ParameterError(f"target_accept must be in (0, 1), got {target_accept}")
+    seed = int(seed)
+    cores = cores or _default_cores(chains)
+    if sampler == "nutpie":
+        try:
+            compiled = _compile_nutpie(model)
+        except Exception as err:  # noqa: BLE001 - any import/compile failure triggers the fallback
+            import warnings
+
+            warnings.warn(
+                f"nutpie could not sample this model ({type(err).__name__}: {err}); falling back to "
+                "PyMC's NUTS. Install nutpie with numba, or pass sampler='pymc' to silence this.",
+                SamplerFallbackWarning,
+                stacklevel=2,
+            )
+            sampler = "pymc"
+        else:
+            import nutpie
+
+            idata = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                seed=seed,
+                progress_bar=progress,
+                save_warmup=False,
+                target_accept=target_accept,
+            )
+            return idata, "nutpie"
+    with model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            target_accept=target_accept,
+            nuts_sampler="pymc",
+            progressbar=progress,
+            compute_convergence_checks=False,
+            return_inferencedata=True,
+            idata_kwargs={"log_likelihood": False},
+        )
+    return idata, "pymc"
+
+
+def _data_groups(data: ModelData) -> dict[str, xr.Dataset]:
+    obs = {"obs": np.arange(data.n_obs)}
+    observed = xr.Dataset({"y": ("obs", data.y)}, coords=obs)
+    const = {
+        "x": ("obs", data.x),
+        "municipality_idx": ("obs", data.municipality_idx),
+        "indicator_idx": ("obs", data.indicator_idx),
+        "year_idx": ("obs", data.year_idx),
+        "group_idx": ("obs", data.group_idx),
+        "y_center": ("indicator", data.y_center),
+        "y_scale": ("indicator", data.y_scale),
+        "x_center": ("indicator", data.x_center),
+        "x_scale": ("indicator", data.x_scale),
+    }
+    if data.n_trials is not None:
+        const["n"] = ("obs", data.n_trials)
+    constant = xr.Dataset(const, coords={**obs, "indicator": data.indicators})
+    return {"observed_data": observed, "constant_data": constant}
+
+
+def fit(
+    data: ModelData,
+    *,
+    priors: Priors | None = None,
+    municipality_effects: bool = True,
+    year_effects: bool = True,
+    sampler: Sampler = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    cores: int | None = None,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    log_likelihood: bool = True,
+    diagnostics: Literal["raise", "warn", "flag"] = "warn",
+    panel_hash: str | None = None,
+    progress: bool = False,
+    model: pm.Model | None = None,
+) -> az.InferenceData:
+    """Build, sample and check one hierarchical model for prepared data.
+
+    Parameters
+    ----------
+    data
+        Output of :func:`~ojpanel.models.bayes.data.prepare_data`.
+    priors, municipality_effects, year_effects
+        Passed to :func:`~ojpanel.models.bayes.models.build_model`.
+    sampler, draws, tune, chains, cores, seed, target_accept, progress
+        Passed to :func:`sample_model`. Two chains on two cores is the default.
+    log_likelihood
+        Store pointwise log-likelihood (needed for PSIS-LOO; memory ``n_obs × draws × chains``).
+    diagnostics
+        What a failed convergence gate does (see
+        :func:`~ojpanel.models.bayes.diagnostics.enforce_gates`); the outcome is always recorded
+        in the attrs.
+    panel_hash
+        Hash of the source panel, recorded with the hash of the model's data.
+    model
+        An already-built model for ``data`` (e.g. to reuse nutpie's compilation across seeds).
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data`` (and
+        ``log_likelihood``); provenance and gate outcome in ``attrs`` (also on ``posterior``).
+    """
+    pri = priors or Priors.default(data.likelihood)
+    if model is None:
+        model = build_model(data, pri, municipality_effects=municipality_effects, year_effects=year_effects)
+    idata, used = sample_model(
+        model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+        target_accept=target_accept, progress=progress,
+    )
+    for name, group in _data_groups(data).items():
+        if name in idata.groups():
+            del idata[name]
+        idata.add_groups({name: group})
+    if log_likelihood:
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+    attrs = provenance_attrs(
+        {"source_note": PROCESSED_SOURCE_NOTE, "model": f"ojpanel.models.bayes hierarchical {data.likelihood}"},
+        likelihood=data.likelihood,
+        data_hash=data.data_hash,
+        panel_hash=panel_hash or "",
+        seed=int(seed),
+        sampler=used,
+        sampler_requested=sampler,
+        draws=int(draws),
+        tune=int(tune),
+        chains=int(chains),
+        target_accept=float(target_accept),
+        n_obs=int(data.n_obs),
+        n_missing=int(data.n_missing),
+        spec=data.spec,
+        priors=pri.to_dict(),
+        municipality_effects=int(municipality_effects),
+        year_effects=int(year_effects),
+    )
+    idata.attrs.update(attrs)
+    idata.posterior.attrs.update(attrs)
+    enforce_gates(idata, on_fail=diagnostics)
+    return idata
+
+
+def rebuild_model(idata: az.InferenceData, data: ModelData) -> pm.Model:
+    """Rebuild the PyMC model of a fit from its attrs (priors and options) and its data.
+
+    Raises
+    ------
+    ParameterError
+        If ``data`` is not the data the fit was made with (hash mismatch).
+    """
+    if idata.attrs.get("data_hash") != data.data_hash:
+        raise ParameterError("the data do not match the fit (different data hash); prepare them with the fit's specification")
+    pri = Priors(**json.loads(idata.attrs["priors"]))
+    return build_model(
+        data, pri,
+        municipality_effects=bool(int(idata.attrs.get("municipality_effects", 1))),
+        year_effects=bool(int(idata.attrs.get("year_effects", 1))),
+    )
+
+
+def _fit_panel(ds: xr.Dataset, exposure: Exposure, likelihood: str, *, area, indicators, years, grouping,
+               standardize_exposure, n_categories=None, **kw: Any) -> az.InferenceData:
+    data = prepare_data(
+        ds, exposure, likelihood=likelihood, area=area, indicators=indicators, years=years,
+        grouping=grouping, standardize_exposure=standardize_exposure, n_categories=n_categories,
+    )
+    return fit(data, panel_hash=hash_dataset(ds), **kw)
+
+
+def fit_continuous(
+    ds: xr.Dataset,
+    exposure: Exposure,
+    *,
+    likelihood: Literal["auto", "normal", "binomial"] = "auto",
+    area: str | Sequence[str] | None = None,
+    indicators: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    grouping: str | None = "county",
+    standardize_exposure: bool | Literal["auto"] = "auto",
+    **kwargs: Any,
+) -> az.InferenceData:
+    """Hierarchical model of continuous or share indicators.
+
+    Parameters
+    ----------
+    ds
+        The panel.
+    exposure
+        Effect of interest (DataArray, variable/coordinate name, or callable on the panel).
+    likelihood
+        ``"normal"`` (outcome standardised per indicator), ``"binomial"`` (shares with counts in
+        ``n``) or ``"auto"``: binomial when the panel has ``n`` and every selected indicator has
+        scale ``share``, else normal.
+    area, indicators, years, grouping, standardize_exposure
+        See :func:`~ojpanel.models.bayes.data.prepare_data`.
+    **kwargs
+        Passed to :func:`fit` (sampler, draws, tune, chains, seed, priors, diagnostics, ...).
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    if likelihood == "auto":
+        likelihood = "normal"
+        if "n" in ds and "scale" in ds.coords:
+            from ojpanel.models.bayes.data import _select
+
+            sub = _select(ds, area, indicators, years)
+            if (sub["scale"].values.astype(str) == "share").all():
+                likelihood = "binomial"
+    if likelihood not in ("normal", "binomial"):
+        raise ParameterError(f"fit_continuous: likelihood must be 'auto', 'normal' or 'binomial', got {likelihood!r}")
+    return _fit_panel(ds, exposure, likelihood, area=area, indicators=indicators, years=years,
+                      grouping=grouping, standardize_exposure=standardize_exposure, **kwargs)
+
+
+def fit_binary(
+    ds: xr.Dataset,
+    exposure: Exposure,
+    *,
+    area: str | Sequence[str] | None = None,
+    indicators: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    grouping: str | None = "county",
+    standardize_exposure: bool | Literal["auto"] = "auto",
+    **kwargs: Any,
+) -> az.InferenceData:
+    """Hierarchical Bernoulli-logit model of yes/no checklist items (values 0/1).
+
+    Parameters are those of :func:`fit_continuous` (without ``likelihood``).
+    """
+    return _fit_panel(ds, exposure, "bernoulli", area=area, indicators=indicators, years=years,
+                      grouping=grouping, standardize_exposure=standardize_exposure, **kwargs)
+
+
+def fit_ordinal(
+    ds: xr.Dataset,
+    exposure: Exposure,
+    *,
+    area: str | Sequence[str] | None = None,
+    indicators: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    grouping: str | None = "county",
+    standardize_exposure: bool | Literal["auto"] = "auto",
+    n_categories: int | None = None,
+    **kwargs: Any,
+) -> az.InferenceData:
+    """Hierarchical cumulative-logit model of ordered items (nej=0, delvis=1, ja=2).
+
+    Parameters are those of :func:`fit_continuous` (without ``likelihood``), plus
+    ``n_categories`` (default ``max(value) + 1``).
+    """
+    return _fit_panel(ds, exposure, "ordinal", area=area, indicators=indicators, years=years,
+                      grouping=grouping, standardize_exposure=standardize_exposure,
+                      n_categories=n_categories, **kwargs)

@@ -1,0 +1,85 @@
+"""Notebook parameters: read each notebook's ``parameters`` cell and check what is injected."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ojpanel.errors import ParameterError
+
+__all__ = ["notebook_parameters", "check_parameters", "parse_cli_parameter"]
+
+
+def notebook_parameters(path: Path | str) -> dict[str, Any]:
+    """Names and default values of the notebook's cell tagged ``parameters``.
+
+    Raises
+    ------
+    ParameterError
+        If the notebook has no (or more than one) ``parameters`` cell, or the cell holds anything
+        but ``name = literal`` assignments.
+    """
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"{Path(path).name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    params: dict[str, Any] = {}
+    tree = ast.parse(cells[0].source)
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            target, value = node.target.id, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        else:
+            raise ParameterError(f"{Path(path).name}: the parameters cell may only assign literals to names "
+                                 f"(line {node.lineno})")
+        try:
+            params[target] = ast.literal_eval(value) if value is not None else None
+        except ValueError as exc:
+            raise ParameterError(f"{Path(path).name}: parameter {target} must have a literal default") from exc
+    return params
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_parameters(name: str, defaults: dict[str, Any], given: dict[str, Any]) -> None:
+    """Reject unknown names and wrongly typed values before anything runs.
+
+    Raises
+    ------
+    ParameterError
+        Listing every unknown parameter (with the accepted names) and every type mismatch.
+    """
+    problems = []
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        problems.append(f"unknown parameter(s) {unknown}; {name} accepts {sorted(defaults)}")
+    for k in sorted(set(given) & set(defaults)):
+        if not _type_ok(defaults[k], given[k]):
+            problems.append(f"parameter {k} must be {type(defaults[k]).__name__} (default {defaults[k]!r}), "
+                            f"got {type(given[k]).__name__} {given[k]!r}")
+    if problems:
+        raise ParameterError(f"{name}: " + "; ".join(problems))
+
+
+def parse_cli_parameter(text: str) -> tuple[str, Any]:
+    """``name=value`` with a Python literal value (strings may be bare): ``seed=3``, ``area=LSS``."""
+    if "=" not in text:
+        raise ParameterError(f"parameters look like name=value, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        value = ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+        value = v
+    return k.strip(), value

@@ -1,0 +1,131 @@
+"""The notebook pipeline: discovery, parameter checks before execution, failures, recorded results."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from ojpanel.errors import ParameterError
+from ojpanel.pipeline import PipelineError, discover, notebook_parameters, plan, read_records, run_pipeline
+from ojpanel.pipeline.parameters import parse_cli_parameter
+from ojpanel.pipeline.record import to_jsonable
+
+
+def _write_nb(path, params: str, body: list[str]):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, *[nbformat.v4.new_code_cell(b) for b in body]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_discover_fails_on_zero_notebooks(tmp_path):
+    with pytest.raises(PipelineError, match="no notebooks matching"):
+        discover(tmp_path)
+
+
+def test_discover_orders_and_selects(tmp_path):
+    for name in ("02_b", "01_a", "10_c"):
+        _write_nb(tmp_path / f"{name}.ipynb", "x = 1", [])
+    (tmp_path / "scratch.ipynb").write_text("{}")
+    assert [p.stem for p in discover(tmp_path)] == ["01_a", "02_b", "10_c"]
+    assert [p.stem for p in discover(tmp_path, select=["02"])] == ["02_b"]
+    with pytest.raises(ParameterError, match=r"no notebook matches \['07'\]"):
+        discover(tmp_path, select=["07"])
+
+
+def test_parameters_checked_before_any_execution(tmp_path):
+    a = _write_nb(tmp_path / "01_a.ipynb", "seed = 1\nalpha = 0.05\nsmoke = False\nout_dir = ''", [])
+    b = _write_nb(tmp_path / "02_b.ipynb", "area = 'LSS'\nsmoke = False", [])
+    assert notebook_parameters(a) == {"seed": 1, "alpha": 0.05, "smoke": False, "out_dir": ""}
+    planned = dict((p.stem, q) for p, q in plan([a, b], {"alpha": 1, "02:area": "äldreomsorg"}, smoke=True,
+                                                out_dir=tmp_path / "o"))
+    assert planned["01_a"]["alpha"] == 1 and planned["01_a"]["smoke"] is True
+    assert planned["02_b"] == {"smoke": True, "area": "äldreomsorg"}
+    with pytest.raises(ParameterError, match="unknown parameter 'alfa': no notebook accepts it"):
+        plan([a, b], {"alfa": 0.1}, smoke=False, out_dir=tmp_path)
+    with pytest.raises(ParameterError, match=r"parameter seed must be int \(default 1\), got str 'x'"):
+        plan([a, b], {"seed": "x"}, smoke=False, out_dir=tmp_path)
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['seed'\]; 02_b.ipynb accepts"):
+        plan([a, b], {"02:seed": 3}, smoke=False, out_dir=tmp_path)
+    with pytest.raises(ParameterError, match="parameter smoke must be bool"):
+        plan([a, b], {"smoke": 1}, smoke=False, out_dir=tmp_path)
+    assert not (tmp_path / "o").exists()
+
+
+def test_parameters_cell_must_be_literal(tmp_path):
+    nb = _write_nb(tmp_path / "01_a.ipynb", "import os\nx = os.getcwd()", [])
+    with pytest.raises(ParameterError, match="may only assign literals"):
+        notebook_parameters(nb)
+
+
+def test_cli_parameter_parsing():
+    assert parse_cli_parameter("seed=3") == ("seed", 3)
+    assert parse_cli_parameter("area=LSS") == ("area", "LSS")
+    assert parse_cli_parameter("years=[2016, 2017]") == ("years", [2016, 2017])
+    with pytest.raises(ParameterError):
+        parse_cli_parameter("seed")
+
+
+def test_jsonable_records():
+    got = to_jsonable({"a": np.float64(1.5), "b": np.arange(3), "c": float("nan"),
+                       "d": pd.DataFrame({"x": [1, 2]})})
+    assert got == {"a": 1.5, "b": [0, 1, 2], "c": None, "d": [{"x": 1}, {"x": 2}]}
+    with pytest.raises(TypeError, match="cannot record"):
+        to_jsonable(object())
+
+
+def test_failing_notebook_names_notebook_and_cell(tmp_path):
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    _write_nb(nbdir / "01_ok.ipynb", "smoke = False",
+              ["from ojpanel.pipeline import record\nrecord('answer', 42)"])
+    _write_nb(nbdir / "02_bad.ipynb", "smoke = False", ["x = 1", "raise ValueError('bad thing happened')"])
+    with pytest.raises(PipelineError) as e:
+        run_pipeline(nbdir, tmp_path / "out", progress=False, html=False)
+    assert "02_bad.ipynb failed" in str(e.value) and "ValueError: bad thing happened" in str(e.value)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["failed"]["notebook"] == "02_bad.ipynb"
+    assert summary["notebooks"][0]["records"] == {"answer": 42}
+    assert read_records(tmp_path / "out" / "01_ok.ipynb") == {"answer": 42}
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    return run_pipeline(out_dir=out, smoke=True, progress=False)
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_runs_every_notebook(smoke_pipeline):
+    names = [r.name for r in smoke_pipeline.runs]
+    assert names == [p.stem for p in discover()]
+    for r in smoke_pipeline.runs:
+        assert r.notebook.exists() and r.html is not None and r.html.stat().st_size > 10_000
+        assert r.records, f"{r.name} recorded no results"
+    summary = json.loads(smoke_pipeline.summary_path.read_text())
+    assert summary["smoke"] is True and "ojpanel" in summary["versions"]
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_build_panel_results(smoke_pipeline):
+    rec = smoke_pipeline.records["01_build_panel"]
+    assert rec["n_municipalities"] == 290
+    assert rec["years"] == [2016, 2020]
+    assert rec["indicators_per_area"] == {"äldreomsorg": rec["n_indicators"]}
+    assert rec["content_hash"].startswith("sha256:")
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_trends_results(smoke_pipeline):
+    rec = smoke_pipeline.records["02_trends_and_variation"]
+    assert rec["n_indicators"] == 4
+    for g in ("county", "kommungrupp_2017"):
+        assert 0 <= rec["eta2_median"][g] <= 1
+    assert all(np.isfinite(v) for v in rec["latest_national_mean"].values())
