@@ -47,10 +47,10 @@ def main() -> None:
     munis = syn["municipality"].values.astype(str)
     users = pd.DataFrame(
         [(m, a, s) for a in ("äldreomsorg", "ekonomiskt bistånd", "barn och unga")
-         for m, s in zip(munis, rng.choice(["user", "non_user", "other"], len(munis)))],
+         for m, s in zip(munis, rng.choice(["user", "non_user", "other"], len(munis)), strict=True)],
         columns=["municipality", "area", "status"],
     )
-    socio = dict(zip(munis, rng.choice(list("ABCDEFG"), len(munis))))
+    socio = dict(zip(munis, rng.choice(list("ABCDEFG"), len(munis)), strict=True))
     t2 = time.perf_counter()
     rep2 = rir2021(syn, oj_users=users, mode="both", groupings={"socioeconomic": socio})
     t_syn = time.perf_counter() - t2

@@ -7,7 +7,8 @@ the embedded KPI catalogue and the Kolada group ids in ``data/municipalities.csv
 
 Tests script failures per request through :attr:`KoladaTestServer.faults`: a list of
 ``(path substring, action)`` consumed in order, where an action is ``("status", code,
-retry_after)``, ``("truncate",)``, ``("loop",)`` or ``("not_kolada",)``; a ``sticky`` action
+retry_after)``, ``("truncate",)`` (half the JSON), ``("short",)`` (the connection closes before
+``Content-Length`` bytes), ``("delay", seconds)``, ``("loop",)`` or ``("not_kolada",)``; a ``sticky`` action
 (``("status", 500, None, "sticky")``) is never consumed.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -223,6 +225,8 @@ class KoladaTestServer:
                 with server._lock:
                     server.log.append((parts.path, query))
                 fault = server._take_fault(parts.path + "?" + parts.query)
+                if fault and fault[0] == "delay":  # slower than the client's time-out
+                    time.sleep(fault[1])
                 if fault and fault[0] == "status":
                     headers = {"Retry-After": str(fault[2])} if fault[2] is not None else {}
                     return self._send(fault[1], b'{"error": "scripted failure"}', headers)
@@ -257,6 +261,14 @@ class KoladaTestServer:
                 raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
                 if fault and fault[0] == "truncate":
                     raw = raw[: max(len(raw) // 2, 1)]
+                if fault and fault[0] == "short":  # connection closes before Content-Length bytes
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Length", str(len(raw) + 1000))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                    self.close_connection = True
+                    return None
                 return self._send(200, raw)
 
             def _values(
@@ -298,7 +310,13 @@ class KoladaTestServer:
 
 
 def serve() -> Iterator[KoladaTestServer]:
-    """Generator for a pytest fixture: a started server, stopped afterwards."""
+    """Generator for a pytest fixture: a started server, stopped afterwards.
+
+    The response index is built before the server starts, so the first request is not slow
+    enough to hit a client time-out on a busy machine.
+    """
+    _records_index()
+    _metadata()
     srv = KoladaTestServer().start()
     try:
         yield srv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -257,6 +258,26 @@ def test_truncated_json_retried_then_error(srv):
     srv.faults.append(("/data/", ("not_kolada", None, None, "sticky")))
     with pytest.raises(KoladaError, match="no 'values' list"):
         client(srv).data(kpi=["U21468"], year=[2019])
+
+
+def test_short_body_and_timeout_are_retried(srv):
+    srv.faults += [("/data/", ("short",)), ("/data/", ("delay", 1.5))]
+    sleep = Sleeper()
+    c = client(srv, sleep=sleep, retry=RetryPolicy(retries=3, backoff=0.5, timeout=0.5))
+    df, _ = tidy_values(c.data(kpi=["U21468"], year=[2019]))
+    check_equal_to_real(df, ["U21468"], [2019])
+    assert c.requests[-1].attempts == 3 and sleep.waits == [0.5, 1.0]
+
+
+def test_retry_after_http_date():
+    from email.utils import format_datetime
+
+    from ojpanel.data.kolada import _parse_retry_after
+
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    assert 25 <= _parse_retry_after(format_datetime(when, usegmt=True)) <= 31
+    assert _parse_retry_after("12") == 12.0
+    assert _parse_retry_after("soon") is None and _parse_retry_after(None) is None
 
 
 def test_client_error_is_not_retried(srv):

@@ -270,7 +270,7 @@ def test_all_d_cells_equal_statsmodels_on_design_rows(rep):
     # the rows of the audited design frame.
     des = rep.design("D")
     users = set(USERS.query("status == 'user'")["municipality"])
-    county = dict(zip(MUNIS, COUNTY))
+    county = dict(zip(MUNIS, COUNTY, strict=True))
     t = rep.tables["D"]
     checked = 0
     for r in t.itertuples(index=False):
@@ -489,7 +489,7 @@ def test_same_input_same_output():
 
 
 def test_skips_b_without_users_and_user_grouping():
-    soc = {m: g for m, g in zip(MUNIS, ["s1", "s2", "s1", "s2", "s1", "s2"])}
+    soc = {m: g for m, g in zip(MUNIS, ["s1", "s2", "s1", "s2", "s1", "s2"], strict=True)}
     rep = rir2021(hand_panel(), mode="faithful", indicators=MAPPING, groupings={"socioeconomic": soc})
     assert rep.tables["B"].empty
     assert any(s.startswith("B skipped: no OJ-users file") for s in rep.skipped)

@@ -39,7 +39,7 @@ def random_users(panel, seed: int) -> pd.DataFrame:
     rows = []
     for area in ("ekonomiskt bistånd", "barn och unga"):
         status = rng.choice(["user", "non_user", "other"], size=len(munis), p=[0.6, 0.25, 0.15])
-        rows += [(m, area, s) for m, s in zip(munis, status)]
+        rows += [(m, area, s) for m, s in zip(munis, status, strict=True)]
     return pd.DataFrame(rows, columns=["municipality", "area", "status"])
 
 
@@ -88,6 +88,6 @@ def test_end_to_end_outputs_on_synthetic_panel(tmp_path):
     tex = (tmp_path / "out" / "tables" / "D_barn-och-unga_county_improved.tex").read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in tex
     # Harmonised variable ids are mapped to the audit's groups through the spec.
-    groups = dict(zip(rep.indicators["indicator"], rep.indicators["indicator_group"]))
+    groups = dict(zip(rep.indicators["indicator"], rep.indicators["indicator_group"], strict=True))
     assert groups["bou_manual_foraldrastod"] == "Manualbaserade insatser"
     assert groups["eb_samord_missbruk"] == "Aktuell rutin för intern samordning"

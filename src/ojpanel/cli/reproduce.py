@@ -103,7 +103,19 @@ def _replication_step(ds, out: Path, smoke: bool) -> None:
     console.print(rep.summary(), highlight=False)
 
 
-_EXTRA_STEPS = [_replication_step]
+def _pipeline_step(ds, out: Path, smoke: bool) -> None:
+    """Notebook pipeline (papermill), then the replication paper."""
+    from ojpanel.pipeline import run_pipeline
+    from ojpanel.report.paper import render_paper
+
+    res = run_pipeline(out_dir=out / "pipeline", smoke=smoke)
+    for name, secs in res.timings().items():
+        console.print(f"  {name}: {secs:.1f} s", highlight=False)
+    paths = render_paper(res.summary_path, out / "paper")
+    console.print(f"  paper: {paths['html']}", highlight=False)
+
+
+_EXTRA_STEPS = [_replication_step, _pipeline_step]
 
 
 def register(app: typer.Typer) -> None:

@@ -61,7 +61,7 @@ def trend_figures(a_rows: pd.DataFrame, spec: pd.DataFrame, mode: str = "faithfu
             ax.plot(s["period"].astype(int), s["estimate"], marker="o", label=f"{r.indicator}: {comp}"[:70])
         ax.set_title(f"{area}: {group}"[:90], fontsize=10)
         ax.set_xlabel("year")
-        ax.set_ylabel("national average (unweighted mean of municipalities)")
+        ax.set_ylabel("national average (unweighted)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7, loc="best")
         fig.text(0.01, 0.01, f"Source: {PROCESSED_SOURCE_NOTE}. Mode: {mode}.", fontsize=7)

@@ -57,7 +57,7 @@ def _reference_codes() -> set[str]:
 
 
 def _show(rows: pd.DataFrame, limit: int = 8) -> str:
-    lines = [f"line {i + 2}: {', '.join(str(v) for v in r)}" for i, r in zip(rows.index, rows.itertuples(index=False))]
+    lines = [f"line {i + 2}: {', '.join(str(v) for v in r)}" for i, r in zip(rows.index, rows.itertuples(index=False), strict=True)]
     more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
     return "; ".join(lines[:limit]) + more
 

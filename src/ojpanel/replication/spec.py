@@ -185,11 +185,11 @@ def audit_indicators(
         table = pd.concat(parts, ignore_index=True).drop_duplicates("indicator", keep="first")
     merged = pi[["indicator", "direction"]].merge(table, on="indicator", how="inner")
     merged = merged[merged["area"].isin(AUDIT_AREAS)]
-    merged["last_year"] = [_last_year(a, r, end_year) for a, r in zip(merged["area"], merged["role"])]
+    merged["last_year"] = [_last_year(a, r, end_year) for a, r in zip(merged["area"], merged["role"], strict=True)]
     if "spec_last_year" in merged.columns:
         # A harmonised variable's own analysis years (from the spec) can only shorten the period.
         sl = pd.to_numeric(merged["spec_last_year"], errors="coerce")
-        merged["last_year"] = [int(min(a, b)) if pd.notna(b) else int(a) for a, b in zip(merged["last_year"], sl)]
+        merged["last_year"] = [int(min(a, b)) if pd.notna(b) else int(a) for a, b in zip(merged["last_year"], sl, strict=True)]
     merged["direction"] = pd.to_numeric(merged["direction"], errors="coerce").fillna(0).astype(int)
     merged["_a"] = merged["area"].map(_AREA_ORDER)
     merged = merged.sort_values(["_a", "order"], kind="mergesort").drop(columns="_a").reset_index(drop=True)

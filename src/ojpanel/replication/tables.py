@@ -13,13 +13,15 @@ import pandas as pd
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 
-__all__ = ["AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA"]
+__all__ = ["AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA", "NOT_RUN"]
 
+#: Cell of a column that was not run (e.g. OJ users without a users file).
+NOT_RUN = "–"
 LEGEND_REGRESSION = (
     "++ / + positive and significant at 5 % / 10 %; -- / - negative and significant at 5 % / 10 %; "
-    "empty = not significant; n.e. = not estimable; blank column = not run."
+    "empty = not significant; n.e. = not estimable; – = not run."
 )
-LEGEND_ANOVA = "** / * significant explanatory power at 5 % / 10 %; empty = not significant."
+LEGEND_ANOVA = "** / * significant explanatory power at 5 % / 10 %; empty = not significant; – = not run."
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def _pivot(rows: pd.DataFrame, spec: pd.DataFrame, column_of, columns: list[str]
     data = {}
     for ind in order:
         sub = rows[rows["indicator"] == ind]
-        cells = dict.fromkeys(columns, "")
+        cells = dict.fromkeys(columns, NOT_RUN)
         for r in sub.itertuples(index=False):
             col = column_of(r)
             if col in cells:
@@ -184,8 +186,8 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
                 cols = [f"{s}: {o} t-{k}" + ("" if len(terms) == 1 else f" [{t}]")
                         for t in terms for s in ("all", "oj_users") for o in outs for k in (1, 2)]
 
-                def ecol(r):
-                    return f"{r.sample}: {r.outcome} t-{r.lag}" + ("" if len(terms) == 1 else f" [{r.term}]")
+                def ecol(r, multi=len(terms) > 1):
+                    return f"{r.sample}: {r.outcome} t-{r.lag}" + (f" [{r.term}]" if multi else "")
 
                 cells = _pivot(rows, aspec, ecol, cols, _stars)
                 out.append(AuditTable(
@@ -222,7 +224,7 @@ _TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", 
 def _tex(s: str) -> str:
     s = "".join(_TEX.get(ch, ch) for ch in str(s))
     # Keep "--" as two hyphens rather than an en dash.
-    return s.replace("--", "-{}-").replace("→", r"$\rightarrow$")
+    return s.replace("--", "-{}-").replace("→", r"$\rightarrow$").replace("–", r"\textendash{}")
 
 
 def to_latex(t: AuditTable) -> str:
