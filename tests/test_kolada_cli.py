@@ -13,6 +13,7 @@ from ojpanel.cli import app
 from ojpanel.cli.fetch import preset_kpis
 from ojpanel.data.snapshot import read_snapshot
 from ojpanel.errors import ParameterError
+from ojpanel.indicators.harmonise import harmonise
 from ojpanel.indicators.spec import load_spec
 
 runner = CliRunner()
@@ -81,6 +82,16 @@ def test_preset_rir2021_default_years_and_missing_kpis(srv, tmp_path):
     assert len(set(srv.paths("/data/"))) == 4  # 76 KPIs in chunks of 25
     assert "returned no values" in r.output
     assert len(prov["rows"]["kpis_without_values"]) == len(load_spec().kpis()) - len(RIR_LOCAL)
+    # the fetched real values harmonise into the audit's user-survey and staffing variables
+    h = harmonise(values)
+    got = h.values.query("variable == 'ao_bu_helhet_hemtjanst'")
+    real = real_values()
+    exp = real[(real["kpi"] == "U21468") & (real["gender"] == "T") & real["year"].between(2016, 2019)]
+    assert len(got) == len(exp.dropna(subset=["value"])) > 1000
+    assert set(got["year"]) == {2016, 2017, 2018, 2019}  # faithful: no 2020 user survey
+    ds = h.to_panel()
+    assert "ao_bemanning_ssk_vardag" in set(ds["indicator"].values)
+    assert ds.sizes["municipality"] == 290
 
 
 def test_presets():

@@ -439,7 +439,18 @@ def test_faithful_improved_notes(rep):
     ch = rep.changes
     assert set(ch["change"]) <= {"sign", "significance"}
     imp = [t for t in rep.rendered if t.name.endswith("_improved")]
-    assert imp and all(t.notes[0].startswith("Compared with faithful mode") for t in imp)
+    for t in imp:
+        if "_peer_mean_" in t.name:
+            assert t.notes[0].startswith("Improved mode only")
+        else:
+            assert t.notes[0].startswith("Compared with faithful mode"), t.name
+    # Every changed cell is listed in the note of its table.
+    d_changes = ch[(ch["analysis"] == "D") & (ch["peer_group"] == "county")]
+    note = rep.table("D_barn-och-unga_county_improved").notes[0]
+    if len(d_changes):
+        assert f"{len(d_changes)} cell(s) change" in note
+    else:
+        assert "no cell changes" in note
 
 
 def test_rendered_tables(rep):
@@ -594,3 +605,56 @@ def test_users_file_roundtrip(tmp_path):
     users = read_oj_users(f, municipalities=MUNIS)
     rep = rir2021(hand_panel(), oj_users=f, mode="faithful", indicators=MAPPING)
     assert len(users) == 6 and not rep.tables["B"].empty
+
+
+def test_grouping_file_cluster_choice_and_missing_coord(tmp_path):
+    f = tmp_path / "socio.csv"
+    pd.DataFrame({"municipality": MUNIS, "group": ["s1", "s2", "s1", "s2", "s1", "s2"]}).to_csv(f, index=False)
+    ds = hand_panel().drop_vars("kommungrupp_2017")
+    from pathlib import Path
+
+    rep = rir2021(ds, mode="improved", indicators=MAPPING, groupings={"socioeconomic": Path(f)}, cluster="municipality")
+    assert set(rep.tables["D"]["peer_group"]) == {"county", "socioeconomic"}
+    assert any("no 'kommungrupp_2017' coordinate" in s for s in rep.skipped)
+    assert rep.settings["cluster"] == "municipality"
+    # One improved cell against statsmodels clustered by municipality.
+    des = rep.design("D").query("indicator == 'X1' and peer_group == 'socioeconomic' and lag == 1 and year >= 2017")
+    d = des[["level", "peer_mean", "year", "municipality"]].dropna()
+    X = pd.get_dummies(d["year"], prefix="y", drop_first=True, dtype=float)
+    X.insert(0, "peer_mean", d["peer_mean"])
+    ref = sm.OLS(d["level"], sm.add_constant(X)).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"])[0]}, use_t=True
+    )
+    cell = rep.tables["D"].query(
+        "indicator == 'X1' and peer_group == 'socioeconomic' and lag == 1 and outcome == 'level' "
+        "and sample == 'all' and term == 'peer_mean'"
+    ).iloc[0]
+    assert cell["estimate"] == pytest.approx(ref.params["peer_mean"], abs=1e-10)
+    assert cell["std_error"] == pytest.approx(ref.bse["peer_mean"], rel=1e-8)
+    assert cell["p_value"] == pytest.approx(ref.pvalues["peer_mean"], rel=1e-8)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"kommun": MUNIS}).to_csv(bad, index=False)
+    with pytest.raises(DataError, match="municipality, group"):
+        rir2021(ds, indicators=MAPPING, groupings={"socioeconomic": Path(bad)})
+
+
+def test_staffing_units_match_harmonised_variable_ids():
+    # A harmonised panel names the staffing variable ao_bemanning_ssk_vardag; unit data use U23490.
+    rng = np.random.default_rng(4)
+    units = pd.DataFrame(
+        [("U23490", m, f"{m}-{u}", y, float(rng.uniform(0.05, 0.2))) for m in MUNIS for u in range(2) for y in YEARS],
+        columns=["indicator", "municipality", "unit", "year", "value"],
+    )
+    mean = units.groupby(["municipality", "year"])["value"].mean().unstack().reindex(MUNIS)
+    ds = xr.Dataset(
+        {"value": (("municipality", "indicator", "year"), mean.to_numpy()[:, None, :])},
+        coords={
+            "municipality": MUNIS, "indicator": ["ao_bemanning_ssk_vardag"], "year": YEARS,
+            "county": ("municipality", COUNTY), "kommungrupp_2017": ("municipality", KG),
+            "direction": ("indicator", [1]), "area": ("indicator", ["äldreomsorg"]),
+        },
+    )
+    rep = rir2021(ds, staffing_units=units)
+    e = rep.tables["E"]
+    assert set(e["indicator"]) == {"ao_bemanning_ssk_vardag"}
+    assert {"mean_change", "min_change"} == set(e["outcome"])

@@ -19,6 +19,7 @@ import xarray as xr
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.peers import improved, lagged, loo_group_mean, top_quartile_flag
 from ojpanel.replication.engine import SlopeFit, fit_slope, mean_test, one_way_anova
+from ojpanel.replication.tables import COLUMNS
 from ojpanel.report.stars import anova_stars, regression_stars
 
 __all__ = [
@@ -35,27 +36,6 @@ __all__ = [
     "staffing",
 ]
 
-#: The tidy schema shared by every analysis.
-COLUMNS = [
-    "analysis",
-    "area",
-    "indicator",
-    "indicator_group",
-    "peer_group",
-    "lag",
-    "outcome",
-    "sample",
-    "period",
-    "term",
-    "estimate",
-    "std_error",
-    "statistic",
-    "p_value",
-    "n_obs",
-    "n_municipalities",
-    "stars",
-    "mode",
-]
 
 #: Choices the appendix leaves open, per analysis and mode (written to the report and metadata).
 CHOICES: dict[str, dict[str, list[str]]] = {
@@ -615,9 +595,15 @@ def staffing(prep: Prepared, mode: str, units: pd.DataFrame | None) -> tuple[pd.
     for i in idx:
         s = prep.spec.iloc[i]
         last = int(s["last_year"])
-        if summary is not None and s["indicator"] not in summary["mean"]["indicator"].values:
-            notes.append(f"E {s['indicator']}: not in the unit-level staffing data; skipped")
-            continue
+        unit_id = s["indicator"]
+        if summary is not None:
+            have = set(summary["mean"]["indicator"].values)
+            # Unit-level files use Kolada ids; a harmonised panel names the variable instead.
+            ids = [s["indicator"], *str(s.get("kpis", "")).split(",")]
+            unit_id = next((i for i in ids if i in have), None)
+            if unit_id is None:
+                notes.append(f"E {s['indicator']}: not in the unit-level staffing data; skipped")
+                continue
         for k in (1, 2):
             first_t = prep.start_year + k
             ymask = (prep.years >= first_t) & (prep.years <= last)
@@ -640,7 +626,7 @@ def staffing(prep: Prepared, mode: str, units: pd.DataFrame | None) -> tuple[pd.
                     rows.append(_fit_row(fit, len(set(m_idx)), outcome="mean_change", term="mean_change", **base))
                     continue
                 parts = {
-                    k2: summary[k2].sel(indicator=s["indicator"]).reindex(
+                    k2: summary[k2].sel(indicator=unit_id).reindex(
                         municipality=prep.municipalities, year=prep.years
                     )
                     for k2 in ("mean", "min", "spread")

@@ -193,8 +193,8 @@ class RiR2021Result:
         lines = [f"RiR 2021:17 replication (mode: {self._mode})"]
         if self._settings.get("synthetic"):
             lines.append("SYNTHETIC DATA: the panel is simulated, not Öppna jämförelser results.")
-        if self._settings.get("panel_source"):
-            lines.append(f"Panel: {self._settings['panel_source']} ({self._settings.get('panel_content_hash', '')})")
+        if self._settings.get("panel_content_hash"):
+            lines.append(f"Panel content hash: {self._settings['panel_content_hash']}")
         lines.append("")
         lines.append(
             f"{len(self._spec)} audit indicator(s) in the panel; {self.n_regressions} regressions, "

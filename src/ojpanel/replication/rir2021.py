@@ -231,6 +231,8 @@ def _change_note(name: str, changes: pd.DataFrame) -> str:
     # Table names are "<analysis>_<area slug>_..."; match the changes of that analysis and area.
     from ojpanel.replication.tables import _slug
 
+    if "_peer_mean_" in name:
+        return "Improved mode only (no faithful counterpart): the peers' leave-one-out mean kept continuous."
     analysis = name.split("_", 1)[0]
     sub = changes[(changes["analysis"] == analysis) & (changes["area"].map(_slug) == name.split("_")[1])]
     if analysis == "D":

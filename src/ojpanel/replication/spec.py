@@ -105,6 +105,7 @@ def _harmonised_rows(path: Path | None = None) -> pd.DataFrame:
                 "role": role,
                 "confidence": v.confidence,
                 "spec_last_year": int(v.years[1]),
+                "kpis": ",".join(v.kpis),
             }
         )
     return pd.DataFrame(rows)
@@ -135,8 +136,8 @@ def audit_indicators(
     Returns
     -------
     (pandas.DataFrame, list of str)
-        The matched indicators (columns :data:`SPEC_COLUMNS` plus ``direction``) in the audit's
-        order, and one message per panel indicator that is not the audit's.
+        The matched indicators (columns :data:`SPEC_COLUMNS` plus ``direction`` and ``kpis``, the
+        Kolada ids behind each indicator) in the audit's order, and one message per panel indicator that is not the audit's.
     """
     pi = panel_indicators.copy()
     pi["indicator"] = pi["indicator"].astype(str)
@@ -198,4 +199,7 @@ def audit_indicators(
     if others:
         shown = ", ".join(others[:12]) + (f" … ({len(others)} in all)" if len(others) > 12 else "")
         notes.append(f"{len(others)} panel indicator(s) are not among the audit's and were left out: {shown}")
-    return merged[[*SPEC_COLUMNS, "direction"]], notes
+    if "kpis" not in merged.columns:
+        merged["kpis"] = ""
+    merged["kpis"] = [k if isinstance(k, str) and k else i for i, k in zip(merged["indicator"], merged["kpis"], strict=True)]
+    return merged[[*SPEC_COLUMNS, "direction", "kpis"]], notes

@@ -13,7 +13,29 @@ import pandas as pd
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 
-__all__ = ["AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA", "NOT_RUN"]
+__all__ = ["COLUMNS", "AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA", "NOT_RUN"]
+
+#: The tidy schema shared by every analysis (empty where not applicable).
+COLUMNS = [
+    "analysis",
+    "area",
+    "indicator",
+    "indicator_group",
+    "peer_group",
+    "lag",
+    "outcome",
+    "sample",
+    "period",
+    "term",
+    "estimate",
+    "std_error",
+    "statistic",
+    "p_value",
+    "n_obs",
+    "n_municipalities",
+    "stars",
+    "mode",
+]
 
 #: Cell of a column that was not run (e.g. OJ users without a users file).
 NOT_RUN = "–"
@@ -186,7 +208,9 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
                 cols = [f"{s}: {o} t-{k}" + ("" if len(terms) == 1 else f" [{t}]")
                         for t in terms for s in ("all", "oj_users") for o in outs for k in (1, 2)]
 
-                def ecol(r, multi=len(terms) > 1):
+                multi = len(terms) > 1
+
+                def ecol(r, multi=multi):
                     return f"{r.sample}: {r.outcome} t-{r.lag}" + (f" [{r.term}]" if multi else "")
 
                 cells = _pivot(rows, aspec, ecol, cols, _stars)
