@@ -71,7 +71,7 @@ def check_equal_to_real(values, kpis, years, munis=None):
     )
 
 
-# ---------------------------------------------------------------------------- pure helpers
+# ---------------------------------------------------------------------------- pure functions
 def test_defaults_and_versions():
     c = KoladaClient()
     assert c.base_url == DEFAULT_BASE_URL == "https://api.kolada.se/v3"

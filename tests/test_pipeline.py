@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from ojpanel.errors import ParameterError
-from ojpanel.pipeline import PipelineError, discover, notebook_parameters, plan, read_records, run_pipeline
+from ojpanel.pipeline import (
+    PipelineError,
+    discover,
+    notebook_parameters,
+    plan,
+    read_records,
+    run_pipeline,
+)
 from ojpanel.pipeline.parameters import parse_cli_parameter
 from ojpanel.pipeline.record import to_jsonable
 

@@ -73,7 +73,7 @@ def test_power_cli(tmp_path):
 
     from ojpanel.cli import app
 
-    ds = simulate_panel(n_municipalities=80, n_counties=8, years=range(2016, 2020), seed=6)
+    ds = simulate_panel(layout="real", years=range(2016, 2020), seed=6)
     path = tmp_path / "panel.nc"
     ds.to_netcdf(path, engine="h5netcdf")
     out = tmp_path / "power.csv"

@@ -24,6 +24,12 @@ _LAZY = {
     "load_municipalities": "ojpanel.data.reference",
     "load_catalogue": "ojpanel.indicators.catalogue",
     "load_embedded_values": "ojpanel.data.embedded",
+    "KoladaClient": "ojpanel.data.kolada",
+    "fetch_snapshot": "ojpanel.data.snapshot",
+    "read_snapshot": "ojpanel.data.snapshot",
+    "harmonise": "ojpanel.indicators.harmonise",
+    "load_spec": "ojpanel.indicators.spec",
+    "simulate_checklist": "ojpanel.indicators.simulate",
     "replication": None,
 }
 

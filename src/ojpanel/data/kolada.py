@@ -221,7 +221,7 @@ class KoladaClient:
         if not 1 <= per_page <= PER_PAGE:
             raise ParameterError(f"per_page must be between 1 and {PER_PAGE}, got {per_page}")
         self._per_page = per_page
-        self._user_agent = user_agent or f"ojpanel/{package_version()} (+https://www.kolada.se)"
+        self._user_agent = user_agent or f"ojpanel/{package_version()}"
         self._log: list[RequestRecord] = []
 
     # ------------------------------------------------------------------ properties

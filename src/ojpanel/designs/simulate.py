@@ -70,6 +70,7 @@ def simulate_panel(
     missing: float = 0.0,
     seed: int = 0,
     layout_seed: int = 0,
+    layout: str = "synthetic",
 ) -> xr.Dataset:
     """Simulate a labelled synthetic panel (see the module docstring for the process).
 
@@ -82,6 +83,10 @@ def simulate_panel(
         Probability that a value is missing (completely at random).
     seed, layout_seed
         Seeds of the outcomes and of the municipality layout.
+    layout
+        ``"synthetic"`` (made-up codes, ``n_municipalities`` in ``n_counties``) or ``"real"``: the
+        290 real municipalities with their real counties and kommungrupper (only the outcomes are
+        synthetic); ``n_municipalities``/``n_counties``/``n_groups`` are then ignored.
 
     Returns
     -------
@@ -93,7 +98,20 @@ def simulate_panel(
     if not 0 <= missing < 1:
         raise ParameterError("missing must be in [0, 1)")
     years = [int(y) for y in years]
-    codes, county, kg = municipality_layout(n_municipalities, n_counties, n_groups, layout_seed)
+    extra: dict = {}
+    if layout == "real":
+        from ojpanel.data.reference import load_municipalities
+
+        ref = load_municipalities().sort_values("municipality")
+        codes = ref["municipality"].astype(str).to_numpy()
+        county = ref["county"].astype(str).to_numpy()
+        kg = ref["kommungrupp_2017"].astype(str).to_numpy()
+        extra = {c: ("municipality", ref[c].astype(str).to_numpy()) for c in ("municipality_name", "county_name", "kommungrupp_2011", "kommungrupp_2023") if c in ref}
+        n_municipalities, n_counties = len(codes), int(np.unique(county).size)
+    elif layout == "synthetic":
+        codes, county, kg = municipality_layout(n_municipalities, n_counties, n_groups, layout_seed)
+    else:
+        raise ParameterError("layout must be 'synthetic' or 'real'")
     grp = county if peer_group == "county" else kg
     _, gcode = np.unique(grp, return_inverse=True)
     _, ccode = np.unique(county, return_inverse=True)
@@ -124,6 +142,7 @@ def simulate_panel(
             "county": ("municipality", county),
             "county_name": ("municipality", [f"Synthetic county {c}" for c in county]),
             "kommungrupp_2017": ("municipality", kg),
+            "kommungrupp_2023": ("municipality", kg),
             "title": ("indicator", [f"Synthetic indicator {k}" for k in range(K)]),
             "area": ("indicator", ["synthetic"] * K),
             "kind": ("indicator", ["result"] * K),
@@ -133,6 +152,7 @@ def simulate_panel(
         },
         attrs={
             "synthetic": 1,
+            "layout": layout,
             "description": (
                 "SYNTHETIC panel from ojpanel.designs.simulate.simulate_panel: "
                 f"rho={rho}, peer_effect={peer_effect} ({peer_group}), sigma_municipality={sigma_municipality}, "
@@ -142,4 +162,6 @@ def simulate_panel(
             "source": "synthetic (no real data)",
         },
     )
+    if extra:
+        ds = ds.assign_coords(extra)
     return ds

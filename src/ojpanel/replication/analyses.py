@@ -98,6 +98,8 @@ CHOICES: dict[str, dict[str, list[str]]] = {
             "with unknown direction are skipped for 'improved'.",
             "Estimation years t = 2017-2020 for t-1 and 2018-2020 for t-2 (to 2019 for elderly "
             "unit/user surveys), pooled.",
+            "Columns 5-8 ('oj_users') run in every area where the users file lists OJ users, elderly "
+            "care included (the audit's five-non-users caveat concerns B only).",
         ],
         "improved": [
             "Also the continuous leave-one-out mean (term 'peer_mean'), besides the binary flag "
@@ -580,10 +582,13 @@ def staffing(prep: Prepared, mode: str, units: pd.DataFrame | None) -> tuple[pd.
     notes: list[str] = []
     idx = [i for i, r in prep.spec.iterrows() if r["role"] == "staffing"]
     if not idx:
-        return _frame(rows), ["E skipped: the panel has none of the staffing-per-place indicators (U23489, U23490, U23493, U23494)"]
+        return _frame(rows), ["E skipped: the panel has none of the staffing-per-place indicators (KPIs U23489, U23490, U23493, U23494 or their harmonised ao_bemanning_* variables)"]
     imp = mode == "improved"
     cl_all = prep.cluster_labels()
     summary = None
+    notes.append(
+        "E: the dementia-housing-only version (second half of tables 6-7) has no Kolada KPI and was not run"
+    )
     if units is None:
         notes.append(
             "E: only municipal means are available, so the mean-development rows were run; the "

@@ -220,6 +220,14 @@ def rir2021(
         "staffing_units_given": staffing_units is not None,
         "source_note": PROCESSED_SOURCE_NOTE,
     }
+    for k, t in tables.items():
+        # The choices travel with each tidy table (DataFrame.attrs) as well as in the report.
+        t.attrs = {
+            "analysis": k,
+            "mode": mode,
+            "choices": choices["all"] + choices[k],
+            "settings": json.dumps(settings, ensure_ascii=False, default=str),
+        }
     return RiR2021Result(
         mode=mode, tables=tables, rendered=rendered, figures=figures, choices=choices, ran=ran,
         skipped=skipped, changes=changes, spec=spec, settings=settings,

@@ -1,6 +1,6 @@
 """Audit-style tables: rows = indicators grouped as in the appendix, columns as in the appendix.
 
-Each table is built from the tidy rows (:data:`ojpanel.replication.analyses.COLUMNS`) and rendered
+Each table is built from the tidy rows (schema :data:`COLUMNS`) and rendered
 to Markdown and LaTeX. Regression cells show ``++ + - --``, ANOVA cells ``** *``; table A shows
 the national averages themselves.
 """
@@ -242,7 +242,7 @@ def to_markdown(t: AuditTable) -> str:
 
 
 _TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+        '"': "''", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
 
 
 def _tex(s: str) -> str:
@@ -254,7 +254,8 @@ def _tex(s: str) -> str:
 def to_latex(t: AuditTable) -> str:
     """Render an :class:`AuditTable` as a LaTeX table (booktabs), group rows in italics."""
     cols = list(t.cells.columns)
-    spec = "l" + "c" * len(cols)
+    # Long Swedish row labels wrap in a fixed-width first column.
+    spec = r"p{0.4\linewidth}" + "c" * len(cols)
     lines = [
         r"\begin{table}[htbp]",
         r"\centering",

@@ -116,6 +116,29 @@ class ModelData:
         """Trials behind each share (binomial likelihood) or None."""
         return self.frame["n"].to_numpy().astype(np.int64) if "n" in self.frame else None
 
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        """``(municipalities, indicators, years)`` of the full grid."""
+        return (len(self.municipalities), len(self.indicators), len(self.years))
+
+    @property
+    def cell_idx(self) -> np.ndarray:
+        """Flat (C-order) index of every observation's cell in the full grid."""
+        _, n_i, n_t = self.grid_shape
+        return (self.municipality_idx * n_i + self.indicator_idx) * n_t + self.year_idx
+
+    @property
+    def is_complete_grid(self) -> bool:
+        """True when every cell of the grid is observed, in grid order (no gather needed)."""
+        return self.n_obs == int(np.prod(self.grid_shape)) and bool(
+            np.array_equal(self.cell_idx, np.arange(self.n_obs)))
+
+    def x_grid(self) -> np.ndarray:
+        """Exposure on the full grid (0 in unobserved cells, which never enter the likelihood)."""
+        g = np.zeros(int(np.prod(self.grid_shape)))
+        g[self.cell_idx] = self.x
+        return g.reshape(self.grid_shape)
+
     def coords(self) -> dict[str, list]:
         """PyMC coordinates of the model's dimensions."""
         return {

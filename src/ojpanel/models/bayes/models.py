@@ -20,7 +20,7 @@ cutpoints per indicator, which take the place of ``alpha_i``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pymc as pm
@@ -156,6 +156,7 @@ def build_model(
     *,
     municipality_effects: bool = True,
     year_effects: bool = True,
+    parametrization: Literal["noncentered", "centered"] = "noncentered",
 ) -> pm.Model:
     """Build the hierarchical model for ``data`` (likelihood taken from ``data.likelihood``).
 
@@ -169,25 +170,32 @@ def build_model(
         Include the nested group/municipality effects (switch off for pooled checks).
     year_effects
         Include year effects.
+    parametrization
+        ``"noncentered"`` (default; robust when groups carry little information) or
+        ``"centered"`` for the group and municipality effects (often better when every
+        municipality has many informative observations).
 
     Returns
     -------
     pymc.Model
-        With observation-level data in ``pm.Data`` containers (``x``, ``municipality_idx``,
-        ``indicator_idx``, ``year_idx``, and ``n`` for binomial) and observed variable ``y``.
+        With the exposure on the grid in ``pm.Data("x_grid")`` (``cell_idx`` and, for binomial,
+        ``n`` as further containers) and the observed variable ``y`` (dim ``obs``).
     """
     p = priors or Priors.default(data.likelihood)
+    if parametrization not in ("noncentered", "centered"):
+        raise ParameterError(f"parametrization must be 'noncentered' or 'centered', got {parametrization!r}")
     coords: dict[str, Any] = data.coords()
-    n_ind, n_grp, n_year = len(data.indicators), len(data.groups), len(data.years)
+    n_mun, n_ind, n_year = data.grid_shape
+    n_grp = len(data.groups)
     lik = data.likelihood
     if lik == "ordinal":
         coords["cut"] = [f"{k}|{k + 1}" for k in range(data.n_categories - 1)]
     with pm.Model(coords=coords) as model:
-        x = pm.Data("x", data.x, dims="obs")
-        ii = pm.Data("indicator_idx", data.indicator_idx, dims="obs")
-        mi = pm.Data("municipality_idx", data.municipality_idx, dims="obs")
-        ti = pm.Data("year_idx", data.year_idx, dims="obs")
-
+        # The linear predictor is built on the municipality x indicator x year grid by
+        # broadcasting: the gradient then needs no scatter-adds over observations, which is
+        # what dominates the cost of large panels. Observed cells are gathered once (not at all
+        # for a complete grid).
+        x = pm.Data("x_grid", data.x_grid(), dims=("municipality", "indicator", "year"))
         mu_beta = pm.Normal("mu_beta", 0.0, p.mu_beta_sd)
         if n_ind > 1:
             tau_beta = pm.HalfNormal("tau_beta", p.tau_beta_sd)
@@ -195,25 +203,40 @@ def build_model(
             beta = pm.Deterministic("beta", mu_beta + tau_beta * z_beta, dims="indicator")
         else:  # one indicator: no spread to estimate
             beta = pm.Deterministic("beta", pt.stack([mu_beta]), dims="indicator")
-        eta = beta[ii] * x
+        eta = beta[None, :, None] * x
 
         if lik != "ordinal":
             alpha = pm.Normal("alpha", 0.0, p.alpha_sd, dims="indicator")
-            eta = eta + alpha[ii]
+            eta = eta + alpha[None, :, None]
         if municipality_effects:
             sigma_m = pm.HalfNormal("sigma_municipality", p.sigma_municipality_sd)
-            z_m = pm.Normal("z_municipality", 0.0, 1.0, dims="municipality")
-            u = sigma_m * z_m
+            grp = None
             if n_grp > 1:
                 sigma_g = pm.HalfNormal("sigma_group", p.sigma_group_sd)
-                z_g = pm.Normal("z_group", 0.0, 1.0, dims="group")
-                u = u + sigma_g * z_g[data.municipality_group]
-            u = pm.Deterministic("municipality_effect", u, dims="municipality")
-            eta = eta + u[mi]
+                # zero-sum: the common level belongs to the intercepts, not to the groups
+                if parametrization == "noncentered":
+                    z_g = pm.ZeroSumNormal("z_group", 1.0, dims="group")
+                    grp = pm.Deterministic("group_effect", sigma_g * z_g, dims="group")
+                else:
+                    grp = pm.ZeroSumNormal("group_effect", sigma_g, dims="group")
+            if parametrization == "noncentered":
+                z_m = pm.Normal("z_municipality", 0.0, 1.0, dims="municipality")
+                u = sigma_m * z_m if grp is None else grp[data.municipality_group] + sigma_m * z_m
+                u = pm.Deterministic("municipality_effect", u, dims="municipality")
+            else:
+                mean = 0.0 if grp is None else grp[data.municipality_group]
+                u = pm.Normal("municipality_effect", mean, sigma_m, dims="municipality")
+            eta = eta + u[:, None, None]
         if year_effects and n_year > 1:
             g_raw = pm.Normal("year_effect", 0.0, p.year_sd, dims="effect_year")
             gamma = pt.concatenate([pt.zeros(1), g_raw])
-            eta = eta + gamma[ti]
+            eta = eta + gamma[None, None, :]
+        else:
+            eta = eta + pt.zeros((1, 1, n_year))
+        eta = eta.reshape((-1,))
+        if not data.is_complete_grid:
+            eta = eta[pm.Data("cell_idx", data.cell_idx, dims="obs")]
+        ii = data.indicator_idx
 
         if lik == "normal":
             sigma_y = pm.HalfNormal("sigma_y", p.sigma_y_sd, dims="indicator")

@@ -1,0 +1,170 @@
+"""Shared pieces of the knowledge-steering designs: long frames, the FE call, MDEs, tidy rows.
+
+The fixed-effects fits of every steering design go through :func:`fit_fe` and every MDE through
+:func:`mde`, so that a change of engine or of power machinery is one edit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from ojpanel.errors import DataError, ParameterError
+
+__all__ = [
+    "ALPHA",
+    "POWER",
+    "mde",
+    "fit_fe",
+    "item_top",
+    "long_frame",
+    "tidy",
+    "linear_combination",
+    "value_array",
+]
+
+#: Test level and target power used for every minimum detectable effect.
+ALPHA = 0.05
+POWER = 0.8
+
+
+def mde(std_error: float | np.ndarray, alpha: float = ALPHA, power: float = POWER) -> float | np.ndarray:
+    """Minimum detectable effect of an estimator with standard error ``std_error``.
+
+    ``(z_{1-alpha/2} + z_{power}) * SE`` — the analytic MDE of a two-sided test with normal
+    approximation; :func:`ojpanel.designs.power.analytic_mde` is the same formula written in
+    variance components for the users design (used by the moderator design).
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ParameterError(f"alpha and power must be in (0, 1); got {alpha}, {power}")
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    se = np.asarray(std_error, dtype=float)
+    out = z * se
+    return float(out) if out.ndim == 0 else out
+
+
+def fit_fe(
+    frame: pd.DataFrame,
+    y: str,
+    x: str | Sequence[str],
+    *,
+    entity: str = "municipality",
+    entity_effects: bool = True,
+    other_effects: Sequence[str | tuple[str, ...]] | None = None,
+    cluster: str = "municipality",
+    label: str | None = None,
+):
+    """One FE linear (probability) model with clustered SEs, through :func:`ojpanel.models.fe.fit_panel`.
+
+    No year effects of their own: the steering designs name their shock cells (``area×year``,
+    ``indicator×year``) in ``other_effects``.
+    """
+    from ojpanel.models.fe import fit_panel
+
+    return fit_panel(
+        frame, y, x, entity=entity, time="year", entity_effects=entity_effects, time_effects=False,
+        other_effects=other_effects, cov="clustered", cluster=cluster, label=label,
+    )
+
+
+def value_array(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """The panel's ``value`` as ``(indicator, municipality, year)``."""
+    da = ds["value"] if isinstance(ds, xr.Dataset) else ds
+    for d in ("indicator", "municipality", "year"):
+        if d not in da.dims:
+            raise DataError(f"the panel needs an '{d}' dimension; it has {da.dims}")
+    return da.transpose("indicator", "municipality", "year")
+
+
+def item_top(da: xr.DataArray) -> np.ndarray:
+    """Top ("yes") level per item: 1 for binary, 2 for ordinal (ja/delvis/nej) items.
+
+    Raises
+    ------
+    DataError
+        If an item is neither binary nor ordinal, or holds values outside its scale.
+    """
+    if "scale" not in da.coords:
+        raise DataError("the panel needs an indicator coordinate 'scale' (binary/ordinal)")
+    scale = np.asarray(da["scale"].values).astype(str)
+    bad = sorted({s for s in scale if s not in ("binary", "ordinal")})
+    if bad:
+        ids = [str(i) for i, s in zip(da["indicator"].values, scale, strict=True) if s in bad]
+        raise DataError(
+            f"checklist designs need binary or ordinal items; {ids[:5]} have scale {bad}. Select "
+            "them out, or dichotomise shares first (see ojpanel.designs.steering.dichotomise)"
+        )
+    top = np.where(scale == "ordinal", 2.0, 1.0)
+    v = da.values
+    allowed = np.isnan(v) | ((v >= 0) & (v <= top[:, None, None]) & (v == np.round(v)))
+    if not allowed.all():
+        j = int(np.flatnonzero(~allowed.all(axis=(1, 2)))[0])
+        raise DataError(
+            f"item {da['indicator'].values[j]} has values outside its {scale[j]} coding "
+            f"(expected integers 0..{int(top[j])})"
+        )
+    return top
+
+
+def long_frame(ds: xr.Dataset | xr.DataArray, extra: Mapping[str, xr.DataArray] | None = None) -> pd.DataFrame:
+    """Long rows ``indicator, municipality, year, value, yes, area, scale, county`` (+ ``extra``).
+
+    Every cell of the cube is a row (missing values stay NaN), in indicator, municipality, year
+    order, so arrays reshaped from the cube line up with the rows.
+    """
+    da = value_array(ds)
+    top = item_top(da)
+    J, N, T = da.shape
+    ind = np.asarray(da["indicator"].values).astype(str)
+    mun = np.asarray(da["municipality"].values).astype(str)
+    yrs = np.asarray(da["year"].values).astype(np.int64)
+    v = da.values.ravel()
+    out = pd.DataFrame({
+        "indicator": np.repeat(ind, N * T),
+        "municipality": np.tile(np.repeat(mun, T), J),
+        "year": np.tile(yrs, J * N),
+        "value": v,
+    })
+    out["yes"] = np.where(np.isnan(v), np.nan, (v == np.repeat(top, N * T)).astype(float))
+    for c in ("area", "scale"):
+        out[c] = np.repeat(np.asarray(da[c].values).astype(str), N * T) if c in da.coords else "all"
+    if "county" in da.coords:
+        out["county"] = np.tile(np.repeat(np.asarray(da["county"].values).astype(str), T), J)
+    for name, arr in (extra or {}).items():
+        a = arr.broadcast_like(da).transpose("indicator", "municipality", "year")
+        out[name] = a.values.ravel()
+    return out
+
+
+def linear_combination(res: Any, weights: Mapping[str, float]) -> dict[str, float]:
+    """Estimate, SE, t and two-sided p of ``sum_k w_k * beta_k`` from one FE fit's covariance."""
+    names = list(res.params.index)
+    w = np.array([float(weights.get(n, 0.0)) for n in names])
+    est = float(w @ res.params.to_numpy())
+    se = float(np.sqrt(w @ res.cov.to_numpy() @ w))
+    t = est / se if se > 0 else float("nan")
+    df = float(res.df_resid)
+    p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(df) else float(2 * stats.norm.sf(abs(t)))
+    return {"estimate": est, "std_error": se, "statistic": t, "p_value": p}
+
+
+def tidy(rows: Iterable[Mapping[str, Any]], **meta: Any) -> pd.DataFrame:
+    """Rows in the replication schema (:data:`ojpanel.models.fe_results.TIDY_COLUMNS`), stars and MDE filled."""
+    from ojpanel.models.fe_results import tidy_frame
+    from ojpanel.report.stars import regression_stars
+
+    rows = [dict(r) for r in rows]
+    for r in rows:
+        if "stars" not in r:
+            r["stars"] = regression_stars(r.get("estimate"), r.get("p_value"))
+        if "mde" not in r and r.get("std_error") is not None and np.isfinite(r.get("std_error", np.nan)):
+            r["mde"] = mde(r["std_error"])
+    out = tidy_frame(rows, **meta)
+    if "mode" in out and out["mode"].isna().all():
+        out["mode"] = "improved"
+    return out
