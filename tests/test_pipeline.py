@@ -136,3 +136,13 @@ def test_smoke_pipeline_trends_results(smoke_pipeline):
     for g in ("county", "kommungrupp_2017"):
         assert 0 <= rec["eta2_median"][g] <= 1
     assert all(np.isfinite(v) for v in rec["latest_national_mean"].values())
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_replication_results(smoke_pipeline):
+    rec = smoke_pipeline.records["03_rir2021_replication"]
+    assert rec["n_regressions"] > 0 and rec["n_anovas"] > 0
+    assert set(rec["D_cells"]) == {"faithful", "improved"}
+    assert rec["synthetic_planted_stars"] == ["++", "++", "++"]
+    assert sum(s in ("+", "++") for s in rec["synthetic_null_stars"]) <= 1
+    assert any("B skipped" in s for s in rec["skipped"])

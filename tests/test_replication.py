@@ -491,6 +491,12 @@ def test_write_outputs(tmp_path):
     assert KOLADA_CITATION not in report
     meta = json.loads((out / "tables" / "metadata.json").read_text(encoding="utf-8"))
     assert meta["choices"]["D"] and meta["settings"]["years"] == [2016, 2020]
+    # A second run in another mode replaces the first run's tables; other files stay.
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    write_rir2021(hand_panel(), out, oj_users=USERS, mode="improved", indicators=MAPPING)
+    assert not (out / "tables" / "D_barn-och-unga_county_faithful.md").exists()
+    assert (out / "tables" / "D_barn-och-unga_county_improved.md").is_file()
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_same_input_same_output():

@@ -270,7 +270,9 @@ def write_rir2021(
 
     Writes ``tables/{A,B,C,D,E}.csv`` (tidy), ``tables/<name>.md`` and ``.tex`` (audit-style),
     ``tables/metadata.json`` (choices, settings, skipped), ``figures/*.png`` and ``report.md``.
-    Existing files of the same names are replaced; other files in ``out_dir`` are left alone.
+    Outputs of an earlier run in the same directory (``tables/[A-E]_*.md|.tex``,
+    ``figures/A_*.png``, the CSVs, ``metadata.json``, ``report.md``) are replaced so that none goes
+    stale; other files in ``out_dir`` are left alone.
 
     Returns
     -------
@@ -282,6 +284,10 @@ def write_rir2021(
     tdir, fdir = out / "tables", out / "figures"
     tdir.mkdir(parents=True, exist_ok=True)
     fdir.mkdir(parents=True, exist_ok=True)
+    # Outputs of an earlier run (e.g. another mode) would go stale beside the new ones: remove
+    # the files this function writes, and only those.
+    for old in [*tdir.glob("[A-E]_*.md"), *tdir.glob("[A-E]_*.tex"), *fdir.glob("A_*.png")]:
+        old.unlink()
     for k, t in rep.tables.items():
         t.to_csv(tdir / f"{k}.csv", index=False)
     for t in rep.rendered:

@@ -178,12 +178,12 @@ def simulate_steering(
     intro_decay: float = 0.8,
     ordinal_every: int = 4,
     established_age: int = 5,
-    base_logit: float = -1.6,
+    base_logit: float = -2.6,
     sd_item: float = 0.4,
     sigma_municipality: float = 0.5,
     sigma_county: float = 0.3,
     sigma_area_year: float = 0.15,
-    lapse: float = 0.04,
+    lapse: float = 0.06,
     steering_effect: float = 0.8,
     colour_year: int = 2019,
     share_coloured: float = 0.5,
@@ -193,7 +193,7 @@ def simulate_steering(
     user_shares: tuple[float, float, float] = (0.6, 0.2, 0.2),
     user_selection: float = 0.0,
     p_missing: float = 0.02,
-    burn_in: int = 25,
+    burn_in: int = 40,
 ) -> SteeringSimulation:
     """Simulate a checklist panel with planted adoption effects (see the module docstring).
 
@@ -205,7 +205,7 @@ def simulate_steering(
         ``{year: number of new items per area}``; default ``{2017: 3, 2019: 3, 2021: 3}``.
     intro_effects
         Logit-scale introduction effect per introduction year (cohort-varying); default
-        ``{2017: 1.6, 2019: 0.8, 2021: 0.2}`` for the default introductions.
+        ``{2017: 2.0, 2019: 1.0, 2021: 0.3}`` for the default introductions.
     steering_effect, peer_effect, oj_use_effect
         Logit-scale effects of a red flag in ``t-1``, of the lagged leave-one-out county share of
         "yes", and of OJ use from ``oj_year`` on.
@@ -223,7 +223,7 @@ def simulate_steering(
         introductions = {2017: 3, 2019: 3, 2021: 3}
     introductions = {int(k): int(v) for k, v in introductions.items()}
     if intro_effects is None:
-        defaults = [1.6, 0.8, 0.2]
+        defaults = [2.0, 1.0, 0.3]
         intro_effects = {g: defaults[min(k, 2)] for k, g in enumerate(sorted(introductions))}
     intro_effects = {int(k): float(v) for k, v in intro_effects.items()}
     bad = [g for g in introductions if not years[0] < g <= years[-1]]

@@ -233,14 +233,17 @@ def build_model(
             eta = eta + gamma[None, None, :]
         else:
             eta = eta + pt.zeros((1, 1, n_year))
-        eta = eta.reshape((-1,))
-        if not data.is_complete_grid:
-            eta = eta[pm.Data("cell_idx", data.cell_idx, dims="obs")]
-        ii = data.indicator_idx
+        cell = None if data.is_complete_grid else pm.Data("cell_idx", data.cell_idx, dims="obs")
+
+        def to_obs(grid: pt.TensorVariable, tail: tuple = ()) -> pt.TensorVariable:
+            flat = pt.broadcast_to(grid, (n_mun, n_ind, n_year, *tail)).reshape((-1, *tail))
+            return flat if cell is None else flat[cell]
+
+        eta = to_obs(eta)
 
         if lik == "normal":
             sigma_y = pm.HalfNormal("sigma_y", p.sigma_y_sd, dims="indicator")
-            pm.Normal("y", mu=eta, sigma=sigma_y[ii], observed=data.y, dims="obs")
+            pm.Normal("y", mu=eta, sigma=to_obs(sigma_y[None, :, None]), observed=data.y, dims="obs")
         elif lik == "bernoulli":
             pm.Bernoulli("y", logit_p=eta, observed=data.y, dims="obs")
         elif lik == "binomial":
@@ -260,7 +263,7 @@ def build_model(
             pm.CustomDist(
                 "y",
                 eta,
-                cut[ii],
+                to_obs(cut[None, :, None, :], (k,)),
                 logp=cumulative_logit_logp,
                 random=_cumulative_logit_random,
                 signature="(),(k)->()",
