@@ -41,7 +41,7 @@ from scipy import stats
 
 from ojpanel.designs.parallel import chunk_sizes, map_seeded
 from ojpanel.errors import DataError, ParameterError
-from ojpanel.models.fe import _column, fit_batch, prepare_batch
+from ojpanel.models.fe import fit_batch, prepare_batch
 from ojpanel.models.within import demean, factorize
 from ojpanel.peers import loo_mean_np
 

@@ -153,7 +153,6 @@ def batch_covariance(
     e = resid
     scores = X * e[:, :, None]
     df = np.full(B, np.inf)
-    G = None
     if cov_type == "unadjusted":
         ss = np.einsum("bn,bn->b", e, e)
         denom = {

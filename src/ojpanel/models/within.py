@@ -234,7 +234,7 @@ def absorb_batch(
     levels = np.zeros((B, len(codes)), dtype=np.int64)
     for j, c in enumerate(codes):
         D = indicator_matrix(c)
-        levels[:, j] = (np.asarray((D.T @ w.T)) > 0).sum(0)
+        levels[:, j] = (np.asarray(D.T @ w.T) > 0).sum(0)
     if not codes:
         return BatchAbsorbed(V, M, np.zeros(B, dtype=np.int64), levels)
     order = np.argsort([-(int(c.max()) + 1) for c in codes], kind="stable")

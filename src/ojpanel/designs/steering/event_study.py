@@ -39,7 +39,7 @@ comparisons), so it does not estimate a cohort-weighted average of the ATTs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.designs.steering._common import fit_fe, item_top, long_frame, mde, tidy, value_array
-from ojpanel.errors import DataError, ParameterError
+from ojpanel.errors import DataError
 
 __all__ = ["EventStudyResult", "cohort_event_study", "twfe_event_study", "introduction_cohorts"]
 
