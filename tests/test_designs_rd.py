@@ -14,8 +14,15 @@ from ojpanel.designs.simulate import simulate_panel
 
 def _planted(tau: float, seed: int = 0, n_ind: int = 6):
     """Synthetic panel where municipalities coloured red in t gain ``tau`` (in SD units) in t+1."""
-    ds = simulate_panel(n_municipalities=290, years=range(2012, 2021), n_indicators=n_ind, rho=0.0,
-                        sigma_municipality=1.0, sigma_e=0.7, seed=seed)
+    ds = simulate_panel(
+        n_municipalities=290,
+        years=range(2012, 2021),
+        n_indicators=n_ind,
+        rho=0.0,
+        sigma_municipality=1.0,
+        sigma_e=0.7,
+        seed=seed,
+    )
     v = ds["value"].values.copy()
     for k in range(v.shape[0]):
         sd = np.nanstd(v[k], ddof=1)
@@ -29,7 +36,9 @@ def test_planted_jump_is_recovered_and_placebos_are_flat():
     res = colour_rd(_planted(0.3, seed=1))
     t = res.table.set_index("cutoff")
     red = t.loc[0.25]
-    assert abs(red["estimate"] - (-0.3)) < 4 * red["std_error"]  # red gains 0.3 → jump above−below = −0.3
+    assert (
+        abs(red["estimate"] - (-0.3)) < 4 * red["std_error"]
+    )  # red gains 0.3 → jump above−below = −0.3
     assert red["p_value"] < 0.01
     assert abs(t.loc[0.75, "estimate"]) < 4 * t.loc[0.75, "std_error"]
     for c in (0.375, 0.5, 0.625):
@@ -49,13 +58,17 @@ def test_local_linear_equals_statsmodels_wls_clustered():
 
     d = rd_data(_planted(0.2, seed=3, n_ind=2))
     c, h = 0.25, 0.12
-    ours = local_linear(d["rank"].to_numpy(), d["change"].to_numpy(), c, h, d["municipality"].to_numpy())
+    ours = local_linear(
+        d["rank"].to_numpy(), d["change"].to_numpy(), c, h, d["municipality"].to_numpy()
+    )
     x = d["rank"] - c
     w = np.clip(1 - x.abs() / h, 0, None)
     s = w > 0
     D = (x >= 0).astype(float)
     X = pd.DataFrame({"const": 1.0, "D": D, "x": x, "Dx": D * x})[s]
-    ref = sm.WLS(d["change"][s], X, weights=w[s]).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"][s])[0]})
+    ref = sm.WLS(d["change"][s], X, weights=w[s]).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"][s])[0]}
+    )
     assert ours["estimate"] == pytest.approx(ref.params["D"], abs=1e-10)
     assert ours["std_error"] == pytest.approx(ref.bse["D"], rel=1e-8)
     assert ours["p_value"] == pytest.approx(ref.pvalues["D"], rel=1e-6)

@@ -26,8 +26,17 @@ def test_simulated_peer_effect_follows_the_process():
     """With only a peer effect and noise, y[t] − β·peer[t−1] is pure noise around μ."""
     from ojpanel.peers import lagged, loo_group_mean
 
-    ds = simulate_panel(n_municipalities=60, n_counties=6, years=range(2016, 2019), sigma_municipality=0.0,
-                        sigma_year=0.0, sigma_e=1e-9, mu=1.0, peer_effect=0.5, seed=1)
+    ds = simulate_panel(
+        n_municipalities=60,
+        n_counties=6,
+        years=range(2016, 2019),
+        sigma_municipality=0.0,
+        sigma_year=0.0,
+        sigma_e=1e-9,
+        mu=1.0,
+        peer_effect=0.5,
+        seed=1,
+    )
     y = ds["value"]
     p = lagged(loo_group_mean(y, "county"), 1)
     resid = (y - 0.5 * p).sel(year=[2017, 2018])
@@ -45,8 +54,12 @@ def test_map_seeded_serial_equals_dask_and_chunks_are_fixed():
     sizes = chunk_sizes(103, 25)
     assert sizes == [25, 25, 25, 25, 3]
     serial = np.concatenate(map_seeded(_draw, sizes, 42, kwargs={"scale": 2.0}))
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
-            distributed.Client(lc) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
         par = np.concatenate(map_seeded(_draw, sizes, 42, client=client, kwargs={"scale": 2.0}))
     np.testing.assert_array_equal(serial, par)
     g = spawn_generators(42, 5)

@@ -14,8 +14,15 @@ from ojpanel.models.fe_results import TIDY_COLUMNS
 
 @pytest.fixture(scope="module")
 def panel():
-    ds = simulate_panel(n_municipalities=120, n_counties=12, years=range(2016, 2021), n_indicators=5,
-                        sigma_county_year=0.4, missing=0.08, seed=4)
+    ds = simulate_panel(
+        n_municipalities=120,
+        n_counties=12,
+        years=range(2016, 2021),
+        n_indicators=5,
+        sigma_county_year=0.4,
+        missing=0.08,
+        seed=4,
+    )
     return ds
 
 
@@ -25,14 +32,21 @@ def panel():
         dict(cov="clustered", cluster="municipality"),
         dict(cov="clustered", cluster="county"),
         dict(cov="twoway", cluster=("municipality", "year")),
-        dict(cov="clustered", cluster="county", time_effects=False, other_effects=[("county", "year")]),
+        dict(
+            cov="clustered",
+            cluster="county",
+            time_effects=False,
+            other_effects=[("county", "year")],
+        ),
         dict(cov="robust", cluster=None),
     ],
     ids=["mun", "county", "twoway", "countyxyear", "robust"],
 )
 def test_batch_over_indicators_equals_linearmodels_loop(panel, kw):
     lag = panel["value"].shift(year=1)
-    x2 = panel["value"].shift(year=2).fillna(0.0) * 0 + np.random.default_rng(0).normal(size=panel["value"].shape)
+    x2 = panel["value"].shift(year=2).fillna(0.0) * 0 + np.random.default_rng(0).normal(
+        size=panel["value"].shape
+    )
     regs = {"lag": lag, "z": x2}
     a = fit_indicators(panel["value"], regs, **kw)
     b = fit_indicators(panel["value"], regs, engine="linearmodels", **kw)
@@ -48,7 +62,9 @@ def test_results_api(panel):
     assert one.params.index.tolist() == ["lag"]
     ci = one.conf_int(0.9)
     assert (ci["lower"] < one.params).all() and (ci["upper"] > one.params).all()
-    assert one.pvalues.iloc[0] == pytest.approx(2 * (1 - __import__("scipy").stats.t.cdf(abs(one.tstats.iloc[0]), one.df_resid)))
+    assert one.pvalues.iloc[0] == pytest.approx(
+        2 * (1 - __import__("scipy").stats.t.cdf(abs(one.tstats.iloc[0]), one.df_resid))
+    )
     tidy = res.to_frame(analysis="peer", mode="improved")
     assert list(tidy.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS and len(tidy) == 5
     assert set(tidy["mode"]) == {"improved"}
@@ -88,20 +104,33 @@ def test_errors(panel):
     with pytest.raises(DataError, match="missing values"):
         fit_panel(bad, "value", "x", cluster="county")
     with pytest.raises(ParameterError, match="at most two effects"):
-        fit_panel(df.assign(x=np.arange(len(df)) % 7), "value", "x", other_effects=["county"], engine="linearmodels")
+        fit_panel(
+            df.assign(x=np.arange(len(df)) % 7),
+            "value",
+            "x",
+            other_effects=["county"],
+            engine="linearmodels",
+        )
 
 
 def test_crv3_nested_closed_form():
     """CRV3 with (G−1)/G equals the leave-one-cluster-out jackknife computed by brute force."""
     rng = np.random.default_rng(1)
     N, T = 40, 4
-    df = pd.DataFrame({"municipality": np.repeat(np.arange(N), T), "year": np.tile(np.arange(T), N)})
+    df = pd.DataFrame(
+        {"municipality": np.repeat(np.arange(N), T), "year": np.tile(np.arange(T), N)}
+    )
     df["county"] = np.repeat(rng.integers(0, 8, N), T)
     df["x"] = rng.normal(size=len(df))
     df["y"] = 0.3 * df["x"] + rng.normal(size=len(df))
-    res = fit_panel(df, "y", "x", time_effects=False, cov="crv3", cluster="county", convention="linearmodels")
+    res = fit_panel(
+        df, "y", "x", time_effects=False, cov="crv3", cluster="county", convention="linearmodels"
+    )
     full = fit_panel(df, "y", "x", time_effects=False, cov="unadjusted").params["x"]
     G = df["county"].nunique()
-    jack = [fit_panel(df[df.county != g], "y", "x", time_effects=False, cov="unadjusted").params["x"] for g in sorted(df.county.unique())]
+    jack = [
+        fit_panel(df[df.county != g], "y", "x", time_effects=False, cov="unadjusted").params["x"]
+        for g in sorted(df.county.unique())
+    ]
     v = (G - 1) / G * np.sum((np.array(jack) - full) ** 2)
     assert res.std_errors["x"] == pytest.approx(np.sqrt(v), rel=1e-10)

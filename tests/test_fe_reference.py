@@ -81,8 +81,10 @@ def test_vectorised_equals_linearmodels(data, kw):
 
 
 def test_conventions_differ_and_are_labelled(data):
-    se = {c: fit_panel(data, "y", "x", cluster="county", convention=c).std_errors["x"]
-          for c in ("linearmodels", "stata", "pyfixest", "statsmodels", "none")}
+    se = {
+        c: fit_panel(data, "y", "x", cluster="county", convention=c).std_errors["x"]
+        for c in ("linearmodels", "stata", "pyfixest", "statsmodels", "none")
+    }
     assert len({round(v, 10) for v in se.values()}) == 4
     # with two-way effects every effect is counted, so Stata's rule equals the LSDV rule
     assert se["stata"] == pytest.approx(se["statsmodels"], rel=1e-12)
@@ -90,6 +92,57 @@ def test_conventions_differ_and_are_labelled(data):
     assert se["pyfixest"] < se["statsmodels"]
     # closed-form ratios between conventions (n=330, k=1, 8 clusters, 60 + 6 − 1 effects)
     n, k, G, d = 330, 1, 8, 65
-    assert (se["stata"] / se["linearmodels"]) ** 2 == pytest.approx(G / (G - 1) * (n - 1) / n, rel=1e-10)
+    assert (se["stata"] / se["linearmodels"]) ** 2 == pytest.approx(
+        G / (G - 1) * (n - 1) / n, rel=1e-10
+    )
     assert (se["linearmodels"] / se["none"]) ** 2 == pytest.approx(n / (n - d - k), rel=1e-10)
-    assert (se["statsmodels"] / se["none"]) ** 2 == pytest.approx(G / (G - 1) * (n - 1) / (n - d - k), rel=1e-10)
+    assert (se["statsmodels"] / se["none"]) ** 2 == pytest.approx(
+        G / (G - 1) * (n - 1) / (n - d - k), rel=1e-10
+    )
+
+
+def test_redundant_year_effects_with_county_by_year(data):
+    """Year effects are redundant given county×year: estimates never change, and under the exact-
+    rank convention (statsmodels) neither do the SEs; linearmodels' count ignores redundancy."""
+    a = fit_panel(
+        data,
+        "y",
+        ["x", "z"],
+        other_effects=[("county", "year")],
+        cluster="county",
+        convention="statsmodels",
+    )
+    b = fit_panel(
+        data,
+        "y",
+        ["x", "z"],
+        time_effects=False,
+        other_effects=[("county", "year")],
+        cluster="county",
+        convention="statsmodels",
+    )
+    np.testing.assert_allclose(a.params, b.params, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(a.std_errors, b.std_errors, rtol=1e-10)
+    lm = fit_panel(
+        data,
+        "y",
+        ["x", "z"],
+        time_effects=False,
+        other_effects=[("county", "year")],
+        cluster="county",
+    )
+    ref = fit_panel(
+        data,
+        "y",
+        ["x", "z"],
+        time_effects=False,
+        other_effects=[("county", "year")],
+        cluster="county",
+        engine="linearmodels",
+    )
+    np.testing.assert_allclose(lm.std_errors, ref.std_errors, rtol=1e-6)
+    # 60 municipalities + 48 county×year cells: rank 100 (one redundancy per county), count 107
+    n, k = 330, 2
+    ratio = (lm.std_errors / b.std_errors) ** 2
+    expected = (n / (n - 107 - k)) / (8 / 7 * (n - 1) / (n - 100 - k))
+    np.testing.assert_allclose(ratio, expected, rtol=1e-10)

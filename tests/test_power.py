@@ -13,8 +13,15 @@ from ojpanel.errors import ParameterError
 
 
 def test_variance_components_recover_the_simulation():
-    ds = simulate_panel(n_municipalities=290, years=range(2010, 2021), sigma_municipality=1.5, sigma_year=0.3,
-                        sigma_county_year=0.5, sigma_e=0.8, seed=9)
+    ds = simulate_panel(
+        n_municipalities=290,
+        years=range(2010, 2021),
+        sigma_municipality=1.5,
+        sigma_year=0.3,
+        sigma_county_year=0.5,
+        sigma_e=0.8,
+        seed=9,
+    )
     vc = variance_components(ds)
     assert vc.sd_residual == pytest.approx(0.8, rel=0.05)
     assert vc.sd_municipality == pytest.approx(1.5, rel=0.12)
@@ -25,7 +32,9 @@ def test_variance_components_recover_the_simulation():
 
 def test_analytic_mde_closed_form():
     # two-sample z-test: (1.96 + 0.8416)·sqrt((1 + 1/5)·4/200)
-    assert analytic_mde(1.0, 1.0, 200, 5) == pytest.approx((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * np.sqrt(1.2 * 4 / 200))
+    assert analytic_mde(1.0, 1.0, 200, 5) == pytest.approx(
+        (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * np.sqrt(1.2 * 4 / 200)
+    )
 
 
 @pytest.mark.slow
@@ -36,8 +45,14 @@ def test_simulated_power_at_analytic_mde_is_080(smoke):
     0.80 ± (0.03 + 3.29·0.016) — the same tolerance plus a 99.9 % Monte Carlo margin.
     """
     n = 600 if smoke else 4000
-    ds = simulate_panel(n_municipalities=290, years=range(2016, 2021), sigma_municipality=1.0,
-                        sigma_county_year=0.0, sigma_e=1.0, seed=1)
+    ds = simulate_panel(
+        n_municipalities=290,
+        years=range(2016, 2021),
+        sigma_municipality=1.0,
+        sigma_county_year=0.0,
+        sigma_e=1.0,
+        seed=1,
+    )
     vc = variance_components(ds)
     mde = analytic_mde(vc.sd_municipality, vc.sd_residual, 290, 5)
     res = power(ds, design="users", effects=[mde], n_sims=n, components=vc, seed=4)
@@ -47,12 +62,32 @@ def test_simulated_power_at_analytic_mde_is_080(smoke):
 
 
 def test_power_curve_and_mde_peer_design():
-    ds = simulate_panel(n_municipalities=150, n_counties=15, years=range(2014, 2020), rho=0.4,
-                        sigma_county_year=0.3, missing=0.05, seed=2)
-    res = power(ds, design="peer", effects=[0.0, 0.3, 1.0], n_sims=120, seed=3, group="kommungrupp_2017", shocks="county")
+    ds = simulate_panel(
+        n_municipalities=150,
+        n_counties=15,
+        years=range(2014, 2020),
+        rho=0.4,
+        sigma_county_year=0.3,
+        missing=0.05,
+        seed=2,
+    )
+    res = power(
+        ds,
+        design="peer",
+        effects=[0.0, 0.3, 1.0],
+        n_sims=120,
+        seed=3,
+        group="kommungrupp_2017",
+        shocks="county",
+    )
     p = res.table["power"].to_numpy()
     assert p[0] < 0.2 and p[2] > p[1] > p[0]
-    assert "MDE" in res.summary and set(res.to_frame().columns) >= {"design", "effect", "power", "mc_se"}
+    assert "MDE" in res.summary and set(res.to_frame().columns) >= {
+        "design",
+        "effect",
+        "power",
+        "mc_se",
+    }
     with pytest.raises(ParameterError):
         power(ds, design="rdd")
 
@@ -62,8 +97,12 @@ def test_power_on_dask_equals_serial():
     ds = simulate_panel(n_municipalities=100, n_counties=10, years=range(2016, 2020), seed=5)
     kw = dict(design="users", effects=[0.2, 0.5], n_sims=60, seed=8, chunk_size=20)
     serial = power(ds, **kw)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
-            distributed.Client(lc) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
         par = power(ds, client=client, **kw)
     assert serial.table.equals(par.table)
 
@@ -77,8 +116,24 @@ def test_power_cli(tmp_path):
     path = tmp_path / "panel.nc"
     ds.to_netcdf(path, engine="h5netcdf")
     out = tmp_path / "power.csv"
-    r = CliRunner().invoke(app, ["power", "--design", "users", "--panel", str(path), "--effects", "0,0.6",
-                                 "--n-sims", "40", "--seed", "1", "--output", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "power",
+            "--design",
+            "users",
+            "--panel",
+            str(path),
+            "--effects",
+            "0,0.6",
+            "--n-sims",
+            "40",
+            "--seed",
+            "1",
+            "--output",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     import pandas as pd
 

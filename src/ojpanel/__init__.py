@@ -30,7 +30,14 @@ _LAZY = {
     "harmonise": "ojpanel.indicators.harmonise",
     "load_spec": "ojpanel.indicators.spec",
     "simulate_checklist": "ojpanel.indicators.simulate",
+    "fit_panel": "ojpanel.models.fe",
+    "fit_indicators": "ojpanel.models.fe",
+    "simulate_panel": "ojpanel.designs.simulate",
     "replication": None,
+    "models": None,
+    "inference": None,
+    "designs": None,
+    "pipeline": None,
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -38,7 +38,13 @@ def make_data(seed: int = 20240611) -> pd.DataFrame:
     df["x"] = rng.normal(size=len(df)) + 0.3 * np.repeat(rng.normal(size=n_ent), n_t)
     df["z"] = rng.normal(size=len(df))
     shock = rng.normal(size=(8, n_t))[np.repeat(county, n_t), np.tile(np.arange(n_t), n_ent)]
-    df["y"] = 0.5 * df["x"] - 0.2 * df["z"] + np.repeat(rng.normal(size=n_ent), n_t) + shock + rng.normal(size=len(df))
+    df["y"] = (
+        0.5 * df["x"]
+        - 0.2 * df["z"]
+        + np.repeat(rng.normal(size=n_ent), n_t)
+        + shock
+        + rng.normal(size=len(df))
+    )
     df.loc[rng.choice(len(df), 30, replace=False), "y"] = np.nan
     return df
 
@@ -55,18 +61,34 @@ def statsmodels_rows(df: pd.DataFrame) -> list[dict]:
     cases = {
         "unadjusted": mod.fit(),
         "robust": mod.fit(cov_type="HC1"),
-        "clustered:municipality": mod.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"])[0]}),
-        "clustered:county": mod.fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(d["county"])[0]}),
+        "clustered:municipality": mod.fit(
+            cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"])[0]}
+        ),
+        "clustered:county": mod.fit(
+            cov_type="cluster", cov_kwds={"groups": pd.factorize(d["county"])[0]}
+        ),
         "twoway:municipality+year": mod.fit(
             cov_type="cluster",
-            cov_kwds={"groups": np.column_stack([pd.factorize(d["municipality"])[0], pd.factorize(d["year"])[0]])},
+            cov_kwds={
+                "groups": np.column_stack(
+                    [pd.factorize(d["municipality"])[0], pd.factorize(d["year"])[0]]
+                )
+            },
         ),
     }
     rows = []
     for case, r in cases.items():
         for term in ("x", "z"):
-            rows.append({"package": "statsmodels", "case": case, "term": term, "estimate": r.params[term],
-                         "std_error": r.bse[term], "p_value": r.pvalues[term]})
+            rows.append(
+                {
+                    "package": "statsmodels",
+                    "case": case,
+                    "term": term,
+                    "estimate": r.params[term],
+                    "std_error": r.bse[term],
+                    "p_value": r.pvalues[term],
+                }
+            )
     return rows
 
 
@@ -79,7 +101,10 @@ def pyfixest_rows(df: pd.DataFrame) -> list[dict]:
         "robust": ("y ~ x + z | municipality + year", "hetero"),
         "clustered:municipality": ("y ~ x + z | municipality + year", {"CRV1": "municipality"}),
         "clustered:county": ("y ~ x + z | municipality + year", {"CRV1": "county"}),
-        "twoway:municipality+year": ("y ~ x + z | municipality + year", {"CRV1": "municipality+year"}),
+        "twoway:municipality+year": (
+            "y ~ x + z | municipality + year",
+            {"CRV1": "municipality+year"},
+        ),
         "crv3:county|entity-only": ("y ~ x + z | municipality", {"CRV3": "county"}),
         "clustered:county|entity-only": ("y ~ x + z | municipality", {"CRV1": "county"}),
     }
@@ -88,8 +113,16 @@ def pyfixest_rows(df: pd.DataFrame) -> list[dict]:
         r = pf.feols(fml, data=d, vcov=vcov)
         tid = r.tidy()
         for term in ("x", "z"):
-            rows.append({"package": "pyfixest", "case": case, "term": term, "estimate": tid.loc[term, "Estimate"],
-                         "std_error": tid.loc[term, "Std. Error"], "p_value": tid.loc[term, "Pr(>|t|)"]})
+            rows.append(
+                {
+                    "package": "pyfixest",
+                    "case": case,
+                    "term": term,
+                    "estimate": tid.loc[term, "Estimate"],
+                    "std_error": tid.loc[term, "Std. Error"],
+                    "p_value": tid.loc[term, "Pr(>|t|)"],
+                }
+            )
     return rows
 
 

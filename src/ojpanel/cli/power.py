@@ -29,15 +29,27 @@ def _load(path: Path):
 def power_command(
     design: str = typer.Option(..., "--design", help="Design: users or peer."),
     panel: Path = typer.Option(..., "--panel", help="Panel file (netCDF) written by ojpanel."),
-    indicator: str | None = typer.Option(None, "--indicator", help="Indicator id (needed if the panel has several)."),
-    effects: str | None = typer.Option(None, "--effects", help="Comma-separated effect sizes; default a grid around the MDE."),
+    indicator: str | None = typer.Option(
+        None, "--indicator", help="Indicator id (needed if the panel has several)."
+    ),
+    effects: str | None = typer.Option(
+        None, "--effects", help="Comma-separated effect sizes; default a grid around the MDE."
+    ),
     n_sims: int = typer.Option(500, "--n-sims", help="Replications per effect size."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
     target: float = typer.Option(0.8, "--target-power", help="Power at which the MDE is reported."),
-    group: str = typer.Option("kommungrupp_2017", "--group", help="Peer group coordinate (peer design)."),
-    shocks: str = typer.Option("county", "--shocks", help="Shock cells ×year (peer design); 'none' for year effects."),
-    cluster: str | None = typer.Option(None, "--cluster", help="Cluster coordinate (default by design)."),
-    share: float = typer.Option(0.5, "--share-treated", help="Share of treated municipalities (users design)."),
+    group: str = typer.Option(
+        "kommungrupp_2017", "--group", help="Peer group coordinate (peer design)."
+    ),
+    shocks: str = typer.Option(
+        "county", "--shocks", help="Shock cells ×year (peer design); 'none' for year effects."
+    ),
+    cluster: str | None = typer.Option(
+        None, "--cluster", help="Cluster coordinate (default by design)."
+    ),
+    share: float = typer.Option(
+        0.5, "--share-treated", help="Share of treated municipalities (users design)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Root seed."),
     output: Path | None = typer.Option(None, "--output", help="Write the power table as CSV."),
 ) -> None:
@@ -49,11 +61,24 @@ def power_command(
         try:
             eff = [float(x) for x in parse_list(effects)] if effects else None
         except ValueError as exc:
-            raise ParameterError(f"--effects must be numbers separated by commas; got {effects!r}") from exc
+            raise ParameterError(
+                f"--effects must be numbers separated by commas; got {effects!r}"
+            ) from exc
         ds = _load(panel)
-        res = power(ds, design=design, indicator=indicator, effects=eff, n_sims=n_sims, alpha=alpha,
-                    target_power=target, group=group, shocks=None if shocks.lower() == "none" else shocks,
-                    cluster=cluster, share_treated=share, seed=seed)
+        res = power(
+            ds,
+            design=design,
+            indicator=indicator,
+            effects=eff,
+            n_sims=n_sims,
+            alpha=alpha,
+            target_power=target,
+            group=group,
+            shocks=None if shocks.lower() == "none" else shocks,
+            cluster=cluster,
+            share_treated=share,
+            seed=seed,
+        )
         console.print(res.summary, highlight=False)
         if output is not None:
             with atomic_output(output) as tmp:

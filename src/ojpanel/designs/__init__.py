@@ -11,6 +11,8 @@ _LAZY = {
     "fit_peer": "ojpanel.designs.peer",
     "peer_frame": "ojpanel.designs.peer",
     "peer_placebo": "ojpanel.designs.peer",
+    "peer_inference": "ojpanel.designs.peer",
+    "tidy_peer": "ojpanel.designs.peer",
     "exclusion_bias": "ojpanel.designs.peer",
     "power": "ojpanel.designs.power",
     "minimum_detectable_effect": "ojpanel.designs.power",

@@ -27,7 +27,9 @@ def spawn_generators(seed: int | np.random.SeedSequence, n: int) -> list[np.rand
 def chunk_sizes(n_draws: int, chunk_size: int) -> list[int]:
     """Split ``n_draws`` into chunks of ``chunk_size`` (the last one may be smaller)."""
     if n_draws < 1 or chunk_size < 1:
-        raise ParameterError(f"n_draws and chunk_size must be positive; got {n_draws}, {chunk_size}")
+        raise ParameterError(
+            f"n_draws and chunk_size must be positive; got {n_draws}, {chunk_size}"
+        )
     full, rest = divmod(int(n_draws), int(chunk_size))
     return [int(chunk_size)] * full + ([rest] if rest else [])
 
@@ -63,7 +65,10 @@ def map_seeded(
     kwargs = kwargs or {}
     ss = np.random.SeedSequence(int(seed)).spawn(len(sizes))
     if client is None:
-        return [func(s, np.random.default_rng(c), *args, **kwargs) for s, c in zip(sizes, ss, strict=True)]
+        return [
+            func(s, np.random.default_rng(c), *args, **kwargs)
+            for s, c in zip(sizes, ss, strict=True)
+        ]
     shared = client.scatter(list(args), broadcast=True) if args else []
     futures = [
         client.submit(_run_chunk, func, s, c, shared, kwargs, pure=False)

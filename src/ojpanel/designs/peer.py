@@ -55,7 +55,14 @@ from ojpanel.models.fe import _column, fit_indicators, panel_arrays, prepare_bat
 from ojpanel.models.fe_results import BatchFEResults
 from ojpanel.peers import improved, lagged, loo_group_mean, top_quartile_flag
 
-__all__ = ["OUTCOMES", "peer_frame", "fit_peer", "peer_placebo", "exclusion_bias", "exclusion_bias_exact"]
+__all__ = [
+    "OUTCOMES",
+    "peer_frame",
+    "fit_peer",
+    "peer_placebo",
+    "exclusion_bias",
+    "exclusion_bias_exact",
+]
 
 OUTCOMES = ("level", "ancova", "change", "improved")
 
@@ -73,6 +80,18 @@ def _value(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
     if "indicator" not in da.dims:
         da = da.expand_dims(indicator=[str(da.name or "value")])
     return da.transpose("indicator", "municipality", "year")
+
+
+def _flag(p: xr.DataArray) -> xr.DataArray:
+    """The audit's top-quartile flag, computed only where a year has peer values (no NaN quantiles)."""
+    has = p.notnull().any("municipality")
+    out = xr.full_like(p, np.nan)
+    for ind in p["indicator"].values:
+        yrs = p["year"].values[has.sel(indicator=ind).values]
+        if yrs.size:
+            sub = p.sel(indicator=[ind], year=yrs)
+            out.loc[{"indicator": [ind], "year": yrs}] = top_quartile_flag(sub)
+    return out
 
 
 def peer_frame(
@@ -100,7 +119,7 @@ def peer_frame(
     v = _value(ds)
     p = lagged(loo_group_mean(v, group), lag)
     if peer == "binary":
-        p = top_quartile_flag(p)
+        p = _flag(p)
     out: dict[str, xr.DataArray] = {"peer": p}
     if outcome in ("level", "ancova"):
         out["y"] = v
@@ -187,8 +206,14 @@ def fit_peer(
     other = [(shocks, "year")] if shocks else None
     try:
         res = fit_indicators(
-            y.rename(outcome), regs, entity_effects=entity_effects, time_effects=shocks is None,
-            other_effects=other, cov=cov, cluster=cluster, convention=convention,
+            y.rename(outcome),
+            regs,
+            entity_effects=entity_effects,
+            time_effects=shocks is None,
+            other_effects=other,
+            cov=cov,
+            cluster=cluster,
+            convention=convention,
         )
     except ModelError as exc:
         if "collinear" in str(exc):
@@ -209,8 +234,78 @@ def tidy_peer(res: BatchFEResults, ds: xr.Dataset | xr.DataArray, **meta: Any) -
     out = res.to_frame(analysis="peer", **meta)
     v = _value(ds)
     if "area" in v.coords:
-        area = pd.Series(np.asarray(v["area"].values), index=[str(i) for i in v["indicator"].values])
+        area = pd.Series(
+            np.asarray(v["area"].values), index=[str(i) for i in v["indicator"].values]
+        )
         out["area"] = out["indicator"].map(area)
+    return out
+
+
+def peer_inference(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    group: str = "kommungrupp_2017",
+    lag: int = 1,
+    outcome: str = "ancova",
+    peer: str = "continuous",
+    shocks: str | None = "county",
+    entity_effects: bool = False,
+    years: Sequence[int] | None = None,
+    cluster: str = "county",
+    convention: str = "linearmodels",
+    n_draws: int = 9999,
+    weights: str = "webb",
+    seed: int = 0,
+    client: Any | None = None,
+) -> pd.DataFrame:
+    """Peer coefficients for every indicator with few-cluster and multiple-testing inference.
+
+    One tidy row per indicator (term ``peer``) with the clustered-SE p-value (``p_value``), the
+    wild cluster bootstrap p-value (``p_wild``, restricted, shared weights across indicators) and
+    the family-wise / false-discovery adjustments across the indicators: ``p_holm``, ``p_bh``
+    (on ``p_wild``) and ``p_romano_wolf`` (stepdown on the joint bootstrap distribution).
+    """
+    from ojpanel.inference import benjamini_hochberg, holm, romano_wolf, wild_bootstrap_tstats
+
+    res = fit_peer(
+        ds,
+        group=group,
+        lag=lag,
+        outcome=outcome,
+        peer=peer,
+        shocks=shocks,
+        entity_effects=entity_effects,
+        years=years,
+        cov="clustered",
+        cluster=cluster,
+        convention=convention,
+    )
+    frame = peer_frame(ds, group=group, lag=lag, outcome=outcome, peer=peer)
+    y, regs = _fit_arrays(frame, years)
+    yy, X, labels, rows = panel_arrays(y, regs)
+    n = len(rows)
+    factors = [_column(rows, (shocks, "year") if shocks else "year", n)]
+    if entity_effects:
+        factors.append(_column(rows, "municipality", n))
+    t_obs, t_boot, p_wild = wild_bootstrap_tstats(
+        yy,
+        X,
+        _column(rows, cluster, n),
+        factors=factors,
+        term=list(regs).index("peer"),
+        n_draws=n_draws,
+        weights=weights,
+        seed=seed,
+        client=client,
+    )
+    out = tidy_peer(res, ds, peer_group=group, lag=lag, outcome=outcome, mode="improved")
+    out = out[out["term"] == "peer"].reset_index(drop=True)
+    order = [labels.index(i) for i in out["indicator"]]
+    out["p_wild"] = p_wild[order]
+    out["p_holm"] = holm(out["p_wild"].to_numpy())
+    out["p_bh"] = benjamini_hochberg(out["p_wild"].to_numpy())
+    out["p_romano_wolf"] = romano_wolf(t_obs, t_boot)[order]
+    out["n_draws"] = t_boot.shape[0]
     return out
 
 
@@ -222,7 +317,12 @@ class _PeerStatistic:
         self.v = v
         self.group_name = group_name
         self.lag, self.outcome, self.peer = lag, outcome, peer
-        self.shocks, self.entity_effects, self.years, self.term = shocks, entity_effects, years, term
+        self.shocks, self.entity_effects, self.years, self.term = (
+            shocks,
+            entity_effects,
+            years,
+            term,
+        )
         frame0 = peer_frame(v, group=group_name, lag=lag, outcome=outcome, peer=peer)
         y, regs = _fit_arrays(frame0, years)
         self.y_arr, X, self.labels, rows = panel_arrays(y, regs)
@@ -237,14 +337,18 @@ class _PeerStatistic:
         self.peer_years = y["year"].values
 
     def __call__(self, labels: np.ndarray) -> np.ndarray:
-        g = xr.DataArray(np.asarray(labels), dims="municipality", coords={"municipality": self.v["municipality"]})
+        g = xr.DataArray(
+            np.asarray(labels), dims="municipality", coords={"municipality": self.v["municipality"]}
+        )
         p = lagged(loo_group_mean(self.v, g), self.lag)
         if self.peer == "binary":
-            p = top_quartile_flag(p)
+            p = _flag(p)
         p = p.sel(year=self.peer_years).transpose("indicator", "municipality", "year")
         X = self.X_other.copy()
         X[:, :, self.names.index("peer")] = p.values.reshape(X.shape[0], -1)
-        fd = prepare_batch(self.y_arr, X, factors=self.factors, names=self.names, labels=self.labels)
+        fd = prepare_batch(
+            self.y_arr, X, factors=self.factors, names=self.names, labels=self.labels
+        )
         from ojpanel.models.within import ols_batch
 
         try:
@@ -298,7 +402,9 @@ def exclusion_bias(group_sizes: Sequence[int], rho: float) -> float:
     return float(-rho * n.size / np.sum(1.0 / (n - 1)))
 
 
-def exclusion_bias_exact(y: np.ndarray, y_lag: np.ndarray, cells: np.ndarray, sizes: np.ndarray) -> float:
+def exclusion_bias_exact(
+    y: np.ndarray, y_lag: np.ndarray, cells: np.ndarray, sizes: np.ndarray
+) -> float:
     """The peer coefficient implied by the exclusion-bias identity, from own data only.
 
     ``−Σ w d e / Σ w² d²`` with within-cell deviations ``d`` (own lag) and ``e`` (outcome) and

@@ -81,7 +81,9 @@ def _indicator(ds: xr.Dataset | xr.DataArray, indicator: str | None) -> xr.DataA
     if "indicator" in da.dims:
         if indicator is None:
             if da.sizes["indicator"] != 1:
-                raise ParameterError("the panel has several indicators; choose one with indicator=...")
+                raise ParameterError(
+                    "the panel has several indicators; choose one with indicator=..."
+                )
             indicator = str(da["indicator"].values[0])
         ids = [str(i) for i in da["indicator"].values]
         if str(indicator) not in ids:
@@ -94,7 +96,11 @@ def _indicator(ds: xr.Dataset | xr.DataArray, indicator: str | None) -> xr.DataA
 
 
 def variance_components(
-    ds: xr.Dataset | xr.DataArray, indicator: str | None = None, *, county: str = "county", lag: int = 1
+    ds: xr.Dataset | xr.DataArray,
+    indicator: str | None = None,
+    *,
+    county: str = "county",
+    lag: int = 1,
 ) -> VarianceComponents:
     """Moment estimates of an indicator's variance components.
 
@@ -148,13 +154,26 @@ def variance_components(
                 rho = float(d @ e / (d @ d))
                 u = e - rho * d
                 s2u = float(u @ u / max(u.size - np.unique(cy[sel]).size - 1, 1))
-    return VarianceComponents(mu, float(np.sqrt(s2a)), sd_year, float(np.sqrt(s2cy)), float(np.sqrt(s2e)), rho,
-                              float(np.sqrt(s2u)), int(m.sum()))
+    return VarianceComponents(
+        mu,
+        float(np.sqrt(s2a)),
+        sd_year,
+        float(np.sqrt(s2cy)),
+        float(np.sqrt(s2e)),
+        rho,
+        float(np.sqrt(s2u)),
+        int(m.sum()),
+    )
 
 
 def analytic_mde(
-    sd_municipality: float, sd_residual: float, n_municipalities: int, n_years: int,
-    share_treated: float = 0.5, alpha: float = 0.05, power: float = 0.8,
+    sd_municipality: float,
+    sd_residual: float,
+    n_municipalities: int,
+    n_years: int,
+    share_treated: float = 0.5,
+    alpha: float = 0.05,
+    power: float = 0.8,
 ) -> float:
     """Closed-form MDE of the ``"users"`` design on a complete panel without county×year shocks.
 
@@ -164,7 +183,9 @@ def analytic_mde(
     if not 0 < share_treated < 1:
         raise ParameterError("share_treated must be in (0, 1)")
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    var = (sd_municipality**2 + sd_residual**2 / n_years) / (n_municipalities * share_treated * (1 - share_treated))
+    var = (sd_municipality**2 + sd_residual**2 / n_years) / (
+        n_municipalities * share_treated * (1 - share_treated)
+    )
     return float(z * np.sqrt(var))
 
 
@@ -178,8 +199,19 @@ class _Structure:
     years: np.ndarray
 
 
-def _simulate_chunk(size: int, rng: np.random.Generator, design: str, effect: float, vc: VarianceComponents,
-                    st: _Structure, alpha: float, share: float, lag: int, cov: str, convention: str) -> np.ndarray:
+def _simulate_chunk(
+    size: int,
+    rng: np.random.Generator,
+    design: str,
+    effect: float,
+    vc: VarianceComponents,
+    st: _Structure,
+    alpha: float,
+    share: float,
+    lag: int,
+    cov: str,
+    convention: str,
+) -> np.ndarray:
     N, T = st.mask.shape
     a = rng.normal(0, vc.sd_municipality, (size, N, 1))
     g = rng.normal(0, vc.sd_year, (size, 1, T))
@@ -207,13 +239,17 @@ def _simulate_chunk(size: int, rng: np.random.Generator, design: str, effect: fl
         for t in range(lag, T):
             prev = np.where(st.mask[:, t - lag][None], y[:, :, t - lag], np.nan)
             peer[:, :, t] = loo_mean_np(prev.T, st.group).T
-            y[:, :, t] = base[:, :, t] + vc.rho * y[:, :, t - lag] + effect * np.nan_to_num(peer[:, :, t])
+            y[:, :, t] = (
+                base[:, :, t] + vc.rho * y[:, :, t - lag] + effect * np.nan_to_num(peer[:, :, t])
+            )
         yobs = np.where(st.mask[None], y, np.nan)
         own = np.full_like(yobs, np.nan)
         own[:, :, lag:] = yobs[:, :, :-lag]
         X = np.stack([peer.reshape(size, -1), own.reshape(size, -1)], axis=2)
         cells = yr if st.shocks is None else np.repeat(st.shocks, T) * T + yr
-        fd = prepare_batch(yobs.reshape(size, -1), X, factors=[cells], clusters=[cl], names=["peer", "own_lag"])
+        fd = prepare_batch(
+            yobs.reshape(size, -1), X, factors=[cells], clusters=[cl], names=["peer", "own_lag"]
+        )
     res = fit_batch(fd, cov=cov, convention=convention)
     p = res.pvalues.iloc[:, 0].to_numpy()
     return p <= alpha
@@ -252,7 +288,9 @@ class PowerResult:
             f"MDE at power {self.target_power}: {mde}",
         ]
         if self.analytic is not None:
-            lines.append(f"Analytic MDE (complete panel, no county×year shocks): {self.analytic:.4g}")
+            lines.append(
+                f"Analytic MDE (complete panel, no county×year shocks): {self.analytic:.4g}"
+            )
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -268,8 +306,13 @@ def _structure(da: xr.DataArray, group: str, shocks: str | None, cluster: str) -
         return factorize(np.asarray(da[name].values).astype(str))
 
     return _Structure(
-        mask=np.isfinite(da.values), county=codes("county") if "county" in da.coords else np.zeros(da.sizes["municipality"], np.int64),
-        group=codes(group), shocks=None if shocks is None else codes(shocks), cluster=codes(cluster),
+        mask=np.isfinite(da.values),
+        county=codes("county")
+        if "county" in da.coords
+        else np.zeros(da.sizes["municipality"], np.int64),
+        group=codes(group),
+        shocks=None if shocks is None else codes(shocks),
+        cluster=codes(cluster),
         years=np.asarray(da["year"].values),
     )
 
@@ -304,7 +347,8 @@ def power(
     design
         ``"users"`` or ``"peer"`` (see the module docstring).
     effects
-        Effect sizes (in the indicator's units); default: 0 to 3× the analytic MDE in 9 steps.
+        Effect sizes (in the indicator's units); default 9 steps from 0 to 3× the analytic MDE
+        (``users``) or to 3 × 2.8·σ_e/√n_obs (``peer``).
     n_sims
         Replications per effect size.
     components
@@ -326,9 +370,15 @@ def power(
     da = _indicator(ds, indicator)
     vc = components if components is not None else variance_components(da, lag=lag)
     cluster = cluster or ("municipality" if design == "users" else "county")
-    st = _structure(da, group if design == "peer" else cluster, shocks if design == "peer" else None, cluster)
+    st = _structure(
+        da, group if design == "peer" else cluster, shocks if design == "peer" else None, cluster
+    )
     N, T = st.mask.shape
-    ana = analytic_mde(vc.sd_municipality, vc.sd_residual, N, T, share_treated, alpha, target_power) if design == "users" else None
+    ana = (
+        analytic_mde(vc.sd_municipality, vc.sd_residual, N, T, share_treated, alpha, target_power)
+        if design == "users"
+        else None
+    )
     if effects is None:
         base = ana if ana is not None else 2.8 * vc.sd_residual / np.sqrt(st.mask.sum())
         effects = list(np.linspace(0, 3 * base, 9))
@@ -338,18 +388,51 @@ def power(
     for eff, s in zip(effects, ss, strict=True):
         sub_seed = int(s.generate_state(1)[0])
         hits = map_seeded(
-            _simulate_chunk, chunk_sizes(n_sims, chunk_size), sub_seed, client=client,
-            kwargs=dict(design=design, effect=eff, vc=vc, st=st, alpha=alpha, share=share_treated, lag=lag,
-                        cov=cov, convention=convention),
+            _simulate_chunk,
+            chunk_sizes(n_sims, chunk_size),
+            sub_seed,
+            client=client,
+            kwargs=dict(
+                design=design,
+                effect=eff,
+                vc=vc,
+                st=st,
+                alpha=alpha,
+                share=share_treated,
+                lag=lag,
+                cov=cov,
+                convention=convention,
+            ),
         )
         rej = np.concatenate(hits)
         pw = float(rej.mean())
-        rows.append({"effect": eff, "power": pw, "mc_se": float(np.sqrt(pw * (1 - pw) / rej.size)), "n_sims": int(rej.size)})
+        rows.append(
+            {
+                "effect": eff,
+                "power": pw,
+                "mc_se": float(np.sqrt(pw * (1 - pw) / rej.size)),
+                "n_sims": int(rej.size),
+            }
+        )
     table = pd.DataFrame(rows)
     return PowerResult(
-        design=design, indicator=None if indicator is None else str(indicator), alpha=alpha, n_sims=int(n_sims),
-        table=table, components=vc, target_power=target_power, mde=_interpolate_mde(table, target_power),
-        analytic=ana, settings=dict(share_treated=share_treated, group=group, shocks=shocks, cluster=cluster, lag=lag, seed=seed),
+        design=design,
+        indicator=None if indicator is None else str(indicator),
+        alpha=alpha,
+        n_sims=int(n_sims),
+        table=table,
+        components=vc,
+        target_power=target_power,
+        mde=_interpolate_mde(table, target_power),
+        analytic=ana,
+        settings=dict(
+            share_treated=share_treated,
+            group=group,
+            shocks=shocks,
+            cluster=cluster,
+            lag=lag,
+            seed=seed,
+        ),
     )
 
 
@@ -367,7 +450,12 @@ def _interpolate_mde(table: pd.DataFrame, target: float) -> float:
     cur = t.loc[first]
     if cur["power"] == prev["power"]:
         return float(cur["effect"])
-    return float(prev["effect"] + (target - prev["power"]) * (cur["effect"] - prev["effect"]) / (cur["power"] - prev["power"]))
+    return float(
+        prev["effect"]
+        + (target - prev["power"])
+        * (cur["effect"] - prev["effect"])
+        / (cur["power"] - prev["power"])
+    )
 
 
 def minimum_detectable_effect(ds: xr.Dataset | xr.DataArray, **kwargs: Any) -> float:

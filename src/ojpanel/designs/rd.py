@@ -42,7 +42,9 @@ from ojpanel.errors import DataError, ParameterError
 __all__ = ["rd_data", "local_linear", "ik_bandwidth", "RDResult", "colour_rd", "plot_rd"]
 
 
-def rd_data(ds: xr.Dataset | xr.DataArray, *, indicators: Sequence[str] | None = None) -> pd.DataFrame:
+def rd_data(
+    ds: xr.Dataset | xr.DataArray, *, indicators: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Pooled running variable and outcome: one row per indicator × municipality × year ``t``.
 
     Columns: ``indicator``, ``municipality``, ``year``, ``rank`` (percentile rank in ``t``),
@@ -79,17 +81,23 @@ def rd_data(ds: xr.Dataset | xr.DataArray, *, indicators: Sequence[str] | None =
     sd = np.nanstd(v, axis=(1, 2), ddof=1)
     sd[~np.isfinite(sd) | (sd == 0)] = np.nan
     change = (nxt - v) / sd[:, None, None]
-    frame = pd.DataFrame({
-        "indicator": np.repeat(np.asarray(da["indicator"].values).astype(str), N * T),
-        "municipality": np.tile(np.repeat(np.asarray(da["municipality"].values).astype(str), T), K),
-        "year": np.tile(years, K * N),
-        "rank": rank.ravel(),
-        "change": change.ravel(),
-    })
+    frame = pd.DataFrame(
+        {
+            "indicator": np.repeat(np.asarray(da["indicator"].values).astype(str), N * T),
+            "municipality": np.tile(
+                np.repeat(np.asarray(da["municipality"].values).astype(str), T), K
+            ),
+            "year": np.tile(years, K * N),
+            "rank": rank.ravel(),
+            "change": change.ravel(),
+        }
+    )
     return frame.dropna(subset=["rank", "change"]).reset_index(drop=True)
 
 
-def local_linear(r: np.ndarray, y: np.ndarray, cutoff: float, h: float, clusters: np.ndarray | None = None) -> dict:
+def local_linear(
+    r: np.ndarray, y: np.ndarray, cutoff: float, h: float, clusters: np.ndarray | None = None
+) -> dict:
     """Jump at ``cutoff`` by triangular-kernel local linear regression (see module docstring)."""
     r = np.asarray(r, float)
     y = np.asarray(y, float)
@@ -101,7 +109,9 @@ def local_linear(r: np.ndarray, y: np.ndarray, cutoff: float, h: float, clusters
     ws, ys = w[sel], y[sel]
     n_left, n_right = int(((x < 0) & sel).sum()), int(((x >= 0) & sel).sum())
     if n_left < 3 or n_right < 3:
-        raise DataError(f"too few observations around the cut-off {cutoff} (left {n_left}, right {n_right}); widen the bandwidth")
+        raise DataError(
+            f"too few observations around the cut-off {cutoff} (left {n_left}, right {n_right}); widen the bandwidth"
+        )
     XtW = X.T * ws
     A = np.linalg.inv(XtW @ X)
     beta = A @ (XtW @ ys)
@@ -116,9 +126,17 @@ def local_linear(r: np.ndarray, y: np.ndarray, cutoff: float, h: float, clusters
     se = float(np.sqrt(cov[1, 1]))
     est = float(beta[1])
     return {
-        "cutoff": cutoff, "bandwidth": h, "estimate": est, "std_error": se, "statistic": est / se,
-        "p_value": float(2 * stats.norm.sf(abs(est / se))), "n_left": n_left, "n_right": n_right,
-        "n_clusters": G, "intercept_left": float(beta[0]), "slope_left": float(beta[2]),
+        "cutoff": cutoff,
+        "bandwidth": h,
+        "estimate": est,
+        "std_error": se,
+        "statistic": est / se,
+        "p_value": float(2 * stats.norm.sf(abs(est / se))),
+        "n_left": n_left,
+        "n_right": n_right,
+        "n_clusters": G,
+        "intercept_left": float(beta[0]),
+        "slope_left": float(beta[2]),
         "slope_right": float(beta[2] + beta[3]),
     }
 
@@ -172,7 +190,16 @@ class RDResult:
     @property
     def summary(self) -> str:
         """Plain-text table."""
-        cols = ["kind", "cutoff", "bandwidth", "estimate", "std_error", "p_value", "n_left", "n_right"]
+        cols = [
+            "kind",
+            "cutoff",
+            "bandwidth",
+            "estimate",
+            "std_error",
+            "p_value",
+            "n_left",
+            "n_right",
+        ]
         return self.table[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}")
 
     def _repr_html_(self) -> str:
@@ -210,7 +237,9 @@ def colour_rd(
     """
     frame = rd_data(ds, indicators=indicators)
     if len(frame) < 50:
-        raise DataError(f"only {len(frame)} indicator×municipality×year cells with a rank and a next-year change")
+        raise DataError(
+            f"only {len(frame)} indicator×municipality×year cells with a rank and a next-year change"
+        )
     r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
     cl = None if cluster == "none" else frame[cluster].to_numpy()
     rows = []
@@ -219,10 +248,18 @@ def colour_rd(
             if not 0 < c < 1:
                 raise ParameterError(f"cut-offs are percentile ranks in (0, 1); got {c}")
             cap = _cap(c, thresholds)
-            h = min(float(bandwidth), cap) if bandwidth is not None else ik_bandwidth(r, y, c, cap=cap)
+            h = (
+                min(float(bandwidth), cap)
+                if bandwidth is not None
+                else ik_bandwidth(r, y, c, cap=cap)
+            )
             res = local_linear(r, y, c, h, cl)
             res["kind"] = kind
-            res["flag"] = "red below" if np.isclose(c, 0.25) else ("green above" if np.isclose(c, 0.75) else "")
+            res["flag"] = (
+                "red below"
+                if np.isclose(c, 0.25)
+                else ("green above" if np.isclose(c, 0.75) else "")
+            )
             rows.append(res)
     table = pd.DataFrame(rows)
     table.insert(0, "analysis", "colour_rd")
@@ -232,7 +269,9 @@ def colour_rd(
     return RDResult(table=table, data=frame, thresholds=tuple(float(t) for t in thresholds))
 
 
-def plot_rd(result: RDResult, *, cutoff: float | None = None, bins: int = 40, ax: Any | None = None):
+def plot_rd(
+    result: RDResult, *, cutoff: float | None = None, bins: int = 40, ax: Any | None = None
+):
     """Binned means of the next-year change against the rank, with the local linear fits.
 
     Returns the matplotlib Figure. The caption notes that the figure shows processed data.
@@ -257,7 +296,11 @@ def plot_rd(result: RDResult, *, cutoff: float | None = None, bins: int = 40, ax
         xl = np.linspace(c - h, c, 20)
         xr_ = np.linspace(c, c + h, 20)
         ax.plot(xl, row["intercept_left"] + row["slope_left"] * (xl - c), color="C3")
-        ax.plot(xr_, row["intercept_left"] + row["estimate"] + row["slope_right"] * (xr_ - c), color="C2")
+        ax.plot(
+            xr_,
+            row["intercept_left"] + row["estimate"] + row["slope_right"] * (xr_ - c),
+            color="C2",
+        )
         ax.axvline(c, color="k", lw=0.8, ls="--")
     ax.set_xlabel("percentile rank in year t (better →)")
     ax.set_ylabel("standardised change t → t+1")

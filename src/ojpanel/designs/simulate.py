@@ -29,7 +29,9 @@ from ojpanel.peers import loo_mean_np
 __all__ = ["simulate_panel", "municipality_layout"]
 
 
-def municipality_layout(n_municipalities: int = 290, n_counties: int = 21, n_groups: int = 9, seed: int = 0):
+def municipality_layout(
+    n_municipalities: int = 290, n_counties: int = 21, n_groups: int = 9, seed: int = 0
+):
     """Codes, counties and kommungrupp-like groups for a synthetic set of municipalities.
 
     Counties have unequal sizes (like Sweden's 21 län: 3 to 49 municipalities); groups are drawn
@@ -45,7 +47,10 @@ def municipality_layout(n_municipalities: int = 290, n_counties: int = 21, n_gro
     while sizes.sum() < n_municipalities:
         sizes[np.argmin(sizes)] += 1
     county = np.repeat(np.arange(n_counties), sizes)
-    codes = [f"{c + 1:02d}{i:02d}" for c, i in zip(county, np.concatenate([np.arange(s) for s in sizes]), strict=True)]
+    codes = [
+        f"{c + 1:02d}{i:02d}"
+        for c, i in zip(county, np.concatenate([np.arange(s) for s in sizes]), strict=True)
+    ]
     groups = np.array(list("ABC"))[rng.integers(0, 3, n_municipalities)]
     sub = rng.integers(1, max(2, n_groups // 3 + 1), n_municipalities)
     kg = np.array([f"{g}{s}" for g, s in zip(groups, sub, strict=True)])
@@ -106,7 +111,11 @@ def simulate_panel(
         codes = ref["municipality"].astype(str).to_numpy()
         county = ref["county"].astype(str).to_numpy()
         kg = ref["kommungrupp_2017"].astype(str).to_numpy()
-        extra = {c: ("municipality", ref[c].astype(str).to_numpy()) for c in ("municipality_name", "county_name", "kommungrupp_2011", "kommungrupp_2023") if c in ref}
+        extra = {
+            c: ("municipality", ref[c].astype(str).to_numpy())
+            for c in ("municipality_name", "county_name", "kommungrupp_2011", "kommungrupp_2023")
+            if c in ref
+        }
         n_municipalities, n_counties = len(codes), int(np.unique(county).size)
     elif layout == "synthetic":
         codes, county, kg = municipality_layout(n_municipalities, n_counties, n_groups, layout_seed)
@@ -121,7 +130,11 @@ def simulate_panel(
     for k in range(K):
         a = rng.normal(0, sigma_municipality, N)
         g = rng.normal(0, sigma_year, T)
-        c = rng.normal(0, sigma_county_year, (n_counties, T)) if sigma_county_year > 0 else np.zeros((n_counties, T))
+        c = (
+            rng.normal(0, sigma_county_year, (n_counties, T))
+            if sigma_county_year > 0
+            else np.zeros((n_counties, T))
+        )
         e = rng.normal(0, sigma_e, (N, T))
         y = np.empty((N, T))
         y[:, 0] = mu + a + g[0] + c[ccode, 0] + e[:, 0]

@@ -57,7 +57,9 @@ __all__ = [
 ]
 
 WEIGHTS = ("rademacher", "webb")
-_WEBB = np.concatenate([-np.sqrt(np.array([3.0, 2.0, 1.0]) / 2), np.sqrt(np.array([1.0, 2.0, 3.0]) / 2)])
+_WEBB = np.concatenate(
+    [-np.sqrt(np.array([3.0, 2.0, 1.0]) / 2), np.sqrt(np.array([1.0, 2.0, 3.0]) / 2)]
+)
 
 
 def draw_weights(kind: str, G: int, B: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,7 +126,9 @@ def bootstrap_design(
     for f in other:
         cols.append(np.eye(int(f.max()) + 1)[f])
     Z = np.concatenate(cols, axis=1)
-    ab = absorb_batch(np.concatenate([y[ok, None], Z], axis=1)[None], np.ones((1, ok.sum()), bool), nested)
+    ab = absorb_batch(
+        np.concatenate([y[ok, None], Z], axis=1)[None], np.ones((1, ok.sum()), bool), nested
+    )
     yb, Zb = ab.values[0, :, 0], ab.values[0, :, 1:]
     if Zb.shape[1] > k:
         D = Zb[:, k:]
@@ -195,6 +199,29 @@ def _chunk_weights(size: int, rng: np.random.Generator, kind: str, G: int) -> np
     return draw_weights(kind, G, size, rng)
 
 
+def _tstat_chunk(size: int, rng: np.random.Generator, parts: list, kind: str, G: int) -> np.ndarray:
+    """Bootstrap t statistics ``(size, K)`` of K members for one chunk of weights (a dask task)."""
+    V = draw_weights(kind, G, size, rng)
+    out = np.empty((size, len(parts)))
+    for m, (c, H, ssc, present) in enumerate(parts):
+        Vm = V[present]
+        numer = c @ Vm
+        denom = ssc * np.sum((Vm * c[:, None] - H @ Vm) ** 2, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[:, m] = numer / np.sqrt(denom)
+    return out
+
+
+def _check_weights(kind: str, enumerate_: str | bool, G: int) -> bool:
+    if kind not in WEIGHTS:
+        raise ParameterError(f"weights must be one of {WEIGHTS}; got {kind!r}")
+    if enumerate_ not in ("auto", True, False):
+        raise ParameterError("enumerate must be 'auto', True or False")
+    if enumerate_ is True and kind != "rademacher":
+        raise ParameterError("full enumeration is defined for Rademacher weights only")
+    return kind == "rademacher" and (enumerate_ is True or (enumerate_ == "auto" and G <= 12))
+
+
 @dataclass(frozen=True)
 class WildBootstrapResult:
     """Wild cluster bootstrap test of one coefficient.
@@ -231,29 +258,37 @@ class WildBootstrapResult:
     def to_frame(self) -> pd.DataFrame:
         """One tidy row (replication-schema names where they apply)."""
         return pd.DataFrame(
-            [{
-                "term": self.term, "estimate": self.estimate, "std_error": self.std_error,
-                "statistic": self.statistic, "p_value": self.p_value, "ci_lower": self.conf_int[0],
-                "ci_upper": self.conf_int[1], "level": self.level, "n_draws": self.n_draws,
-                "enumerated": self.enumerated, "weights": self.weights, "n_clusters": self.n_clusters,
-            }]
+            [
+                {
+                    "term": self.term,
+                    "estimate": self.estimate,
+                    "std_error": self.std_error,
+                    "statistic": self.statistic,
+                    "p_value": self.p_value,
+                    "ci_lower": self.conf_int[0],
+                    "ci_upper": self.conf_int[1],
+                    "level": self.level,
+                    "n_draws": self.n_draws,
+                    "enumerated": self.enumerated,
+                    "weights": self.weights,
+                    "n_clusters": self.n_clusters,
+                }
+            ]
         )
 
     def _repr_html_(self) -> str:
         return self.to_frame().to_html(index=False)
 
 
-def _weights_matrix(kind: str, G: int, B: int, seed: int, enumerate_: str | bool, client: Any, chunk: int) -> tuple[np.ndarray, bool]:
-    if kind not in WEIGHTS:
-        raise ParameterError(f"weights must be one of {WEIGHTS}; got {kind!r}")
-    if enumerate_ not in ("auto", True, False):
-        raise ParameterError("enumerate must be 'auto', True or False")
-    enum = kind == "rademacher" and (enumerate_ is True or (enumerate_ == "auto" and G <= 12))
-    if enumerate_ is True and kind != "rademacher":
-        raise ParameterError("full enumeration is defined for Rademacher weights only")
+def _weights_matrix(
+    kind: str, G: int, B: int, seed: int, enumerate_: str | bool, client: Any, chunk: int
+) -> tuple[np.ndarray, bool]:
+    enum = _check_weights(kind, enumerate_, G)
     if enum:
         return enumerate_rademacher(G), True
-    parts = map_seeded(_chunk_weights, chunk_sizes(B, chunk), seed, client=client, kwargs={"kind": kind, "G": G})
+    parts = map_seeded(
+        _chunk_weights, chunk_sizes(B, chunk), seed, client=client, kwargs={"kind": kind, "G": G}
+    )
     return np.concatenate(parts, axis=1), False
 
 
@@ -314,18 +349,47 @@ def wild_cluster_bootstrap(
     if factors:
         X, y, clusters = bootstrap_design(X, y, clusters, factors)
     p = _prepare(X, y, clusters, j)
-    V, enum = _weights_matrix(weights, p.G, int(n_draws), seed, enumerate, client, chunk_size)
+    enum = _check_weights(weights, enumerate, p.G)
     c, H = _restricted_parts(p, null)
-    tb = _tboot(p, c, H, V)
+    V = None
+    if enum:
+        V = enumerate_rademacher(p.G)
+        tb = _tboot(p, c, H, V)
+    else:
+        # the draws run as seeded chunks (on the dask client when given)
+        parts = [(c, H, p.ssc, np.arange(p.G))]
+        tb = np.concatenate(
+            map_seeded(
+                _tstat_chunk,
+                chunk_sizes(int(n_draws), chunk_size),
+                seed,
+                client=client,
+                args=(parts,),
+                kwargs={"kind": weights, "G": p.G},
+            ),
+            axis=0,
+        )[:, 0]
     t = (p.beta[j] - null) / p.se
     pval = _exceed(t, tb)
     ci = (np.nan, np.nan)
     if level is not None:
+        if V is None:  # the same weights again (same chunk seeds), drawn locally
+            V, _ = _weights_matrix(weights, p.G, int(n_draws), seed, False, None, chunk_size)
         ci = _invert(p, V, 1 - float(level))
     return WildBootstrapResult(
-        term=name, estimate=float(p.beta[j]), std_error=p.se, statistic=float(t), p_value=pval,
-        conf_int=ci, level=float(level) if level is not None else np.nan, n_draws=V.shape[1],
-        enumerated=enum, weights=weights, n_clusters=p.G, null=float(null), t_boot=tb,
+        term=name,
+        estimate=float(p.beta[j]),
+        std_error=p.se,
+        statistic=float(t),
+        p_value=pval,
+        conf_int=ci,
+        level=float(level) if level is not None else np.nan,
+        n_draws=tb.size,
+        enumerated=enum,
+        weights=weights,
+        n_clusters=p.G,
+        null=float(null),
+        t_boot=tb,
     )
 
 
@@ -399,18 +463,26 @@ def wild_bootstrap_tstats(
         X = np.broadcast_to(X, (y.shape[0], *X.shape))
     codes = factorize(clusters)
     G = int(codes.max()) + 1
-    V, _ = _weights_matrix(weights, G, int(n_draws), seed, False, client, chunk_size)
+    _check_weights(weights, False, G)
     K = y.shape[0]
     t_obs = np.empty(K)
-    t_boot = np.empty((V.shape[1], K))
-    pv = np.empty(K)
+    parts = []
     for b in range(K):
         Xb, yb, cb = bootstrap_design(X[b], y[b], codes, factors)
         p = _prepare(Xb, yb, cb, int(term))
-        present = np.unique(cb)
         c, H = _restricted_parts(p, null)
-        tb = _tboot(p, c, H, V[present])
+        parts.append((c, H, p.ssc, np.unique(cb)))
         t_obs[b] = (p.beta[p.j] - null) / p.se
-        t_boot[:, b] = tb
-        pv[b] = _exceed(t_obs[b], tb)
+    t_boot = np.concatenate(
+        map_seeded(
+            _tstat_chunk,
+            chunk_sizes(int(n_draws), chunk_size),
+            seed,
+            client=client,
+            args=(parts,),
+            kwargs={"kind": weights, "G": G},
+        ),
+        axis=0,
+    )
+    pv = np.array([_exceed(t_obs[b], t_boot[:, b]) for b in range(K)])
     return t_obs, t_boot, pv

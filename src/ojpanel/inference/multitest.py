@@ -94,7 +94,13 @@ def romano_wolf(t_obs, t_boot) -> np.ndarray:
     return out
 
 
-def adjust(frame: pd.DataFrame, method: str = "holm", *, p_col: str = "p_value", by: list[str] | None = None) -> pd.DataFrame:
+def adjust(
+    frame: pd.DataFrame,
+    method: str = "holm",
+    *,
+    p_col: str = "p_value",
+    by: list[str] | None = None,
+) -> pd.DataFrame:
     """Add ``p_adjusted`` (and ``adjustment``) to a tidy table, within families defined by ``by``.
 
     ``method`` is ``"holm"`` or ``"bh"``; Romano–Wolf needs bootstrap draws (see
@@ -105,9 +111,9 @@ def adjust(frame: pd.DataFrame, method: str = "holm", *, p_col: str = "p_value",
         raise ParameterError(f"method must be one of {sorted(funcs)}; got {method!r}")
     out = frame.copy()
     if by:
-        out["p_adjusted"] = out.groupby(by, dropna=False, observed=True, group_keys=False)[p_col].transform(
-            lambda s: pd.Series(funcs[method](s.to_numpy(dtype=float)), index=s.index)
-        )
+        out["p_adjusted"] = out.groupby(by, dropna=False, observed=True, group_keys=False)[
+            p_col
+        ].transform(lambda s: pd.Series(funcs[method](s.to_numpy(dtype=float)), index=s.index))
     else:
         out["p_adjusted"] = funcs[method](out[p_col].to_numpy(dtype=float))
     out["adjustment"] = method

@@ -22,7 +22,9 @@ from ojpanel.errors import ParameterError
 __all__ = ["PermutationResult", "permute_labels", "permutation_test"]
 
 
-def permute_labels(labels: np.ndarray, rng: np.random.Generator, strata: np.ndarray | None = None) -> np.ndarray:
+def permute_labels(
+    labels: np.ndarray, rng: np.random.Generator, strata: np.ndarray | None = None
+) -> np.ndarray:
     """A random reassignment of ``labels`` that keeps every group's size (and stays within strata)."""
     labels = np.asarray(labels)
     if strata is None:
@@ -61,7 +63,12 @@ class PermutationResult:
 
 
 def _chunk(size: int, rng: np.random.Generator, statistic, labels, strata) -> np.ndarray:
-    return np.stack([np.atleast_1d(np.asarray(statistic(permute_labels(labels, rng, strata)), float)) for _ in range(size)])
+    return np.stack(
+        [
+            np.atleast_1d(np.asarray(statistic(permute_labels(labels, rng, strata)), float))
+            for _ in range(size)
+        ]
+    )
 
 
 def permutation_test(
@@ -97,8 +104,13 @@ def permutation_test(
         raise ParameterError("alternative must be 'two-sided', 'greater' or 'less'")
     labels = np.asarray(labels)
     obs = np.atleast_1d(np.asarray(statistic(labels), float))
-    parts = map_seeded(_chunk, chunk_sizes(n_permutations, chunk_size), seed, client=client,
-                       args=(statistic, labels, strata))
+    parts = map_seeded(
+        _chunk,
+        chunk_sizes(n_permutations, chunk_size),
+        seed,
+        client=client,
+        args=(statistic, labels, strata),
+    )
     null = np.concatenate(parts, axis=0)
     if alternative == "two-sided":
         hits = np.abs(null) >= np.abs(obs) - 1e-12 * np.abs(obs)

@@ -13,8 +13,9 @@ convention       covariance scale                                       referenc
 ================ ====================================================== ============================
 ``linearmodels`` ``n/(n−d−k)`` (PanelOLS ``debiased=True``; ``d`` = the t with ``n−k−d_lm`` df
                  effects as PanelOLS counts them, ``Σ levels − (F−1)``
-                 for ``F`` factors; ``d = 0`` for clustered SEs when the
-                 only effect is nested in every cluster variable)
+                 for ``F`` factors, even when effects are redundant;
+                 ``d = 0`` for clustered SEs when the only effect is
+                 nested in every cluster variable)
 ``stata``        clustered: ``G/(G−1)·(n−1)/(n−d−k)`` (``xtreg, fe``;   t with ``G−1`` df
                  linearmodels ``group_debias=True``); otherwise as
                  ``linearmodels``
@@ -78,7 +79,9 @@ def is_nested(inner: np.ndarray, outer: np.ndarray, mask: np.ndarray | None = No
     return np.unique(pairs).size == np.unique(a).size
 
 
-def _cluster_meat(scores: np.ndarray, codes: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cluster_meat(
+    scores: np.ndarray, codes: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     B, n, k = scores.shape
     D = indicator_matrix(codes)
     flat = scores.transpose(1, 0, 2).reshape(n, B * k)
@@ -136,8 +139,11 @@ def batch_covariance(
     F = len(factors)
     fe_rank = np.zeros(B) if fe_rank is None else np.asarray(fe_rank, dtype=float)
     levels = np.zeros((B, F)) if levels is None else np.asarray(levels, dtype=float)
+    # PanelOLS's count, Σ levels − (F − 1), extended to any number of effects; it ignores
+    # redundancies (municipality effects nested in county×year cells' counties, year given
+    # county×year) and so can exceed the rank — "statsmodels" uses the exact rank
     lm_count = levels.sum(1) - max(F - 1, 0) if F else np.zeros(B)
-    fixest_kfe = lm_count  # fixest: Σ levels − (F − 1)
+    fixest_kfe = levels.sum(1) - max(F - 1, 0) if F else np.zeros(B)  # fixest: Σ levels − (F − 1)
     codes = [factorize(c) for c in clusters]
 
     # nested[b, j, c]: effect j nested in cluster variable c in member b's sample
@@ -221,7 +227,6 @@ def batch_covariance(
         scale = pyfixest_scale if convention == "pyfixest" else (Gb - 1) / Gb
         cov = np.einsum("bgk,bgl->bkl", dev, dev) * scale[:, None, None]
         return CovarianceResult(_sym(cov), Gb - 1, Gb, scale)
-
 
     if np.any(Gmin < 2):
         raise ModelError("clustered standard errors need at least two clusters in the sample")

@@ -130,13 +130,27 @@ def prepare_batch(
     for arr in (*factors, *clusters):
         if len(arr) != n:
             raise ModelError(f"a factor or cluster array has {len(arr)} rows; expected {n}")
-    ent = factorize(entity) if entity is not None else (factors[0] if factors else np.zeros(n, np.int64))
+    ent = (
+        factorize(entity)
+        if entity is not None
+        else (factors[0] if factors else np.zeros(n, np.int64))
+    )
     ab = absorb_batch(np.concatenate([y[:, :, None], X], axis=2), m, factors)
     names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(k))
-    labels = tuple(str(x) for x in labels) if labels is not None else tuple(str(b) for b in range(B))
+    labels = (
+        tuple(str(x) for x in labels) if labels is not None else tuple(str(b) for b in range(B))
+    )
     return FitData(
-        y=ab.values[:, :, 0], X=ab.values[:, :, 1:], mask=m, factors=factors, clusters=clusters,
-        entity=ent, fe_rank=ab.fe_rank, levels=ab.levels, names=names, labels=labels,
+        y=ab.values[:, :, 0],
+        X=ab.values[:, :, 1:],
+        mask=m,
+        factors=factors,
+        clusters=clusters,
+        entity=ent,
+        fe_rank=ab.fe_rank,
+        levels=ab.levels,
+        names=names,
+        labels=labels,
         effects=tuple(effects),
     )
 
@@ -166,15 +180,34 @@ def fit_batch(
         )
     fit = ols_batch(data.y, data.X, data.mask, names=data.names, labels=data.labels)
     cv = batch_covariance(
-        data.X, data.y, fit.beta, fit.resid, fit.xtx_inv, data.mask, cov_type=cov,
-        clusters=data.clusters, convention=convention, factors=data.factors,
-        fe_rank=data.fe_rank, levels=data.levels,
+        data.X,
+        data.y,
+        fit.beta,
+        fit.resid,
+        fit.xtx_inv,
+        data.mask,
+        cov_type=cov,
+        # the same prepared data serve clustered and unclustered covariances
+        clusters=data.clusters if cov in ("clustered", "twoway", "crv3") else (),
+        convention=convention,
+        factors=data.factors,
+        fe_rank=data.fe_rank,
+        levels=data.levels,
     )
     ent = np.array([np.unique(data.entity[data.mask[b]]).size for b in range(len(data.labels))])
     return BatchFEResults(
-        labels=data.labels, names=data.names, params=fit.beta, cov=cv.cov, df_resid=cv.df,
-        nobs=nobs, n_entities=ent, n_clusters=cv.n_clusters, cov_type=cov, convention=convention,
-        effects=data.effects, dependent=dependent,
+        labels=data.labels,
+        names=data.names,
+        params=fit.beta,
+        cov=cv.cov,
+        df_resid=cv.df,
+        nobs=nobs,
+        n_entities=ent,
+        n_clusters=cv.n_clusters,
+        cov_type=cov,
+        convention=convention,
+        effects=data.effects,
+        dependent=dependent,
     )
 
 
@@ -183,11 +216,15 @@ def fit_batch(
 # ------------------------------------------------------------------------------------------
 
 
-def _column(data: Mapping[str, Any] | pd.DataFrame, spec: EffectSpec | np.ndarray, n: int) -> np.ndarray:
+def _column(
+    data: Mapping[str, Any] | pd.DataFrame, spec: EffectSpec | np.ndarray, n: int
+) -> np.ndarray:
     if isinstance(spec, np.ndarray | pd.Series | list):
         arr = np.asarray(spec)
         if len(arr) != n:
-            raise ParameterError(f"an array given as effect/cluster has {len(arr)} rows; expected {n}")
+            raise ParameterError(
+                f"an array given as effect/cluster has {len(arr)} rows; expected {n}"
+            )
         return factorize(arr.astype(str) if arr.dtype == object else arr)
     names = (spec,) if isinstance(spec, str) else tuple(spec)
     missing = [c for c in names if c not in data]
@@ -198,8 +235,14 @@ def _column(data: Mapping[str, Any] | pd.DataFrame, spec: EffectSpec | np.ndarra
     parts = []
     for c in names:
         col = np.asarray(data[c])
-        if pd.isna(col).any() if col.dtype == object else (col.dtype.kind == "f" and np.isnan(col).any()):
-            raise DataError(f"column '{c}' has missing values; every observation needs an effect/cluster label")
+        if (
+            pd.isna(col).any()
+            if col.dtype == object
+            else (col.dtype.kind == "f" and np.isnan(col).any())
+        ):
+            raise DataError(
+                f"column '{c}' has missing values; every observation needs an effect/cluster label"
+            )
         parts.append(factorize(col.astype(str) if col.dtype == object else col))
     code = parts[0]
     for p in parts[1:]:
@@ -234,9 +277,16 @@ def _clusters(data, cluster, n: int, cov: str) -> list[np.ndarray]:
         raise ParameterError(f"cov={cov!r} needs cluster=...; e.g. cluster='county'")
     if cov == "twoway":
         if isinstance(cluster, str) or len(cluster) != 2:
-            raise ParameterError("cov='twoway' needs two cluster variables, e.g. ('municipality', 'year')")
+            raise ParameterError(
+                "cov='twoway' needs two cluster variables, e.g. ('municipality', 'year')"
+            )
         return [_column(data, c, n) for c in cluster]
-    if isinstance(cluster, tuple | list) and not isinstance(cluster, str) and len(cluster) == 2 and all(isinstance(c, str) for c in cluster):
+    if (
+        isinstance(cluster, tuple | list)
+        and not isinstance(cluster, str)
+        and len(cluster) == 2
+        and all(isinstance(c, str) for c in cluster)
+    ):
         raise ParameterError("two cluster variables need cov='twoway'")
     return [_column(data, cluster, n)]
 
@@ -293,9 +343,18 @@ def fit_panel(
     xs = [x] if isinstance(x, str) else list(x)
     if engine == "linearmodels":
         return fit_linearmodels(
-            data, y, xs, entity=entity, time=time, entity_effects=entity_effects,
-            time_effects=time_effects, other_effects=other_effects, cov=cov, cluster=cluster,
-            convention=convention, label=label,
+            data,
+            y,
+            xs,
+            entity=entity,
+            time=time,
+            entity_effects=entity_effects,
+            time_effects=time_effects,
+            other_effects=other_effects,
+            cov=cov,
+            cluster=cluster,
+            convention=convention,
+            label=label,
         )
     if engine != "vectorised":
         raise ParameterError(f"engine must be 'vectorised' or 'linearmodels'; got {engine!r}")
@@ -308,8 +367,16 @@ def fit_panel(
     factors, fnames = _effects(data, n, entity, time, entity_effects, time_effects, other_effects)
     clusters = _clusters(data, cluster, n, cov)
     ent = _column(data, entity, n)
-    fd = prepare_batch(yv[None], Xv, factors=factors, clusters=clusters, entity=ent, names=xs,
-                       labels=[label or y], effects=fnames)
+    fd = prepare_batch(
+        yv[None],
+        Xv,
+        factors=factors,
+        clusters=clusters,
+        entity=ent,
+        names=xs,
+        labels=[label or y],
+        effects=fnames,
+    )
     res = fit_batch(fd, cov=cov, convention=convention, dependent=y)
     return res[label or y]
 
@@ -363,10 +430,21 @@ def fit_linearmodels(
         oe = oe[keep]
         oe.index = frame.index
     cl = [c[keep] for c in cl]
-    mod = PanelOLS(frame[y], frame[xs], entity_effects=entity_effects, time_effects=time_effects,
-                   other_effects=oe, check_rank=True)
+    mod = PanelOLS(
+        frame[y],
+        frame[xs],
+        entity_effects=entity_effects,
+        time_effects=time_effects,
+        other_effects=oe,
+        check_rank=True,
+    )
     kw: dict[str, Any] = {}
-    lm_cov = {"unadjusted": "unadjusted", "robust": "robust", "clustered": "clustered", "twoway": "clustered"}[cov]
+    lm_cov = {
+        "unadjusted": "unadjusted",
+        "robust": "robust",
+        "clustered": "clustered",
+        "twoway": "clustered",
+    }[cov]
     if cl:
         cdf = pd.DataFrame({f"c{i}": c for i, c in enumerate(cl)}, index=frame.index)
         kw["clusters"] = cdf
@@ -382,9 +460,19 @@ def fit_linearmodels(
             df = float(nclu - 1)
     effects = ([entity] if entity_effects else []) + ([time] if time_effects else []) + other_names
     return FEResults(
-        params=res.params.values, cov=res.cov.values, names=names, df_resid=df, nobs=int(res.nobs),
-        n_entities=int(res.entity_info["total"]), n_clusters=nclu, cov_type=cov,
-        convention=convention, effects=effects, dependent=y, label=label, engine="linearmodels",
+        params=res.params.values,
+        cov=res.cov.values,
+        names=names,
+        df_resid=df,
+        nobs=int(res.nobs),
+        n_entities=int(res.entity_info["total"]),
+        n_clusters=nclu,
+        cov_type=cov,
+        convention=convention,
+        effects=effects,
+        dependent=y,
+        label=label,
+        engine="linearmodels",
     )
 
 
@@ -418,10 +506,17 @@ def panel_arrays(
     if "indicator" not in outcome.dims:
         outcome = outcome.expand_dims(indicator=[str(outcome.name or "y")])
     outcome = outcome.transpose("indicator", "municipality", "year")
-    xs = [xr.broadcast(r, outcome)[0].transpose("indicator", "municipality", "year") for r in regressors.values()]
+    xs = [
+        xr.broadcast(r, outcome)[0].transpose("indicator", "municipality", "year")
+        for r in regressors.values()
+    ]
     B = outcome.sizes["indicator"]
     y = outcome.values.reshape(B, -1)
-    X = np.stack([r.values.reshape(B, -1) for r in xs], axis=2) if xs else np.zeros((B, y.shape[1], 0))
+    X = (
+        np.stack([r.values.reshape(B, -1) for r in xs], axis=2)
+        if xs
+        else np.zeros((B, y.shape[1], 0))
+    )
     mun = np.asarray(outcome["municipality"].values)
     yrs = np.asarray(outcome["year"].values)
     rows = pd.DataFrame({"municipality": np.repeat(mun, len(yrs)), "year": np.tile(yrs, len(mun))})
@@ -479,21 +574,51 @@ def fit_indicators(
             for j, nm in enumerate(names):
                 frame[nm] = X[b, :, j]
             frame = frame.dropna(subset=[dep, *names])
-            fits.append(fit_linearmodels(frame, dep, names, entity_effects=entity_effects,
-                                         time_effects=time_effects, other_effects=other_effects,
-                                         cov=cov, cluster=cluster, convention=convention, label=lab))
+            fits.append(
+                fit_linearmodels(
+                    frame,
+                    dep,
+                    names,
+                    entity_effects=entity_effects,
+                    time_effects=time_effects,
+                    other_effects=other_effects,
+                    cov=cov,
+                    cluster=cluster,
+                    convention=convention,
+                    label=lab,
+                )
+            )
         return BatchFEResults(
-            labels=labels, names=names, params=np.stack([f.params.values for f in fits]),
-            cov=np.stack([f.cov.values for f in fits]), df_resid=np.array([f.df_resid for f in fits]),
-            nobs=np.array([f.nobs for f in fits]), n_entities=np.array([f.n_entities for f in fits]),
-            n_clusters=None if fits[0].n_clusters is None else np.array([f.n_clusters for f in fits]),
-            cov_type=cov, convention=convention, effects=fits[0].effects, dependent=dep,
+            labels=labels,
+            names=names,
+            params=np.stack([f.params.values for f in fits]),
+            cov=np.stack([f.cov.values for f in fits]),
+            df_resid=np.array([f.df_resid for f in fits]),
+            nobs=np.array([f.nobs for f in fits]),
+            n_entities=np.array([f.n_entities for f in fits]),
+            n_clusters=None
+            if fits[0].n_clusters is None
+            else np.array([f.n_clusters for f in fits]),
+            cov_type=cov,
+            convention=convention,
+            effects=fits[0].effects,
+            dependent=dep,
         )
     if engine != "vectorised":
         raise ParameterError(f"engine must be 'vectorised' or 'linearmodels'; got {engine!r}")
     n = len(rows)
-    factors, fnames = _effects(rows, n, "municipality", "year", entity_effects, time_effects, other_effects)
+    factors, fnames = _effects(
+        rows, n, "municipality", "year", entity_effects, time_effects, other_effects
+    )
     clusters = _clusters(rows, cluster, n, cov)
-    fd = prepare_batch(y, X, factors=factors, clusters=clusters, entity=_column(rows, "municipality", n),
-                       names=names, labels=labels, effects=fnames)
+    fd = prepare_batch(
+        y,
+        X,
+        factors=factors,
+        clusters=clusters,
+        entity=_column(rows, "municipality", n),
+        names=names,
+        labels=labels,
+        effects=fnames,
+    )
     return fit_batch(fd, cov=cov, convention=convention, dependent=dep)

@@ -22,9 +22,24 @@ __all__ = ["TIDY_COLUMNS", "FEResults", "BatchFEResults", "Comparison", "compare
 
 #: Column order of tidy result tables (shared with ``ojpanel.replication``).
 TIDY_COLUMNS = [
-    "analysis", "area", "indicator", "indicator_group", "peer_group", "lag", "outcome", "sample",
-    "period", "term", "estimate", "std_error", "statistic", "p_value", "n_obs",
-    "n_municipalities", "stars", "mode",
+    "analysis",
+    "area",
+    "indicator",
+    "indicator_group",
+    "peer_group",
+    "lag",
+    "outcome",
+    "sample",
+    "period",
+    "term",
+    "estimate",
+    "std_error",
+    "statistic",
+    "p_value",
+    "n_obs",
+    "n_municipalities",
+    "stars",
+    "mode",
 ]
 
 
@@ -36,8 +51,11 @@ def _stars(estimate: float, p: float) -> str:
 
 def _pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
     df = np.broadcast_to(np.asarray(df, dtype=float), np.shape(t))
-    out = np.where(np.isfinite(df), 2 * stats.t.sf(np.abs(t), np.where(np.isfinite(df), df, 1.0)),
-                   2 * stats.norm.sf(np.abs(t)))
+    out = np.where(
+        np.isfinite(df),
+        2 * stats.t.sf(np.abs(t), np.where(np.isfinite(df), df, 1.0)),
+        2 * stats.norm.sf(np.abs(t)),
+    )
     return out
 
 
@@ -112,7 +130,9 @@ class FEResults:
     @property
     def std_errors(self) -> pd.Series:
         """Standard errors."""
-        return pd.Series(np.sqrt(np.diag(self._cov.values)), index=self._params.index, name="std_error")
+        return pd.Series(
+            np.sqrt(np.diag(self._cov.values)), index=self._params.index, name="std_error"
+        )
 
     @property
     def tstats(self) -> pd.Series:
@@ -122,7 +142,9 @@ class FEResults:
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values (t with :attr:`df_resid` df, normal when that is infinite)."""
-        return pd.Series(_pvalue(self.tstats.values, self._df), index=self._params.index, name="pvalue")
+        return pd.Series(
+            _pvalue(self.tstats.values, self._df), index=self._params.index, name="pvalue"
+        )
 
     @property
     def df_resid(self) -> float:
@@ -244,7 +266,10 @@ class FEResults:
         return f"<FEResults {self._dependent} ~ {', '.join(self._params.index)}; n={self._nobs}>"
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in self._header())
+        head = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self._header()
+        )
         return (
             f"<table><caption>Fixed-effects regression</caption>{head}</table>"
             + self._table().to_html(float_format=lambda x: f"{x:.4f}")
@@ -390,10 +415,14 @@ class BatchFEResults:
     @property
     def summary(self) -> str:
         """Plain-text table of all fits."""
-        return self.to_frame()[["indicator", "term", "estimate", "std_error", "p_value", "n_obs", "stars"]].to_string(index=False)
+        return self.to_frame()[
+            ["indicator", "term", "estimate", "std_error", "p_value", "n_obs", "stars"]
+        ].to_string(index=False)
 
     def _repr_html_(self) -> str:
-        return self.to_frame()[["indicator", "term", "estimate", "std_error", "p_value", "n_obs", "stars"]].to_html(index=False)
+        return self.to_frame()[
+            ["indicator", "term", "estimate", "std_error", "p_value", "n_obs", "stars"]
+        ].to_html(index=False)
 
     def __repr__(self) -> str:
         return f"<BatchFEResults {len(self)} fits of {self._dependent} ~ {', '.join(self._names)}>"
@@ -402,11 +431,17 @@ class BatchFEResults:
 class Comparison:
     """Side-by-side table of fits: coefficient with stars over the standard error in parentheses."""
 
-    def __init__(self, results: Sequence[FEResults], labels: Sequence[str] | None = None, digits: int = 3):
+    def __init__(
+        self, results: Sequence[FEResults], labels: Sequence[str] | None = None, digits: int = 3
+    ):
         if not results:
             raise ParameterError("compare() needs at least one result")
         self._results = list(results)
-        self._labels = list(labels) if labels is not None else [r.label or f"({i + 1})" for i, r in enumerate(results)]
+        self._labels = (
+            list(labels)
+            if labels is not None
+            else [r.label or f"({i + 1})" for i, r in enumerate(results)]
+        )
         if len(self._labels) != len(self._results):
             raise ParameterError("compare(): one label per result")
         self._digits = digits
@@ -441,8 +476,14 @@ class Comparison:
         tab = self.table
         head = "| | " + " | ".join(tab.columns) + " |"
         sep = "|---|" + "---|" * len(tab.columns)
-        body = ["| " + i.strip() + " | " + " | ".join(row) + " |" for i, row in zip(tab.index, tab.values.tolist(), strict=True)]
-        return "\n".join([head, sep, *body]) + "\n\n++/+ (--/-): positive (negative), significant at 5 %/10 %."
+        body = [
+            "| " + i.strip() + " | " + " | ".join(row) + " |"
+            for i, row in zip(tab.index, tab.values.tolist(), strict=True)
+        ]
+        return (
+            "\n".join([head, sep, *body])
+            + "\n\n++/+ (--/-): positive (negative), significant at 5 %/10 %."
+        )
 
     def to_latex(self) -> str:
         """LaTeX ``tabular`` (booktabs rules)."""
@@ -452,7 +493,12 @@ class Comparison:
             return s.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
         cols = "l" + "c" * len(tab.columns)
-        lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & " + " & ".join(esc(c) for c in tab.columns) + r" \\", r"\midrule"]
+        lines = [
+            rf"\begin{{tabular}}{{{cols}}}",
+            r"\toprule",
+            " & " + " & ".join(esc(c) for c in tab.columns) + r" \\",
+            r"\midrule",
+        ]
         for i, row in zip(tab.index, tab.values.tolist(), strict=True):
             lines.append(esc(i.strip()) + " & " + " & ".join(esc(x) for x in row) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
@@ -469,7 +515,9 @@ class Comparison:
         return self.table.to_string()
 
 
-def compare(results: Sequence[FEResults] | Mapping[str, FEResults], *, digits: int = 3) -> Comparison:
+def compare(
+    results: Sequence[FEResults] | Mapping[str, FEResults], *, digits: int = 3
+) -> Comparison:
     """Compare fits side by side; a mapping gives the column labels.
 
     Examples

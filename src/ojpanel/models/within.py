@@ -31,7 +31,9 @@ def _group_demean(x: np.ndarray, codes: np.ndarray, w: np.ndarray | None) -> np.
         sums = np.stack([np.bincount(codes, x[:, j], minlength=g) for j in range(x.shape[1])], 1)
     else:
         counts = np.bincount(codes, w, minlength=g)
-        sums = np.stack([np.bincount(codes, w * x[:, j], minlength=g) for j in range(x.shape[1])], 1)
+        sums = np.stack(
+            [np.bincount(codes, w * x[:, j], minlength=g) for j in range(x.shape[1])], 1
+        )
     means = np.divide(sums, counts[:, None], out=np.zeros_like(sums), where=counts[:, None] > 0)
     return x - means[codes]
 
@@ -72,10 +74,15 @@ def demean(
         factors = [fe]
     else:
         factors = [np.asarray(f) for f in fe]
-    factors = [f if np.issubdtype(f.dtype, np.integer) and f.min(initial=0) >= 0 else factorize(f) for f in factors]
+    factors = [
+        f if np.issubdtype(f.dtype, np.integer) and f.min(initial=0) >= 0 else factorize(f)
+        for f in factors
+    ]
     for f in factors:
         if len(f) != len(out):
-            raise ModelError(f"a fixed-effect factor has {len(f)} rows but the data have {len(out)}")
+            raise ModelError(
+                f"a fixed-effect factor has {len(f)} rows but the data have {len(out)}"
+            )
     w = None if weights is None else np.asarray(weights, dtype=float)
     if len(factors) == 1:
         out = _group_demean(out, factors[0], w)
@@ -158,9 +165,7 @@ def indicator_matrix(codes: np.ndarray, n_levels: int | None = None):
     g = int(codes.max(initial=-1)) + 1 if n_levels is None else int(n_levels)
     ok = codes >= 0
     rows = np.flatnonzero(ok)
-    return sparse.csr_matrix(
-        (np.ones(rows.size), (rows, codes[ok])), shape=(len(codes), max(g, 1))
-    )
+    return sparse.csr_matrix((np.ones(rows.size), (rows, codes[ok])), shape=(len(codes), max(g, 1)))
 
 
 @dataclass(frozen=True)
@@ -310,7 +315,6 @@ def ols_batch(
     B, n, k = X.shape
     xtx = np.einsum("bnk,bnl->bkl", X, X)
     diag = np.einsum("bkk->bk", xtx)
-    raw = np.sqrt(np.maximum(np.einsum("bnk->bk", X**2), 0.0))
     tot = np.sqrt(np.einsum("bnk->b", X**2))[:, None]
     bad = np.sqrt(diag) <= 1e-10 * np.maximum(1.0, tot)
     names = list(names) if names is not None else [f"x{j}" for j in range(k)]
@@ -321,7 +325,6 @@ def ols_batch(
             f"regressor '{names[j]}' has no variation left after removing the fixed effects in "
             f"'{labels[b]}' (it is collinear with the effects); drop it or change the effects"
         )
-    del raw
     d = 1.0 / np.sqrt(diag)
     scaled = xtx * d[:, :, None] * d[:, None, :]
     cond = np.linalg.cond(scaled)

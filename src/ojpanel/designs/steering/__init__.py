@@ -1,0 +1,61 @@
+"""Knowledge-steering designs: do the state's checklist items change what municipalities do?
+
+Four designs, each with tidy output in the replication schema and an MDE on every estimate:
+
+1. adoption dynamics of checklist items (:mod:`.transitions`): transition rates, ceilings, time
+   to adoption, the red-flag hazard regression (FE LPM, logit, conditional logit, Bayesian);
+2. item-introduction event study (:mod:`.event_study`): staggered-timing group-time ATTs against
+   established items, and the naive two-way FE for comparison; introduction years from the
+   catalogue and the embedded values (:mod:`.introductions`);
+3. OJ use as a moderator with a pre-2019 placebo (:mod:`.moderator`);
+4. steering vs benchmarking in one model (:mod:`.combined`).
+
+:mod:`.simulate` is the documented, labelled-synthetic checklist simulator the tests run on;
+:mod:`.figures` draws adoption curves and event-study plots; :func:`run_steering` runs everything.
+Submodules load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "simulate_steering": "ojpanel.designs.steering.simulate",
+    "SteeringSimulation": "ojpanel.designs.steering.simulate",
+    "transition_rates": "ojpanel.designs.steering.transitions",
+    "adoption_summary": "ojpanel.designs.steering.transitions",
+    "adoption_frame": "ojpanel.designs.steering.transitions",
+    "fit_adoption": "ojpanel.designs.steering.transitions",
+    "red_flag_comparison": "ojpanel.designs.steering.transitions",
+    "adoption_bayes": "ojpanel.designs.steering.transitions",
+    "AdoptionResult": "ojpanel.designs.steering.transitions",
+    "cohort_event_study": "ojpanel.designs.steering.event_study",
+    "twfe_event_study": "ojpanel.designs.steering.event_study",
+    "introduction_cohorts": "ojpanel.designs.steering.event_study",
+    "EventStudyResult": "ojpanel.designs.steering.event_study",
+    "introduction_years": "ojpanel.designs.steering.introductions",
+    "data_support": "ojpanel.designs.steering.introductions",
+    "dichotomise": "ojpanel.designs.steering.introductions",
+    "INTRODUCTION_RULE": "ojpanel.designs.steering.introductions",
+    "oj_use_moderator": "ojpanel.designs.steering.moderator",
+    "ModeratorResult": "ojpanel.designs.steering.moderator",
+    "steering_vs_benchmarking": "ojpanel.designs.steering.combined",
+    "CombinedResult": "ojpanel.designs.steering.combined",
+    "plot_adoption_curves": "ojpanel.designs.steering.figures",
+    "plot_event_study": "ojpanel.designs.steering.figures",
+    "run_steering": "ojpanel.designs.steering.run",
+    "SteeringResults": "ojpanel.designs.steering.run",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ojpanel.designs.steering' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

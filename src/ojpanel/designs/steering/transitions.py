@@ -17,7 +17,8 @@ Definitions (binary items: nej=0/ja=1; ordinal items: nej=0/delvis=1/ja=2 after 
 * **red flag**: the item is shown with colours in ``t-1`` (data variable ``coloured``) and the
   municipality was not at "yes" — its result was red. Adoption after red is compared with
   comparable items (same area and year, not coloured) in a hazard regression with item,
-  area×year and municipality (LPM) or county (logit) effects.
+  area×year and municipality (LPM) or county (logit) effects; a Bayesian hierarchical logit via
+  :func:`adoption_bayes`.
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ class AdoptionResult:
 
     @property
     def model(self) -> str:
-        """``"lpm"``, ``"logit"`` or ``"conditional_logit"``."""
+        """``"lpm"`` or ``"logit"``."""
         return self._model
 
     @property
@@ -318,6 +319,18 @@ def _dummies(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
 
 
+def _restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
+    da = value_array(ds)
+    if items == "all" or "introduced" not in da.coords:
+        return f
+    first = int(np.asarray(da["year"].values).min())
+    intro = pd.Series(np.asarray(da["introduced"].values).astype(int), index=np.asarray(da["indicator"].values).astype(str))
+    keep = set(intro[intro < first].index)
+    if not keep:
+        raise DataError(f"no item was asked before {first}; use items='all'")
+    return f[f["indicator"].isin(keep)].reset_index(drop=True)
+
+
 def fit_adoption(
     ds: xr.Dataset | xr.DataArray,
     *,
@@ -325,6 +338,7 @@ def fit_adoption(
     terms: Sequence[str] = ("red_prev",),
     coloured: xr.DataArray | None = None,
     peer_group: str = "county",
+    items: str = "established",
 ) -> AdoptionResult:
     """Hazard regression: is adoption faster after a red flag than in comparable items?
 
@@ -335,22 +349,32 @@ def fit_adoption(
       SEs clustered by municipality (:func:`ojpanel.models.fe.fit_panel`);
     * ``model="logit"``: logit with item, area×year and county dummies, SEs clustered by
       municipality (statsmodels);
-    * ``model="conditional_logit"``: statsmodels ``ConditionalLogit`` grouped by municipality
-      (municipality effects conditioned out) with item and area×year dummies; model-based SEs
-      (statsmodels offers no clustered SEs for it).
+
+    Municipality effects enter the LPM only: a logit with municipality dummies has the
+    incidental-parameter bias with few years, and statsmodels' ``ConditionalLogit`` is far too slow
+    for 290 municipalities with many pairs each, so the logit uses county effects.
+
+    ``items="established"`` (default) keeps the items asked before the panel's first year when the
+    panel records introduction years (indicator coordinate ``introduced``): items in their first
+    years after introduction adopt faster for that reason (see
+    :mod:`ojpanel.designs.steering.event_study`) and are not comparable. ``items="all"`` keeps every
+    item. Peer means are always computed from every municipality's answers.
 
     Raises
     ------
     DataError
         If ``red_prev`` is asked for and the panel has no ``coloured`` flags.
     """
-    if model not in ("lpm", "logit", "conditional_logit"):
-        raise ParameterError(f"model must be 'lpm', 'logit' or 'conditional_logit'; got {model!r}")
+    if items not in ("established", "all"):
+        raise ParameterError(f"items must be 'established' or 'all'; got {items!r}")
+    if model not in ("lpm", "logit"):
+        raise ParameterError(f"model must be 'lpm' or 'logit'; got {model!r}")
     terms = list(terms)
     bad = [t for t in terms if t not in ("red_prev", "peer_prev")]
     if bad:
         raise ParameterError(f"terms must be among 'red_prev', 'peer_prev'; got {bad}")
     f = adoption_frame(ds, coloured=coloured, peer_group=peer_group)
+    f = _restrict_items(ds, f, items)
     if "red_prev" in terms and f["red_prev"].isna().all():
         raise DataError(
             "the panel has no colour flags ('coloured', indicator × year), so the red-flag effect cannot "
@@ -369,20 +393,12 @@ def fit_adoption(
     import statsmodels.api as sm
 
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
-    if model == "logit":
-        X = pd.concat([f[terms], _dummies(f, ["indicator", "area_year", "county"])], axis=1)
-        X = sm.add_constant(X, has_constant="add")
-        groups = pd.factorize(f["municipality"])[0]
-        fit = sm.Logit(f["adopt"].to_numpy(), X).fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups}, maxiter=200)
-        effects = "item, area×year, county (dummies)"
-        cluster = "municipality"
-    else:
-        from statsmodels.discrete.conditional_models import ConditionalLogit
-
-        X = pd.concat([f[terms], _dummies(f, ["indicator", "area_year"])], axis=1)
-        fit = ConditionalLogit(f["adopt"].to_numpy(), X, groups=f["municipality"].to_numpy()).fit(disp=0, maxiter=200)
-        effects = "municipality (conditioned out), item, area×year"
-        cluster = "none (model-based)"
+    X = pd.concat([f[terms], _dummies(f, ["indicator", "area_year", "county"])], axis=1)
+    X = sm.add_constant(X, has_constant="add")
+    groups = pd.factorize(f["municipality"])[0]
+    fit = sm.Logit(f["adopt"].to_numpy(), X).fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups}, maxiter=200)
+    effects = "item, area×year, county (dummies)"
+    cluster = "municipality"
     params = pd.Series(np.asarray(fit.params)[[list(X.columns).index(t) for t in terms]], index=terms)
     bse = pd.Series(np.asarray(fit.bse)[[list(X.columns).index(t) for t in terms]], index=terms)
     pv = pd.Series(np.asarray(fit.pvalues)[[list(X.columns).index(t) for t in terms]], index=terms)
@@ -418,13 +434,15 @@ def adoption_bayes(
     *,
     coloured: xr.DataArray | None = None,
     grouping: str = "county",
+    items: str = "established",
     **kwargs: Any,
 ):
     """Bayesian hierarchical Bernoulli-logit of adoption on the red flag (issue-6 models).
 
     Outcome: ``adopt`` (pairs at risk; other cells missing); exposure: ``red_prev``; model
     :func:`ojpanel.models.bayes.fit.fit_binary` — municipality effects nested in ``grouping``,
-    year effects and item-specific red-flag effects pooled around ``mu_beta``. ``kwargs`` go to
+    year effects and item-specific red-flag effects pooled around ``mu_beta``. Sample as in
+    :func:`fit_adoption` (``items``). ``kwargs`` go to
     the sampler (``draws``, ``tune``, ``chains``, ``seed``, ``sampler``, ...).
 
     Returns
@@ -433,17 +451,18 @@ def adoption_bayes(
     """
     from ojpanel.models.bayes.fit import fit_binary
 
-    da = value_array(ds)
     f = adoption_frame(ds, coloured=coloured, peer_group=None, at_risk_only=True)
+    f = _restrict_items(ds, f, items)
     if f["red_prev"].isna().all():
         raise DataError("the panel has no colour flags ('coloured'); pass coloured=...")
+    da = value_array(ds).sel(indicator=sorted(f["indicator"].unique()))
     idx = pd.MultiIndex.from_frame(f[["indicator", "municipality", "year"]])
     full = pd.MultiIndex.from_product([da["indicator"].values.astype(str), da["municipality"].values.astype(str),
                                        da["year"].values.astype(int)], names=["indicator", "municipality", "year"])
     adopt = pd.Series(f["adopt"].to_numpy(), index=idx).reindex(full).to_numpy().reshape(da.shape)
     red = pd.Series(f["red_prev"].to_numpy(), index=idx).reindex(full).to_numpy().reshape(da.shape)
-    out = ds[[]].copy() if isinstance(ds, xr.Dataset) else xr.Dataset(coords=da.coords)
-    out["value"] = (("indicator", "municipality", "year"), adopt)
+    out = da.copy(data=adopt).to_dataset(name="value")
     out = out.assign_coords(scale=("indicator", np.array(["binary"] * da.sizes["indicator"])))
-    exposure = xr.DataArray(np.nan_to_num(red), dims=("indicator", "municipality", "year"), coords=out["value"].coords)
+    out.attrs = dict(ds.attrs)
+    exposure = out["value"].copy(data=np.nan_to_num(red))
     return fit_binary(out, exposure, grouping=grouping, standardize_exposure=False, **kwargs)

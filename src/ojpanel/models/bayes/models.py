@@ -29,7 +29,7 @@ import pytensor.tensor as pt
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
 
-__all__ = ["Priors", "build_model", "ordinal_probabilities", "cumulative_logit_logp", "EFFECT_VARS"]
+__all__ = ["Priors", "build_model", "choose_parametrization", "CENTERED_MIN_OBS", "ordinal_probabilities", "cumulative_logit_logp", "EFFECT_VARS"]
 
 #: Variables that carry the effect of interest.
 EFFECT_VARS = ("mu_beta", "tau_beta", "beta")
@@ -150,13 +150,29 @@ def _cumulative_logit_random(eta: np.ndarray, cuts: np.ndarray, rng: np.random.G
     return (latent[..., None] > np.asarray(cuts)).sum(-1).astype(np.int64)
 
 
+#: Mean observations per municipality from which ``"auto"`` picks the centred parametrisation.
+CENTERED_MIN_OBS = 40
+
+
+def choose_parametrization(data: ModelData) -> str:
+    """``"centered"`` when municipalities carry many observations, else ``"noncentered"``.
+
+    With many observations per unit the likelihood pins the effects down and the non-centred
+    form creates a funnel between each spread and its standardised effects (the anchor fit of the
+    benchmark: R-hat 1.11, bulk ESS 16 for the county spread); with few observations the
+    centred form has the funnel instead.
+    """
+    per_mun = data.n_obs / max(len(data.municipalities), 1)
+    return "centered" if per_mun >= CENTERED_MIN_OBS else "noncentered"
+
+
 def build_model(
     data: ModelData,
     priors: Priors | None = None,
     *,
     municipality_effects: bool = True,
     year_effects: bool = True,
-    parametrization: Literal["noncentered", "centered"] = "noncentered",
+    parametrization: Literal["auto", "noncentered", "centered"] = "auto",
 ) -> pm.Model:
     """Build the hierarchical model for ``data`` (likelihood taken from ``data.likelihood``).
 
@@ -171,9 +187,9 @@ def build_model(
     year_effects
         Include year effects.
     parametrization
-        ``"noncentered"`` (default; robust when groups carry little information) or
-        ``"centered"`` for the group and municipality effects (often better when every
-        municipality has many informative observations).
+        Of the group, municipality and indicator-effect levels: ``"noncentered"`` (robust when
+        units carry little information), ``"centered"`` (better when every unit has many
+        observations) or ``"auto"`` (:func:`choose_parametrization`).
 
     Returns
     -------
@@ -182,8 +198,9 @@ def build_model(
         ``n`` as further containers) and the observed variable ``y`` (dim ``obs``).
     """
     p = priors or Priors.default(data.likelihood)
-    if parametrization not in ("noncentered", "centered"):
-        raise ParameterError(f"parametrization must be 'noncentered' or 'centered', got {parametrization!r}")
+    par = choose_parametrization(data) if parametrization == "auto" else parametrization
+    if par not in ("noncentered", "centered"):
+        raise ParameterError(f"parametrization must be 'auto', 'noncentered' or 'centered', got {parametrization!r}")
     coords: dict[str, Any] = data.coords()
     n_mun, n_ind, n_year = data.grid_shape
     n_grp = len(data.groups)
@@ -195,31 +212,40 @@ def build_model(
         # broadcasting: the gradient then needs no scatter-adds over observations, which is
         # what dominates the cost of large panels. Observed cells are gathered once (not at all
         # for a complete grid).
-        x = pm.Data("x_grid", data.x_grid(), dims=("municipality", "indicator", "year"))
+        # exposure centred per indicator inside the model: intercepts and slopes are then nearly
+        # uncorrelated a posteriori; ``alpha`` is reported at x = 0 as usual
+        xbar = np.array([data.x[data.indicator_idx == i].mean() if (data.indicator_idx == i).any() else 0.0
+                         for i in range(n_ind)])
+        xc = data.x_grid() - xbar[None, :, None]
+        x = pm.Data("x_grid", xc, dims=("municipality", "indicator", "year"))
         mu_beta = pm.Normal("mu_beta", 0.0, p.mu_beta_sd)
         if n_ind > 1:
             tau_beta = pm.HalfNormal("tau_beta", p.tau_beta_sd)
-            z_beta = pm.Normal("z_beta", 0.0, 1.0, dims="indicator")
-            beta = pm.Deterministic("beta", mu_beta + tau_beta * z_beta, dims="indicator")
+            if par == "noncentered":
+                z_beta = pm.Normal("z_beta", 0.0, 1.0, dims="indicator")
+                beta = pm.Deterministic("beta", mu_beta + tau_beta * z_beta, dims="indicator")
+            else:
+                beta = pm.Normal("beta", mu_beta, tau_beta, dims="indicator")
         else:  # one indicator: no spread to estimate
             beta = pm.Deterministic("beta", pt.stack([mu_beta]), dims="indicator")
         eta = beta[None, :, None] * x
 
         if lik != "ordinal":
-            alpha = pm.Normal("alpha", 0.0, p.alpha_sd, dims="indicator")
-            eta = eta + alpha[None, :, None]
+            alpha_c = pm.Normal("alpha_centered", 0.0, p.alpha_sd, dims="indicator")
+            pm.Deterministic("alpha", alpha_c - beta * xbar, dims="indicator")
+            eta = eta + alpha_c[None, :, None]
         if municipality_effects:
             sigma_m = pm.HalfNormal("sigma_municipality", p.sigma_municipality_sd)
             grp = None
             if n_grp > 1:
                 sigma_g = pm.HalfNormal("sigma_group", p.sigma_group_sd)
                 # zero-sum: the common level belongs to the intercepts, not to the groups
-                if parametrization == "noncentered":
+                if par == "noncentered":
                     z_g = pm.ZeroSumNormal("z_group", 1.0, dims="group")
                     grp = pm.Deterministic("group_effect", sigma_g * z_g, dims="group")
                 else:
                     grp = pm.ZeroSumNormal("group_effect", sigma_g, dims="group")
-            if parametrization == "noncentered":
+            if par == "noncentered":
                 z_m = pm.Normal("z_municipality", 0.0, 1.0, dims="municipality")
                 u = sigma_m * z_m if grp is None else grp[data.municipality_group] + sigma_m * z_m
                 u = pm.Deterministic("municipality_effect", u, dims="municipality")
@@ -253,13 +279,15 @@ def build_model(
             k = data.n_categories - 1
             init = np.tile(np.linspace(-1.0, 1.0, k) if k > 1 else np.zeros(1), (n_ind, 1))
             cut = pm.Normal(
-                "cutpoints",
+                "cutpoints_centered",
                 0.0,
                 p.cutpoint_sd,
                 dims=("indicator", "cut"),
                 transform=pm.distributions.transforms.ordered,
                 initval=init,
             )
+            # cutpoints at x = 0 (the sampled ones are at the indicator's mean exposure)
+            pm.Deterministic("cutpoints", cut + (beta * xbar)[:, None], dims=("indicator", "cut"))
             pm.CustomDist(
                 "y",
                 eta,

@@ -1,0 +1,123 @@
+"""All four steering designs on one panel, as one call: :func:`run_steering`.
+
+Designs whose inputs are missing are not run, and :attr:`SteeringResults.skipped` says why in
+plain words (no colour flags, no introductions inside the panel, no OJ-users file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from ojpanel.errors import DataError
+
+__all__ = ["SteeringResults", "run_steering"]
+
+
+class SteeringResults:
+    """Results of :func:`run_steering` (read-only)."""
+
+    def __init__(self, results: dict[str, Any], skipped: dict[str, str], descriptive: dict[str, pd.DataFrame],
+                 synthetic: bool):
+        self._results = results
+        self._skipped = skipped
+        self._descriptive = descriptive
+        self._synthetic = synthetic
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """Result objects by name (``adoption_lpm``, ``adoption_logit``, ``event_cohort``,
+        ``event_twfe``, ``oj_use``, ``combined``)."""
+        return dict(self._results)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Design name → why it was not run."""
+        return dict(self._skipped)
+
+    @property
+    def descriptive(self) -> dict[str, pd.DataFrame]:
+        """``transition_rates``, ``adoption_summary`` (and ``red_flag_comparison`` with colours)."""
+        return {k: v.copy() for k, v in self._descriptive.items()}
+
+    def __getitem__(self, name: str) -> Any:
+        return self._results[name]
+
+    def to_frame(self, **meta: Any) -> pd.DataFrame:
+        """All tidy rows (replication schema + ``mde``), with ``data`` = synthetic/real."""
+        frames = [r.to_frame(**meta) for r in self._results.values()]
+        out = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
+        out["data"] = "synthetic" if self._synthetic else "real"
+        return out
+
+    @property
+    def summary(self) -> str:
+        """Plain-text summary of every design, and what was not run."""
+        parts = [r.summary for r in self._results.values()]
+        parts += [f"Not run — {k}: {v}" for k, v in self._skipped.items()]
+        head = "Knowledge-steering designs" + (" (SYNTHETIC data)" if self._synthetic else "")
+        return "\n\n".join([head, *parts])
+
+    def __repr__(self) -> str:
+        return self.summary
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + self.summary + "</pre>"
+
+
+def run_steering(
+    ds: xr.Dataset,
+    *,
+    users: str | Path | pd.DataFrame | None = None,
+    oj_year: int = 2019,
+    peer_group: str = "county",
+    logit: bool = True,
+) -> SteeringResults:
+    """Run the steering designs that the panel supports.
+
+    Parameters
+    ----------
+    ds
+        Panel of binary/ordinal checklist items (optionally ``coloured`` and ``introduced``).
+    users
+        OJ-users file or table (None: the moderator design says it was not run).
+    logit
+        Also fit the logit version of the adoption hazard (slower).
+    """
+    from ojpanel.designs.steering.combined import steering_vs_benchmarking
+    from ojpanel.designs.steering.event_study import cohort_event_study, twfe_event_study
+    from ojpanel.designs.steering.moderator import oj_use_moderator
+    from ojpanel.designs.steering.transitions import (
+        adoption_summary,
+        fit_adoption,
+        red_flag_comparison,
+        transition_rates,
+    )
+
+    res: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    desc = {"transition_rates": transition_rates(ds), "adoption_summary": adoption_summary(ds)}
+    has_colours = "coloured" in ds and bool(ds["coloured"].max() > 0)
+    if has_colours:
+        desc["red_flag_comparison"] = red_flag_comparison(ds)
+        res["adoption_lpm"] = fit_adoption(ds, model="lpm")
+        if logit:
+            res["adoption_logit"] = fit_adoption(ds, model="logit")
+        res["combined"] = steering_vs_benchmarking(ds, peer_group=peer_group)
+    else:
+        skipped["adoption hazard / steering vs benchmarking"] = (
+            "the panel has no colour flags ('coloured'), so there is no red-flag (checklist) signal")
+    try:
+        res["event_cohort"] = cohort_event_study(ds)
+        res["event_twfe"] = twfe_event_study(ds)
+    except DataError as exc:
+        skipped["introduction event study"] = str(exc)
+    mod = oj_use_moderator(ds, users, oj_year=oj_year)
+    if mod.available:
+        res["oj_use"] = mod
+    else:
+        skipped["OJ-use moderator"] = mod.message
+    return SteeringResults(res, skipped, desc, bool(ds.attrs.get("synthetic", 0)))
