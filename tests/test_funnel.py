@@ -86,3 +86,18 @@ def test_funnel_plot_flags_outliers(tmp_path):
     assert (tmp_path / "f.png").stat().st_size > 5000
     with pytest.raises(DataError):
         binomial_limits(1.2, n, 0.95)
+
+
+def test_coef_plot(tmp_path):
+    import pandas as pd
+
+    from ojpanel.report.coefplot import coef_plot
+
+    rows = pd.DataFrame({"indicator": ["a", "b", "a", "b"], "estimate": [0.1, -0.2, 0.15, -0.1],
+                         "std_error": [0.05, 0.05, 0.06, np.nan], "mode": ["f", "f", "i", "i"]})
+    fig = coef_plot(rows, by="mode", path=tmp_path / "c.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]  # sorted by mean estimate
+    assert (tmp_path / "c.png").stat().st_size > 3000
+    with pytest.raises(DataError, match="missing"):
+        coef_plot(rows.drop(columns="std_error"))

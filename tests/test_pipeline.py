@@ -146,3 +146,14 @@ def test_smoke_pipeline_replication_results(smoke_pipeline):
     assert rec["synthetic_planted_stars"] == ["++", "++", "++"]
     assert sum(s in ("+", "++") for s in rec["synthetic_null_stars"]) <= 1
     assert any("B skipped" in s for s in rec["skipped"])
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_peer_design_results(smoke_pipeline):
+    rec = smoke_pipeline.records["04_peer_effects_fixed_effects"]
+    share = rec["share_p05"]
+    # corrections can only remove rejections: Holm <= BH <= unadjusted (wild bootstrap)
+    assert share["holm"] <= share["bh"] <= share["wild_bootstrap"]
+    assert rec["exclusion_bias"]["bias_rho_0.5"] < 0
+    assert 0 <= rec["placebo_share_p05"] <= 1
+    assert len(rec["peer_table"]) == rec["n_indicators"]
