@@ -157,3 +157,13 @@ def test_smoke_pipeline_peer_design_results(smoke_pipeline):
     assert rec["exclusion_bias"]["bias_rho_0.5"] < 0
     assert 0 <= rec["placebo_share_p05"] <= 1
     assert len(rec["peer_table"]) == rec["n_indicators"]
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_power_and_rd_results(smoke_pipeline):
+    rec = smoke_pipeline.records["06_power_and_colour_rd"]
+    check = rec["analytic_vs_simulated_users_mde"]
+    assert check["simulated"] == pytest.approx(check["analytic"], rel=0.25)
+    assert {r["design"] for r in rec["mde"]} == {"users", "peer"}
+    assert [r["cutoff"] for r in rec["rd_thresholds"]] == [0.25, 0.75]
+    assert all(r["std_error"] > 0 for r in rec["rd_thresholds"])
