@@ -167,6 +167,14 @@ def _event_frame(rows: list[dict]) -> pd.DataFrame:
     return ev
 
 
+def _mean_over_items(d: np.ndarray) -> np.ndarray:
+    """Mean over items (axis 0) of the observed changes; NaN where a municipality has none."""
+    ok = np.isfinite(d)
+    n = ok.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, d, 0.0).sum(0) / np.maximum(n, 1), np.nan)
+
+
 def _comparison_items(ds: xr.Dataset, intro: pd.Series, first_year: int, exclude_coloured: bool) -> pd.Series:
     est = intro < first_year
     if exclude_coloured and "coloured" in ds:
@@ -231,9 +239,8 @@ def cohort_event_study(
                 e = int(years[ti] - g)
                 if max_event_time is not None and e > max_event_time:
                     break
-                with np.errstate(invalid="ignore"):
-                    dg = np.nanmean(yes[gj][:, :, ti] - yes[gj][:, :, gi], axis=0) if gj.size else None
-                    dc = np.nanmean(yes[cj][:, :, ti] - yes[cj][:, :, gi], axis=0)
+                dg = _mean_over_items(yes[gj][:, :, ti] - yes[gj][:, :, gi])
+                dc = _mean_over_items(yes[cj][:, :, ti] - yes[cj][:, :, gi])
                 ok = np.isfinite(dg) & np.isfinite(dc)
                 if ok.sum() < 2:
                     continue
