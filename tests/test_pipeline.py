@@ -167,3 +167,15 @@ def test_smoke_pipeline_power_and_rd_results(smoke_pipeline):
     assert {r["design"] for r in rec["mde"]} == {"users", "peer"}
     assert [r["cutoff"] for r in rec["rd_thresholds"]] == [0.25, 0.75]
     assert all(r["std_error"] > 0 for r in rec["rd_thresholds"])
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_steering_results(smoke_pipeline):
+    rec = smoke_pipeline.records["07_knowledge_steering"]
+    err = rec["steering_event_max_abs_error"]
+    assert err["staggered"] < err["twfe"]  # the staggered estimator beats the naive TWFE on planted effects
+    lpm = rec["steering_red_flag_lpm"]
+    assert abs(lpm["estimate"] - rec["steering_red_flag_ame_truth"]) < 4 * lpm["se"]
+    placebo = rec["steering_oj_use_placebo"]
+    assert abs(placebo["estimate"]) < 4 * placebo["std_error"]
+    assert rec["steering_real_items"] > 0 and 0 <= rec["steering_real_median_hazard"] <= 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyfixest as pf
 import pytest
 import xarray as xr
 from scipy import stats
@@ -15,6 +16,7 @@ from ojpanel.designs.steering import (
     adoption_frame,
     adoption_summary,
     cohort_event_study,
+    compare_event_studies,
     data_support,
     dichotomise,
     fit_adoption,
@@ -22,6 +24,7 @@ from ojpanel.designs.steering import (
     oj_use_moderator,
     plot_adoption_curves,
     plot_event_study,
+    red_flag_comparison,
     run_steering,
     simulate_steering,
     steering_vs_benchmarking,
@@ -144,6 +147,17 @@ def test_adoption_frame_red_and_peer_by_hand():
     assert np.isnan(f.loc[("A", "0117", 2017), "peer_prev"])  # 0120 missing in 2016
 
 
+def test_red_flag_comparison_by_hand():
+    out = red_flag_comparison(_hand_panel()).set_index("area")
+    # 2016 -> 2017, red (coloured, not yes in 2016): A/0114 adopts, A/0117 does not
+    assert out.loc["äldreomsorg", "n_red"] == 2 and out.loc["äldreomsorg", "adoption_red"] == 0.5
+    # comparable: B (never coloured) at risk in 2016 with a 2017 answer: 0115 adopts
+    assert out.loc["äldreomsorg", "n_comparable"] == 1 and out.loc["äldreomsorg", "adoption_comparable"] == 1.0
+    assert out.loc["äldreomsorg", "difference"] == -0.5
+    # ordinal C: 0114 0 -> 1 (no), 0117 1 -> 2 (adopts); no comparable item in the area
+    assert out.loc["barn och unga", "adoption_red"] == 0.5 and out.loc["barn och unga", "n_comparable"] == 0
+
+
 def test_checklist_designs_reject_share_items():
     ds = _hand_panel().assign_coords(scale=("indicator", ["binary", "share", "ordinal"]))
     with pytest.raises(DataError, match="dichotomise"):
@@ -154,7 +168,6 @@ def test_checklist_designs_reject_share_items():
 
 def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
     import statsmodels.formula.api as smf
-    pf = pytest.importorskip("pyfixest")
 
     res = fit_adoption(small.panel, model="lpm", terms=["red_prev", "peer_prev"])
     f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
@@ -172,7 +185,6 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
 
 
 def test_logit_equals_pyfixest_feglm(small):
-    pf = pytest.importorskip("pyfixest")
     res = fit_adoption(small.panel, model="logit", terms=["red_prev", "peer_prev"])
     f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
@@ -251,7 +263,6 @@ def test_cohort_cell_equals_ols_on_municipality_differences(sim):
 
 
 def test_twfe_event_study_equals_pyfixest(small):
-    pf = pytest.importorskip("pyfixest")
     tw = twfe_event_study(small.panel)
     fit = tw.settings["fit"]
     from ojpanel.designs.steering._common import long_frame
@@ -345,7 +356,6 @@ def test_placebo_near_zero_under_no_effect_and_flags_selection():
 
 
 def test_moderator_difference_equals_pyfixest(small):
-    pf = pytest.importorskip("pyfixest")
     m = oj_use_moderator(small.panel, small.users)
     f = adoption_frame(small.panel, peer_group=None).merge(small.users, on=["municipality", "area"])
     f = f[f["status"].isin(["user", "non_user"])].dropna(subset=["adopt"]).copy()
@@ -376,7 +386,6 @@ def test_missing_users_file_says_so_plainly(sim, tmp_path):
 
 
 def test_combined_difference_and_se_from_joint_covariance(small):
-    pf = pytest.importorskip("pyfixest")
     r = steering_vs_benchmarking(small.panel)
     f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
@@ -444,18 +453,40 @@ def test_introduction_years_rule_on_hand_values():
     sup = data_support(cat, vals).set_index(["design", "indicator"])
     assert sup.loc[("introduction_event_study", "K2"), "qualifies"] == "yes"  # K1 established before 2017
     assert sup.loc[("introduction_event_study", "K1"), "qualifies"] == "no"
+    assert sup.loc[("adoption", "K3"), "qualifies"] == "no" and "fetch" in sup.loc[("adoption", "K3"), "reason"]
 
 
 def test_data_support_on_embedded_real_data():
     sup = data_support()
     assert set(sup["design"]) == {"adoption", "introduction_event_study", "oj_use_moderator", "steering_vs_benchmarking"}
-    lss = sup[(sup["area"] == "LSS") & (sup["source_type"] == "enhetsundersökning")]
+    lss = sup[(sup["area"] == "LSS") & (sup["source_type"] == "enhetsundersökning") & (sup["years"] != "")]
     assert len(lss) > 0
     assert (lss[lss["design"] == "adoption"]["qualifies"] == "after dichotomising").all()
     ev = lss[lss["design"] == "introduction_event_study"]
     assert (ev["qualifies"] == "no").all() and ev["reason"].str.contains("no comparison items").all()
     assert (sup[sup["scale"] == "rate"]["qualifies"] == "no").all()
     assert sup["reason"].str.len().min() > 10
+    kommunenkat = sup[(sup["source_type"] == "kommunenkät") & (sup["design"] == "adoption")]
+    assert len(kommunenkat) > 100 and kommunenkat["reason"].str.contains("fetch").all()
+
+
+def test_real_lss_transitions_equal_counts_from_raw_values():
+    """Design 1 on real data: dichotomised LSS unit-survey shares (yes = 100 % of units), 2018 -> 2019."""
+    import ojpanel
+    from ojpanel.data.embedded import load_embedded_values
+
+    ds = ojpanel.build_panel(kinds=["structure", "process"]).oj.select(area="LSS", scale="share")
+    tr = transition_rates(dichotomise(ds))
+    kpi = "U28112"
+    raw = load_embedded_values(kpis=[kpi], years=[2018, 2019], genders=["T"])
+    raw = raw[raw["municipality"].isin(set(ds["municipality"].values))]
+    wide = raw.pivot_table(index="municipality", columns="year", values="value").dropna()
+    prev, now = wide[2018] >= 100, wide[2019] >= 100
+    row = tr[(tr["indicator"] == kpi) & (tr["year"] == 2019)].iloc[0]
+    assert row.n_pairs == len(wide)
+    assert row.n_at_risk == int((~prev).sum()) and row.n_adopted == int((~prev & now).sum())
+    assert row.n_lapsed == int((prev & ~now).sum())
+    assert tr[(tr["indicator"] == kpi) & (tr["year"] == 2022)]["n_pairs"].sum() == 0  # no 2021 values
 
 
 def test_dichotomise_shares():
@@ -486,5 +517,25 @@ def test_run_steering_tidy_schema_and_figures(sim):
     assert "SYNTHETIC" in texts
     ax = fig.axes[0]
     assert len(ax.collections) == 2  # two confidence bands
+    cmp_ = compare_event_studies(r["event_cohort"], r["event_twfe"])
+    assert np.allclose(cmp_["difference"], cmp_["twfe"] - cmp_["staggered"])
     fig2 = plot_adoption_curves(sim.panel, event_time=True)
     assert len(fig2.axes) == 2 and sum(len(a.get_lines()) for a in fig2.axes) == sim.panel.sizes["indicator"]
+
+
+@pytest.mark.slow
+def test_bayesian_adoption_agrees_with_logit(smoke):
+    """The hierarchical Bernoulli-logit (issue-6 models) and the county-effects logit agree on the
+    red-flag effect (log-odds) within their combined uncertainty; one small seeded fit."""
+    from ojpanel.designs.steering import adoption_bayes
+
+    s = simulate_steering(0, n_municipalities=80, n_counties=8, areas=("äldreomsorg",), n_established=6,
+                          introductions={2018: 1}, intro_effects={2018: 0.0})
+    draws = 200 if smoke else 500
+    idata = adoption_bayes(s.panel, draws=draws, tune=draws, chains=2, seed=1, diagnostics="flag")
+    post = idata.posterior["mu_beta"].values.ravel()
+    logit = fit_adoption(s.panel, model="logit")
+    b, se = float(logit.params["red_prev"]), float(logit.std_errors["red_prev"])
+    assert abs(post.mean() - b) < 2 * np.sqrt(post.var() + se**2)
+    assert post.mean() > 0
+    assert idata.attrs["n_obs"] == logit.nobs

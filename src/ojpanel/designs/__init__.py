@@ -1,6 +1,7 @@
 """Research designs beyond the audit: the peer design done right, power and minimum detectable
 effects, the colour-threshold regression discontinuity, a labelled synthetic-panel simulator and
-seeded (optionally dask-distributed) execution. Submodules load on first use."""
+seeded (optionally dask-distributed) execution, and the knowledge-steering designs
+(``ojpanel.designs.steering``). Submodules load on first use."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ _LAZY = {
     "plot_rd": "ojpanel.designs.rd",
     "simulate_panel": "ojpanel.designs.simulate",
     "map_seeded": "ojpanel.designs.parallel",
+    "run_steering": "ojpanel.designs.steering",
+    "simulate_steering": "ojpanel.designs.steering",
+    "data_support": "ojpanel.designs.steering",
 }
 
 __all__ = sorted(_LAZY)

@@ -33,6 +33,7 @@ _LAZY = {
     "cohort_event_study": "ojpanel.designs.steering.event_study",
     "twfe_event_study": "ojpanel.designs.steering.event_study",
     "introduction_cohorts": "ojpanel.designs.steering.event_study",
+    "compare_event_studies": "ojpanel.designs.steering.event_study",
     "EventStudyResult": "ojpanel.designs.steering.event_study",
     "introduction_years": "ojpanel.designs.steering.introductions",
     "data_support": "ojpanel.designs.steering.introductions",

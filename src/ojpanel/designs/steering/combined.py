@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -69,6 +68,8 @@ class CombinedResult:
         meta.setdefault("sample", "at risk (not yes in t-1)")
         meta.setdefault("peer_group", self._settings["peer_group"])
         meta.setdefault("lag", 1)
+        meta.setdefault("area", self._settings.get("areas"))
+        meta.setdefault("period", self._settings.get("period"))
         return tidy(rows, **meta)
 
     @property
@@ -136,5 +137,6 @@ def steering_vs_benchmarking(
     table["n_obs"] = n
     table["n_municipalities"] = nm
     settings = {"effects": "municipality, item, area×year", "cluster": "municipality", "peer_group": peer_group,
-                "items": items, "se": "one clustered covariance for both signals"}
+                "items": items, "se": "one clustered covariance for both signals",
+                "areas": ",".join(sorted(f["area"].unique())), "period": f"{int(f['year'].min())}-{int(f['year'].max())}"}
     return CombinedResult(table, res, sd, settings)

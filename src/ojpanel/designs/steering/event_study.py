@@ -50,7 +50,13 @@ from scipy import stats
 from ojpanel.designs.steering._common import fit_fe, item_top, long_frame, mde, tidy, value_array
 from ojpanel.errors import DataError
 
-__all__ = ["EventStudyResult", "cohort_event_study", "twfe_event_study", "introduction_cohorts"]
+__all__ = [
+    "EventStudyResult",
+    "cohort_event_study",
+    "twfe_event_study",
+    "introduction_cohorts",
+    "compare_event_studies",
+]
 
 
 def introduction_cohorts(
@@ -120,7 +126,8 @@ class EventStudyResult:
     def to_frame(self, **meta: Any) -> pd.DataFrame:
         """Tidy rows (replication schema): one per event time, plus ``overall`` and cohort cells."""
         rows = []
-        for r in self._event.itertuples(index=False):
+        # e = 0 is the base period (zero by construction), not an estimate: left out
+        for r in self._event[self._event["event_time"] > 0].itertuples(index=False):
             rows.append({"term": f"event_time_{int(r.event_time)}", "estimate": r.estimate, "std_error": r.std_error,
                          "statistic": r.statistic, "p_value": r.p_value, "n_obs": int(r.n_obs),
                          "n_municipalities": int(r.n_municipalities), "lag": int(r.event_time)})
@@ -128,7 +135,7 @@ class EventStudyResult:
         rows.append({"term": "overall_post", "estimate": o["estimate"], "std_error": o["std_error"],
                      "statistic": o["statistic"], "p_value": o["p_value"], "n_obs": o["n_obs"],
                      "n_municipalities": o["n_municipalities"]})
-        for r in self._cells.itertuples(index=False):
+        for r in self._cells[self._cells["event_time"] > 0].itertuples(index=False):
             rows.append({"term": f"cohort_{int(r.cohort)}_event_time_{int(r.event_time)}", "area": r.area,
                          "estimate": r.estimate, "std_error": r.std_error, "statistic": r.statistic,
                          "p_value": r.p_value, "n_obs": int(r.n_obs), "n_municipalities": int(r.n_municipalities),
@@ -136,7 +143,11 @@ class EventStudyResult:
         meta.setdefault("analysis", f"steering_introduction_{self._method}")
         meta.setdefault("outcome", "yes_share")
         meta.setdefault("sample", self._settings.get("comparison", ""))
-        return tidy(rows, **meta)
+        meta.setdefault("period", self._settings.get("period"))
+        out = tidy(rows, **meta)
+        if "area" not in meta:
+            out["area"] = out["area"].fillna(self._settings.get("areas"))
+        return out
 
     @property
     def summary(self) -> str:
@@ -147,6 +158,7 @@ class EventStudyResult:
             f"Item-introduction event study ({self._method}); comparison: {self._settings.get('comparison')}",
             self._event[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"),
             f"Average post-introduction effect: {o['estimate']:.4f} (SE {o['std_error']:.4f}, MDE {o['mde']:.4f})",
+            *[f"Not estimated: {c}" for c in self._settings.get("skipped_cohorts", [])],
         ])
 
     def __repr__(self) -> str:
@@ -223,6 +235,7 @@ def cohort_event_study(
     area = pd.Series(np.asarray(da["area"].values).astype(str) if "area" in da.coords else "all", index=ids)
     N = da.sizes["municipality"]
     cells = []
+    skipped: list[str] = []
     influence: dict[tuple, np.ndarray] = {}
     for a in sorted(area.unique()):
         cj = np.flatnonzero(((area == a) & comp).to_numpy())
@@ -234,6 +247,10 @@ def cohort_event_study(
             )
         for g in cohorts:
             gj = np.flatnonzero(((area == a) & (intro == g)).to_numpy())
+            if g not in years:
+                # the base period (introduction year) is not in the panel: nothing to difference from
+                skipped.append(f"{a}: cohort {g} (introduction year not in the panel's years)")
+                continue
             gi = int(np.flatnonzero(years == g)[0])
             for ti in range(gi, len(years)):
                 e = int(years[ti] - g)
@@ -294,6 +311,8 @@ def cohort_event_study(
         "weights": "cohorts weighted by number of items",
         "se": "municipality-level influence function (clustered by municipality)",
         "comparison_items": [i for i, c in comp.items() if c],
+        "skipped_cohorts": skipped,
+        "areas": ",".join(sorted(cdf["area"].unique())), "period": f"{first}-{int(years.max())}",
     }
     return EventStudyResult("cohort", cdf, ev, overall, settings)
 
@@ -357,7 +376,21 @@ def twfe_event_study(
         "effects": "item×municipality, area×year",
         "se": "clustered by municipality",
         "fit": res,
+        "areas": ",".join(sorted(f["area"].unique())), "period": f"{first}-{int(years.max())}",
     }
     return EventStudyResult("twfe", pd.DataFrame(columns=["area", "cohort", "event_time", "estimate", "std_error",
                                                           "statistic", "p_value", "n_obs", "n_municipalities"]),
                             ev, overall, settings)
+
+
+def compare_event_studies(staggered: EventStudyResult, naive: EventStudyResult) -> pd.DataFrame:
+    """Side-by-side event-time estimates of the staggered-timing and the naive TWFE estimators.
+
+    Returns ``event_time, staggered, staggered_se, twfe, twfe_se, difference`` (twfe − staggered):
+    how much the naive regression's implicit weighting moves each event-time estimate.
+    """
+    a = staggered.event.set_index("event_time")[["estimate", "std_error"]].set_axis(["staggered", "staggered_se"], axis=1)
+    b = naive.event.set_index("event_time")[["estimate", "std_error"]].set_axis(["twfe", "twfe_se"], axis=1)
+    out = a.join(b, how="outer")
+    out["difference"] = out["twfe"] - out["staggered"]
+    return out.reset_index()

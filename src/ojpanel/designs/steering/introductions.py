@@ -127,10 +127,12 @@ def data_support(
     oj_year: int = 2019,
     have_oj_users: bool = False,
     have_colours: bool = False,
+    include_missing: bool = True,
 ) -> pd.DataFrame:
     """Which real structure/process indicators can support which steering design, and why.
 
-    Only KPIs with embedded values are assessed. Rules:
+    KPIs of the catalogue without embedded values get ``qualifies = "no"`` with the reason (fetch
+    them from Kolada) when ``include_missing``; the others are assessed by these rules:
 
     * ``adoption``: binary/ordinal items with at least one consecutive pair of years qualify;
       shares of units (unit surveys) qualify *after dichotomising* (:func:`dichotomise`; "yes" =
@@ -152,9 +154,17 @@ def data_support(
     """
     from ojpanel.replication.ojusers import AUDIT_AREAS
 
-    intro = introduction_years(catalogue, values)
-    intro = intro[intro["first_year"].notna()].reset_index(drop=True)
+    everything = introduction_years(catalogue, values)
+    intro = everything[everything["first_year"].notna()].reset_index(drop=True)
     rows = []
+    if include_missing:
+        for r in everything[everything["first_year"].isna()].itertuples(index=False):
+            why = ("no values in the embedded data; fetch them from Kolada (`ojpanel fetch --preset rir2021`)"
+                   + ("; new in the 2024 catalogues (after the embedded data end)" if r.new_after_2024 else ""))
+            for design in DESIGNS:
+                rows.append({"indicator": r.id, "title": r.title, "area": r.area, "kind": r.kind, "scale": r.scale,
+                             "source_type": r.source_type, "years": "", "design": design, "qualifies": "no",
+                             "reason": why})
     for r in intro.itertuples(index=False):
         ys = sorted(int(y) for y in str(r.years).split(","))
         checklist = r.scale in ("binary", "ordinal")

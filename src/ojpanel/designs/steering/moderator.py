@@ -33,7 +33,7 @@ from scipy import stats
 
 from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, tidy
 from ojpanel.designs.steering.transitions import adoption_frame
-from ojpanel.errors import DataError
+from ojpanel.errors import DataError, ParameterError
 
 __all__ = ["ModeratorResult", "oj_use_moderator", "MISSING_USERS_MESSAGE"]
 
@@ -91,6 +91,8 @@ class ModeratorResult:
         meta.setdefault("analysis", "steering_oj_use")
         meta.setdefault("outcome", "adoption")
         meta.setdefault("sample", "users vs non-users, at risk")
+        meta.setdefault("area", ",".join(self._settings.get("areas", [])) or None)
+        meta.setdefault("period", self._settings.get("period"))
         rows = self._table.to_dict("records") + self._by_year[self._by_year["std_error"] > 0].to_dict("records")
         return tidy(rows, **meta)
 
@@ -148,6 +150,8 @@ def oj_use_moderator(
     users: str | Path | pd.DataFrame | None,
     *,
     oj_year: int = 2019,
+    cluster: str = "municipality",
+    shocks: str = "county",
 ) -> ModeratorResult:
     """Users' vs non-users' adoption with a pre-``oj_year`` placebo (see the module docstring).
 
@@ -160,6 +164,13 @@ def oj_use_moderator(
         file gives a result whose ``summary`` says plainly that the design was not run.
     oj_year
         Year the OJ-use status was measured (SKR's survey: 2019).
+    cluster
+        Cluster variable of the SEs (default municipality; the clustered SE of the placebo matches
+        the permutation distribution of user labels on simulated panels).
+    shocks
+        ``"county"`` (item×year and county effects) or ``"county×item×year"`` (users compared with
+        non-users of the same county, item and year: absorbs county-level spillovers such as peer
+        effects, at the cost of cells with only users or only non-users).
 
     Returns
     -------
@@ -185,11 +196,15 @@ def oj_use_moderator(
     pre_years = [y for y in years if y < oj_year]
     if not pre_years or not [y for y in years if y >= oj_year]:
         raise DataError(f"the moderator design needs adoption pairs both before and from {oj_year}; years: {years}")
+    if shocks not in ("county", "county×item×year"):
+        raise ParameterError(f"shocks must be 'county' or 'county×item×year'; got {shocks!r}")
+    effects = ([("indicator", "year"), "county"] if shocks == "county"
+               else [("indicator", "year", "county")])
     f["user"] = (f["status"] == "user").astype(float)
     f["user_pre"] = f["user"] * (f["year"] < oj_year)
     f["user_post"] = f["user"] * (f["year"] >= oj_year)
     res = fit_fe(f, "adopt", ["user_pre", "user_post"], entity_effects=False,
-                 other_effects=[("indicator", "year"), "county"], cluster="municipality", label="oj_use")
+                 other_effects=effects, cluster=cluster, label="oj_use")
     rows = [
         {"term": "placebo: user × pre", **linear_combination(res, {"user_pre": 1.0})},
         {"term": "user × post", **linear_combination(res, {"user_post": 1.0})},
@@ -209,8 +224,8 @@ def oj_use_moderator(
         nmc = f"user_{y}"
         f[nmc] = f["user"] * (f["year"] == y)
         names.append(nmc)
-    ry = fit_fe(f, "adopt", names, entity_effects=False, other_effects=[("indicator", "year"), "county"],
-                cluster="municipality", label="oj_use_by_year")
+    ry = fit_fe(f, "adopt", names, entity_effects=False, other_effects=effects,
+                cluster=cluster, label="oj_use_by_year")
     by = [{"term": f"user × {ref} (reference)", "year": ref, "estimate": 0.0, "std_error": 0.0,
            "statistic": np.nan, "p_value": np.nan}]
     for nmc in names:
@@ -232,9 +247,10 @@ def oj_use_moderator(
         wald = {"statistic": np.nan, "df": 0, "p_value": np.nan}
     user = f.groupby("municipality")["user"].first()
     settings = {
-        "oj_year": oj_year, "reference_year": ref, "effects": "item×year, county", "cluster": "municipality",
+        "oj_year": oj_year, "reference_year": ref, "effects": "item×year, county" if shocks == "county" else "county×item×year", "cluster": cluster,
         "n_users": int((user == 1).sum()), "n_non_users": int((user == 0).sum()),
-        "areas": sorted(f["area"].unique()), "mde_users_design": _users_design_mde(f, user, oj_year),
+        "areas": sorted(f["area"].unique()), "period": f"{int(f['year'].min())}-{int(f['year'].max())}",
+        "mde_users_design": _users_design_mde(f, user, oj_year),
         "fit": res,
     }
     return ModeratorResult(table, by_year, wald, settings)

@@ -29,8 +29,8 @@ class SteeringResults:
 
     @property
     def results(self) -> dict[str, Any]:
-        """Result objects by name (``adoption_lpm``, ``adoption_logit``, ``event_cohort``,
-        ``event_twfe``, ``oj_use``, ``combined``)."""
+        """Result objects by name (``adoption_lpm``, ``adoption_logit``, ``adoption_peer_lpm`` (no
+        colours), ``event_cohort``, ``event_twfe``, ``oj_use``, ``combined``)."""
         return dict(self._results)
 
     @property
@@ -48,8 +48,10 @@ class SteeringResults:
 
     def to_frame(self, **meta: Any) -> pd.DataFrame:
         """All tidy rows (replication schema + ``mde``), with ``data`` = synthetic/real."""
-        frames = [r.to_frame(**meta) for r in self._results.values()]
-        out = pd.concat([f for f in frames if len(f)], ignore_index=True) if frames else pd.DataFrame()
+        from ojpanel.designs.steering._common import tidy
+
+        frames = [f for f in (r.to_frame(**meta) for r in self._results.values()) if len(f)]
+        out = pd.concat(frames, ignore_index=True) if frames else tidy([], **meta)
         out["data"] = "synthetic" if self._synthetic else "real"
         return out
 
@@ -108,8 +110,13 @@ def run_steering(
             res["adoption_logit"] = fit_adoption(ds, model="logit")
         res["combined"] = steering_vs_benchmarking(ds, peer_group=peer_group)
     else:
-        skipped["adoption hazard / steering vs benchmarking"] = (
-            "the panel has no colour flags ('coloured'), so there is no red-flag (checklist) signal")
+        skipped["red-flag hazard / steering vs benchmarking"] = (
+            "the panel has no colour flags ('coloured'), so there is no red-flag (checklist) signal; "
+            "the adoption hazard is fitted on the peer signal only ('adoption_peer_lpm')")
+        try:
+            res["adoption_peer_lpm"] = fit_adoption(ds, model="lpm", terms=("peer_prev",), peer_group=peer_group)
+        except DataError as exc:
+            skipped["adoption hazard (peer signal)"] = str(exc)
     try:
         res["event_cohort"] = cohort_event_study(ds)
         res["event_twfe"] = twfe_event_study(ds)

@@ -249,7 +249,7 @@ def simulate_steering(
     # items
     rows = []
     for a_idx, area in enumerate(areas):
-        for k in range(n_established):
+        for _ in range(n_established):
             rows.append({"area": area, "a": a_idx, "introduced": years[0] - established_age, "cohort": "established"})
         for g in sorted(introductions):
             for _ in range(introductions[g]):

@@ -295,6 +295,8 @@ class AdoptionResult:
         meta.setdefault("outcome", "adoption")
         meta.setdefault("sample", "at risk (not yes in t-1)")
         meta.setdefault("lag", 1)
+        meta.setdefault("area", self._settings.get("areas"))
+        meta.setdefault("period", self._settings.get("period"))
         return tidy(rows, **meta)
 
     @property
@@ -385,11 +387,12 @@ def fit_adoption(
         raise DataError("no variation in adoption among pairs at risk; nothing to estimate")
     n_m = int(f["municipality"].nunique())
     effects = "municipality, item, area×year"
+    where = {"areas": ",".join(sorted(f["area"].unique())), "period": f"{int(f['year'].min())}-{int(f['year'].max())}"}
     if model == "lpm":
         res = fit_fe(f, "adopt", terms, entity="municipality", entity_effects=True,
                      other_effects=["indicator", ("area", "year")], cluster="municipality", label="adoption")
         return AdoptionResult("lpm", res.params[terms], res.std_errors[terms], res.pvalues[terms], int(res.nobs), n_m,
-                              res, {"effects": effects, "cluster": "municipality", "sample": "at risk"})
+                              res, {"effects": effects, "cluster": "municipality", "sample": "at risk", **where})
     import statsmodels.api as sm
 
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
@@ -403,16 +406,20 @@ def fit_adoption(
     bse = pd.Series(np.asarray(fit.bse)[[list(X.columns).index(t) for t in terms]], index=terms)
     pv = pd.Series(np.asarray(fit.pvalues)[[list(X.columns).index(t) for t in terms]], index=terms)
     return AdoptionResult(model, params, bse, pv, int(len(f)), n_m, fit,
-                          {"effects": effects, "cluster": cluster, "sample": "at risk", "scale": "log-odds"})
+                          {"effects": effects, "cluster": cluster, "sample": "at risk", "scale": "log-odds", **where})
 
 
-def red_flag_comparison(ds: xr.Dataset | xr.DataArray, *, coloured: xr.DataArray | None = None) -> pd.DataFrame:
+def red_flag_comparison(
+    ds: xr.Dataset | xr.DataArray, *, coloured: xr.DataArray | None = None, items: str = "established"
+) -> pd.DataFrame:
     """Adoption rates after a red flag vs comparable items (same area and year, not coloured).
 
-    Returns one row per area and year with ``n_red, adoption_red, n_comparable,
-    adoption_comparable, difference`` (descriptive; the regression is :func:`fit_adoption`).
+    Comparable items are chosen as in :func:`fit_adoption` (``items``). Returns one row per area
+    and year with ``n_red, adoption_red, n_comparable, adoption_comparable, difference``
+    (descriptive, no adjustment for item or municipality differences; the regression is
+    :func:`fit_adoption`).
     """
-    f = adoption_frame(ds, coloured=coloured, peer_group=None)
+    f = _restrict_items(ds, adoption_frame(ds, coloured=coloured, peer_group=None), items)
     if f["red_prev"].isna().all():
         raise DataError("the panel has no colour flags ('coloured'); pass coloured=...")
     g = f.assign(red=f["red_prev"] > 0).groupby(["area", "year", "red"])["adopt"].agg(["size", "mean"]).unstack("red")

@@ -277,6 +277,7 @@ def prepare_data(
     n_variable: str = "n",
     standardize_exposure: bool | Literal["auto"] = "auto",
     n_categories: int | None = None,
+    standardize_outcome: bool = True,
 ) -> ModelData:
     """Select, code and flatten a panel for one hierarchical model.
 
@@ -304,6 +305,9 @@ def prepare_data(
         is binary (0/1), which keeps its "flagged vs not" meaning.
     n_categories
         Number of ordered categories (ordinal); default ``max(y) + 1``.
+    standardize_outcome
+        Normal likelihood only: standardise the outcome per indicator (default). With False the
+        outcome keeps its scale and the priors must be chosen for that scale.
 
     Returns
     -------
@@ -337,8 +341,8 @@ def prepare_data(
                 "use likelihood='normal' when counts are not available"
             )
         cols["n"] = sub[n_variable].transpose(*_DIMS).values.astype(float).ravel()
-    M, I, T = (sub.sizes[d] for d in _DIMS)
-    mi, ii, ti = np.meshgrid(np.arange(M), np.arange(I), np.arange(T), indexing="ij")
+    n_m, n_i, n_t = (sub.sizes[d] for d in _DIMS)
+    mi, ii, ti = np.meshgrid(np.arange(n_m), np.arange(n_i), np.arange(n_t), indexing="ij")
     fr = pd.DataFrame({"municipality_code": mi.ravel(), "indicator_code": ii.ravel(), "year_code": ti.ravel(), **cols})
     ok = fr[list(cols)].notna().all(axis=1).to_numpy()
     n_missing = int((~ok).sum())
@@ -348,7 +352,7 @@ def prepare_data(
     mun_labels = sub["municipality"].values.astype(str)
     if grouping is None:
         groups = np.array(["all"])
-        mgroup = np.zeros(M, dtype=np.int64)
+        mgroup = np.zeros(n_m, dtype=np.int64)
     else:
         glab = sub[grouping].values.astype(object)
         bad = np.array([g is None or (isinstance(g, float) and np.isnan(g)) or str(g) == "" for g in glab])
@@ -361,10 +365,10 @@ def prepare_data(
         mgroup = mgroup.astype(np.int64)
     y = fr["y"].to_numpy()
     ind = fr["indicator_code"].to_numpy()
-    y_center, y_scale = np.zeros(I), np.ones(I)
+    y_center, y_scale = np.zeros(n_i), np.ones(n_i)
     ncat = 0
-    if likelihood == "normal":
-        for i in range(I):
+    if likelihood == "normal" and standardize_outcome:
+        for i in range(n_i):
             v = y[ind == i]
             if len(v) >= 2 and np.std(v) > 0:
                 y_center[i], y_scale[i] = v.mean(), v.std(ddof=1)
@@ -383,7 +387,7 @@ def prepare_data(
         ncat = int(n_categories or int(y.max()) + 1)
         if y.max() >= ncat or ncat < 2:
             raise DataError(f"ordinal outcome has categories up to {int(y.max())} but n_categories={ncat}")
-    else:  # binomial
+    elif likelihood == "binomial":
         n = fr["n"].to_numpy()
         if (n < 0).any() or not np.allclose(n, np.round(n)):
             raise DataError("the number of units 'n' must be non-negative integers")
@@ -398,9 +402,9 @@ def prepare_data(
     ind = fr["indicator_code"].to_numpy()
     binary_x = bool(np.isin(x, (0.0, 1.0)).all())
     do_std = (not binary_x) if standardize_exposure == "auto" else bool(standardize_exposure)
-    x_center, x_scale = np.zeros(I), np.ones(I)
+    x_center, x_scale = np.zeros(n_i), np.ones(n_i)
     if do_std:
-        for i in range(I):
+        for i in range(n_i):
             v = x[ind == i]
             if len(v) >= 2 and np.std(v) > 0:
                 x_center[i], x_scale[i] = v.mean(), v.std(ddof=1)
@@ -419,7 +423,7 @@ def prepare_data(
         "grouping": grouping,
         "exposure": _describe_exposure(exposure),
         "exposure_standardized": do_std,
-        "outcome_standardized": likelihood == "normal",
+        "outcome_standardized": likelihood == "normal" and standardize_outcome,
         "variable": variable,
         "n_missing": n_missing,
     }

@@ -95,6 +95,8 @@ class DiagnosticsReport:
         """One line per failed gate (empty when the fit passes)."""
         t = self._table
         out: list[str] = []
+        if self._nchains < 2:
+            out.append(f"only {self._nchains} chain: R-hat needs at least 2 chains to detect non-convergence")
         bad_r = t[~(t["r_hat"] <= self._thr.rhat_max)]
         if len(bad_r):
             worst = bad_r.sort_values("r_hat", ascending=False).iloc[0]

@@ -28,7 +28,7 @@ from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import OJPanelWarning, ParameterError
 from ojpanel.models.bayes.data import Exposure, ModelData, prepare_data
 from ojpanel.models.bayes.diagnostics import enforce_gates
-from ojpanel.models.bayes.models import Priors, build_model
+from ojpanel.models.bayes.models import Priors, build_model, choose_parametrization, exposure_offset
 from ojpanel.provenance import hash_dataset, provenance_attrs
 
 __all__ = [
@@ -134,6 +134,12 @@ def sample_model(
                 save_warmup=False,
                 target_accept=target_accept,
             )
+            # nutpie also stores the unconstrained values (e.g. ``sigma_log__``); PyMC does not.
+            extra = [v for v in idata.posterior.data_vars if str(v).endswith("__")]
+            if extra:
+                post = idata.posterior.drop_vars(extra)
+                del idata["posterior"]
+                idata.add_groups({"posterior": post})
             return idata, "nutpie"
     with model:
         idata = pm.sample(
@@ -178,6 +184,7 @@ def fit(
     priors: Priors | None = None,
     municipality_effects: bool = True,
     year_effects: bool = True,
+    parametrization: Literal["auto", "noncentered", "centered"] = "auto",
     sampler: Sampler = "nutpie",
     draws: int = 1000,
     tune: int = 1000,
@@ -197,8 +204,9 @@ def fit(
     ----------
     data
         Output of :func:`~ojpanel.models.bayes.data.prepare_data`.
-    priors, municipality_effects, year_effects
-        Passed to :func:`~ojpanel.models.bayes.models.build_model`.
+    priors, municipality_effects, year_effects, parametrization
+        Passed to :func:`~ojpanel.models.bayes.models.build_model` (``"auto"`` is resolved on
+        ``data`` and the choice recorded in the attrs).
     sampler, draws, tune, chains, cores, seed, target_accept, progress
         Passed to :func:`sample_model`. Two chains on two cores is the default.
     log_likelihood
@@ -219,8 +227,11 @@ def fit(
         ``log_likelihood``); provenance and gate outcome in ``attrs`` (also on ``posterior``).
     """
     pri = priors or Priors.default(data.likelihood)
+    par = choose_parametrization(data) if parametrization == "auto" else parametrization
+    xoff = exposure_offset(data)
     if model is None:
-        model = build_model(data, pri, municipality_effects=municipality_effects, year_effects=year_effects)
+        model = build_model(data, pri, municipality_effects=municipality_effects, year_effects=year_effects,
+                            parametrization=par, x_offset=xoff)
     idata, used = sample_model(
         model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
         target_accept=target_accept, progress=progress,
@@ -249,6 +260,8 @@ def fit(
         priors=pri.to_dict(),
         municipality_effects=int(municipality_effects),
         year_effects=int(year_effects),
+        parametrization=par,
+        x_offset=[float(v) for v in xoff],
     )
     idata.attrs.update(attrs)
     idata.posterior.attrs.update(attrs)
@@ -256,8 +269,18 @@ def fit(
     return idata
 
 
-def rebuild_model(idata: az.InferenceData, data: ModelData) -> pm.Model:
+def rebuild_model(idata: az.InferenceData, data: ModelData, new_data: ModelData | None = None) -> pm.Model:
     """Rebuild the PyMC model of a fit from its attrs (priors and options) and its data.
+
+    Parameters
+    ----------
+    idata
+        The fit.
+    data
+        The data the fit was made with (checked by hash).
+    new_data
+        Optional other observations with the same labels (e.g. held-out cells); the model is
+        then built on them with the fit's options, for predictions at the fit's draws.
 
     Raises
     ------
@@ -268,17 +291,20 @@ def rebuild_model(idata: az.InferenceData, data: ModelData) -> pm.Model:
         raise ParameterError("the data do not match the fit (different data hash); prepare them with the fit's specification")
     pri = Priors(**json.loads(idata.attrs["priors"]))
     return build_model(
-        data, pri,
+        new_data if new_data is not None else data, pri,
         municipality_effects=bool(int(idata.attrs.get("municipality_effects", 1))),
         year_effects=bool(int(idata.attrs.get("year_effects", 1))),
+        parametrization=idata.attrs.get("parametrization", "auto"),
+        x_offset=np.asarray(json.loads(idata.attrs["x_offset"]), dtype=float) if "x_offset" in idata.attrs else None,
     )
 
 
 def _fit_panel(ds: xr.Dataset, exposure: Exposure, likelihood: str, *, area, indicators, years, grouping,
-               standardize_exposure, n_categories=None, **kw: Any) -> az.InferenceData:
+               standardize_exposure, n_categories=None, standardize_outcome=True, **kw: Any) -> az.InferenceData:
     data = prepare_data(
         ds, exposure, likelihood=likelihood, area=area, indicators=indicators, years=years,
         grouping=grouping, standardize_exposure=standardize_exposure, n_categories=n_categories,
+        standardize_outcome=standardize_outcome,
     )
     return fit(data, panel_hash=hash_dataset(ds), **kw)
 
@@ -293,6 +319,7 @@ def fit_continuous(
     years: Sequence[int] | None = None,
     grouping: str | None = "county",
     standardize_exposure: bool | Literal["auto"] = "auto",
+    standardize_outcome: bool = True,
     **kwargs: Any,
 ) -> az.InferenceData:
     """Hierarchical model of continuous or share indicators.
@@ -307,7 +334,7 @@ def fit_continuous(
         ``"normal"`` (outcome standardised per indicator), ``"binomial"`` (shares with counts in
         ``n``) or ``"auto"``: binomial when the panel has ``n`` and every selected indicator has
         scale ``share``, else normal.
-    area, indicators, years, grouping, standardize_exposure
+    area, indicators, years, grouping, standardize_exposure, standardize_outcome
         See :func:`~ojpanel.models.bayes.data.prepare_data`.
     **kwargs
         Passed to :func:`fit` (sampler, draws, tune, chains, seed, priors, diagnostics, ...).
@@ -327,7 +354,8 @@ def fit_continuous(
     if likelihood not in ("normal", "binomial"):
         raise ParameterError(f"fit_continuous: likelihood must be 'auto', 'normal' or 'binomial', got {likelihood!r}")
     return _fit_panel(ds, exposure, likelihood, area=area, indicators=indicators, years=years,
-                      grouping=grouping, standardize_exposure=standardize_exposure, **kwargs)
+                      grouping=grouping, standardize_exposure=standardize_exposure,
+                      standardize_outcome=standardize_outcome, **kwargs)
 
 
 def fit_binary(

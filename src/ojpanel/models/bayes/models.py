@@ -29,7 +29,7 @@ import pytensor.tensor as pt
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
 
-__all__ = ["Priors", "build_model", "choose_parametrization", "CENTERED_MIN_OBS", "ordinal_probabilities", "cumulative_logit_logp", "EFFECT_VARS"]
+__all__ = ["Priors", "build_model", "choose_parametrization", "exposure_offset", "CENTERED_MIN_OBS", "ordinal_probabilities", "cumulative_logit_logp", "EFFECT_VARS"]
 
 #: Variables that carry the effect of interest.
 EFFECT_VARS = ("mu_beta", "tau_beta", "beta")
@@ -150,6 +150,15 @@ def _cumulative_logit_random(eta: np.ndarray, cuts: np.ndarray, rng: np.random.G
     return (latent[..., None] > np.asarray(cuts)).sum(-1).astype(np.int64)
 
 
+def exposure_offset(data: ModelData) -> np.ndarray:
+    """Per-indicator mean exposure of the observations (0 for indicators without any)."""
+    n_ind = len(data.indicators)
+    ii = data.indicator_idx
+    cnt = np.bincount(ii, minlength=n_ind)
+    tot = np.bincount(ii, weights=data.x, minlength=n_ind)
+    return np.divide(tot, cnt, out=np.zeros(n_ind), where=cnt > 0)
+
+
 #: Mean observations per municipality from which ``"auto"`` picks the centred parametrisation.
 CENTERED_MIN_OBS = 40
 
@@ -173,6 +182,7 @@ def build_model(
     municipality_effects: bool = True,
     year_effects: bool = True,
     parametrization: Literal["auto", "noncentered", "centered"] = "auto",
+    x_offset: np.ndarray | None = None,
 ) -> pm.Model:
     """Build the hierarchical model for ``data`` (likelihood taken from ``data.likelihood``).
 
@@ -190,6 +200,10 @@ def build_model(
         Of the group, municipality and indicator-effect levels: ``"noncentered"`` (robust when
         units carry little information), ``"centered"`` (better when every unit has many
         observations) or ``"auto"`` (:func:`choose_parametrization`).
+    x_offset
+        Per-indicator value subtracted from the exposure inside the model (default
+        :func:`exposure_offset` of ``data``); pass the fitted model's offsets when building it on
+        new observations so that the parameters keep their meaning.
 
     Returns
     -------
@@ -214,8 +228,7 @@ def build_model(
         # for a complete grid).
         # exposure centred per indicator inside the model: intercepts and slopes are then nearly
         # uncorrelated a posteriori; ``alpha`` is reported at x = 0 as usual
-        xbar = np.array([data.x[data.indicator_idx == i].mean() if (data.indicator_idx == i).any() else 0.0
-                         for i in range(n_ind)])
+        xbar = exposure_offset(data) if x_offset is None else np.asarray(x_offset, dtype=float)
         xc = data.x_grid() - xbar[None, :, None]
         x = pm.Data("x_grid", xc, dims=("municipality", "indicator", "year"))
         mu_beta = pm.Normal("mu_beta", 0.0, p.mu_beta_sd)

@@ -1,0 +1,77 @@
+"""Bayesian hierarchical models of the OJ panel (PyMC; nutpie sampler by default).
+
+Import as ``ojpanel.models.bayes`` (PyMC is loaded only here, never by ``ojpanel.models``).
+
+Modules: :mod:`~ojpanel.models.bayes.data` (panel → model arrays), :mod:`~ojpanel.models.bayes.models`
+(model builders), :mod:`~ojpanel.models.bayes.fit` (sampling, seeds, provenance, one call per
+model), :mod:`~ojpanel.models.bayes.diagnostics` (convergence gates),
+:mod:`~ojpanel.models.bayes.checks` (predictive checks, PSIS-LOO, grouped CV),
+:mod:`~ojpanel.models.bayes.compare_fe` (Bayesian vs fixed effects) and
+:mod:`~ojpanel.models.bayes.simulate` (synthetic panels with known truth).
+"""
+
+from __future__ import annotations
+
+from ojpanel.models.bayes.checks import (
+    GroupCVResult,
+    LooReport,
+    compare_models,
+    leave_group_out_cv,
+    loo,
+    plot_ppc,
+    posterior_predictive,
+    prior_predictive,
+)
+from ojpanel.models.bayes.compare_fe import FEComparison, compare_fe, fe_estimates
+from ojpanel.models.bayes.data import ModelData, prepare_data
+from ojpanel.models.bayes.diagnostics import (
+    ConvergenceWarning,
+    DiagnosticsReport,
+    diagnose,
+    enforce_gates,
+    passed,
+)
+from ojpanel.models.bayes.fit import (
+    SamplerFallbackWarning,
+    fit,
+    fit_binary,
+    fit_continuous,
+    fit_ordinal,
+    rebuild_model,
+    sample_model,
+)
+from ojpanel.models.bayes.models import Priors, build_model, ordinal_probabilities
+from ojpanel.models.bayes.simulate import simulate_panel, truth
+
+__all__ = [
+    "fit_continuous",
+    "fit_binary",
+    "fit_ordinal",
+    "fit",
+    "sample_model",
+    "rebuild_model",
+    "prepare_data",
+    "ModelData",
+    "build_model",
+    "Priors",
+    "ordinal_probabilities",
+    "diagnose",
+    "enforce_gates",
+    "passed",
+    "DiagnosticsReport",
+    "ConvergenceWarning",
+    "SamplerFallbackWarning",
+    "prior_predictive",
+    "posterior_predictive",
+    "plot_ppc",
+    "loo",
+    "LooReport",
+    "compare_models",
+    "leave_group_out_cv",
+    "GroupCVResult",
+    "compare_fe",
+    "fe_estimates",
+    "FEComparison",
+    "simulate_panel",
+    "truth",
+]

@@ -1,0 +1,364 @@
+"""Fast tests of ojpanel.models.bayes: data preparation, likelihood graphs, gates, FE comparison.
+
+Sampling is mocked here (prior draws stand in for posterior draws, the idea of bambi's
+``tests/conftest.py``); real seeded fits are in ``test_bayes_fit.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+import statsmodels.formula.api as smf
+import xarray as xr
+from scipy import stats
+from scipy.special import expit, logsumexp
+
+from ojpanel.errors import DataError, DiagnosticsError, ParameterError
+from ojpanel.models.bayes import (
+    ConvergenceWarning,
+    Priors,
+    build_model,
+    compare_fe,
+    compare_models,
+    diagnose,
+    enforce_gates,
+    fe_estimates,
+    fit_binary,
+    fit_continuous,
+    leave_group_out_cv,
+    loo,
+    passed,
+    plot_ppc,
+    posterior_predictive,
+    prepare_data,
+    prior_predictive,
+    simulate_panel,
+    truth,
+)
+from ojpanel.peers import lagged, loo_group_mean
+
+SMALL = dict(n_groups=3, municipalities_per_group=4, n_indicators=3, n_years=3)
+
+# the module (the package attribute ``fit`` is the function of the same name)
+fit_mod = importlib.import_module("ojpanel.models.bayes.fit")
+
+
+def _mock_sample_model(model, *, sampler="nutpie", draws=1500, tune=0, chains=2, cores=None, seed=0,
+                       target_accept=0.8, progress=False):
+    """Prior draws reshaped to (chain, draw): iid, so they pass the gates when numerous."""
+    with model:
+        pr = pm.sample_prior_predictive(draws=chains * draws, random_seed=seed).prior
+    post = xr.Dataset(
+        {
+            v: xr.DataArray(
+                pr[v].values.reshape(chains, draws, *pr[v].shape[2:]),
+                dims=("chain", "draw", *pr[v].dims[2:]),
+                coords={d: pr[v][d] for d in pr[v].dims[2:]},
+            )
+            for v in pr.data_vars
+        },
+        coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+    )
+    stats_ = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool))},
+                        coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+    return az.InferenceData(posterior=post, sample_stats=stats_), "mock"
+
+
+@pytest.fixture
+def mock_sampling(monkeypatch):
+    monkeypatch.setattr(fit_mod, "sample_model", _mock_sample_model)
+
+
+# --------------------------------------------------------------------------------- simulate / data
+def test_simulated_panel_is_labelled_synthetic_and_follows_contract():
+    ds = simulate_panel("binomial", **SMALL, seed=4)
+    assert ds.attrs["synthetic"] == "true"
+    assert set(ds["source"].values) == {"synthetic"}
+    assert ds["value"].dims == ("municipality", "indicator", "year")
+    for c in ("municipality_name", "county", "county_name", "kommungrupp_2017", "title", "area", "kind", "scale", "direction"):
+        assert c in ds.coords
+    tr = truth(ds)
+    assert tr["mu_beta"] == 0.4 and len(tr["beta"]) == 3
+    assert np.all((ds["value"] >= 0) & (ds["value"] <= 100))
+    # identical seeds, identical panels
+    xr.testing.assert_identical(ds.drop_attrs(), simulate_panel("binomial", **SMALL, seed=4).drop_attrs())
+    with pytest.raises(ParameterError):
+        truth(ds.drop_attrs())
+
+
+def test_prepare_data_codes_and_standardises():
+    ds = simulate_panel("normal", **SMALL, exposure="continuous", seed=1)
+    ds["value"][0, 0, 0] = np.nan
+    d = prepare_data(ds, "exposure", likelihood="normal")
+    assert d.n_obs == 12 * 3 * 3 - 1 and d.n_missing == 1 and d.spec["n_missing"] == 1
+    assert not d.is_complete_grid
+    # outcome standardised per indicator, exposure too (continuous)
+    for i in range(3):
+        yi = d.y[d.indicator_idx == i]
+        assert abs(yi.mean()) < 1e-12 and abs(yi.std(ddof=1) - 1) < 1e-12
+    raw = ds["value"].values[d.municipality_idx, d.indicator_idx, d.year_idx]
+    np.testing.assert_allclose(d.y * d.y_scale[d.indicator_idx] + d.y_center[d.indicator_idx], raw)
+    assert d.spec["exposure_standardized"] is True
+    assert list(d.groups) == sorted(set(ds["county"].values))
+    np.testing.assert_array_equal(d.frame["group"].to_numpy(), ds["county"].values[d.municipality_idx])
+    # grid index round trip
+    g = d.x_grid().ravel()
+    np.testing.assert_allclose(g[d.cell_idx], d.x)
+
+
+def test_prepare_data_binary_exposure_kept_and_binomial_counts():
+    ds = simulate_panel("binomial", **SMALL, seed=2)
+    d = prepare_data(ds, "exposure", likelihood="binomial")
+    assert d.is_complete_grid and d.spec["exposure_standardized"] is False
+    np.testing.assert_array_equal(d.n_trials, 60)
+    np.testing.assert_array_equal(d.y, np.round(ds["value"].values.ravel() / 100 * 60))
+
+
+def test_exposure_as_coordinate_dataarray_and_callable():
+    ds = simulate_panel("bernoulli", **SMALL, seed=3)
+    flag = xr.DataArray(np.arange(12) % 2 == 0, dims="municipality", coords={"municipality": ds["municipality"]})
+    ds = ds.assign_coords(oj_user=flag)
+    d1 = prepare_data(ds, "oj_user", likelihood="bernoulli")
+    d2 = prepare_data(ds, flag.astype(float), likelihood="bernoulli")
+    np.testing.assert_array_equal(d1.x, d2.x)
+    np.testing.assert_array_equal(d1.x, (d1.municipality_idx % 2 == 0).astype(float))
+
+    # lagged leave-one-out county mean of the exposure: years without a lag are dropped and counted
+    def peer(p):
+        return lagged(loo_group_mean(p["exposure"], "county"), 1)
+
+    d3 = prepare_data(ds, peer, likelihood="bernoulli")
+    assert d3.n_missing == 12 * 3  # first year has no lag
+    assert set(d3.frame["year"]) == {2019, 2020}
+    assert d3.spec["exposure_standardized"] is True  # a mean of 0/1 flags is not binary
+    # the lag reaches back before the analysed years when years are selected
+    d4 = prepare_data(ds, peer, likelihood="bernoulli", years=[2019, 2020])
+    assert d4.n_missing == 0 and d4.n_obs == d3.n_obs
+
+
+def test_prepare_data_errors():
+    ds = simulate_panel("normal", **SMALL, seed=1)
+    with pytest.raises(DataError, match="0/1"):
+        prepare_data(ds, "exposure", likelihood="bernoulli")
+    with pytest.raises(DataError, match="binomial likelihood needs"):
+        prepare_data(ds, "exposure", likelihood="binomial")
+    with pytest.raises(ParameterError, match="neither a data variable"):
+        prepare_data(ds, "nope", likelihood="normal")
+    with pytest.raises(ParameterError, match="indicators not in"):
+        prepare_data(ds, "exposure", likelihood="normal", indicators=["XYZ"])
+    with pytest.raises(ParameterError, match="grouping"):
+        prepare_data(ds, "exposure", likelihood="normal", grouping="region")
+    with pytest.raises(DataError, match="does not vary"):
+        prepare_data(ds, xr.zeros_like(ds["value"]), likelihood="normal")
+    ds2 = ds.copy()
+    ds2["value"][:] = np.nan
+    with pytest.raises(DataError, match="no cell"):
+        prepare_data(ds2, "exposure", likelihood="normal")
+
+
+def test_data_hash_tracks_content():
+    ds = simulate_panel("bernoulli", **SMALL, seed=5)
+    h1 = prepare_data(ds, "exposure", likelihood="bernoulli").data_hash
+    assert h1 == prepare_data(ds, "exposure", likelihood="bernoulli").data_hash
+    ds2 = ds.copy(deep=True)
+    ds2["value"][0, 0, 0] = 1 - ds2["value"][0, 0, 0]
+    assert prepare_data(ds2, "exposure", likelihood="bernoulli").data_hash != h1
+
+
+# --------------------------------------------------------------------------------- likelihood graphs
+def _point_values(model, seed):
+    """A random point (prior draw) with free values and the model's deterministics."""
+    with model:
+        pr = pm.sample_prior_predictive(draws=1, random_seed=seed).prior.isel(chain=0, draw=0)
+    return pr
+
+
+@pytest.mark.parametrize("lik", ["normal", "binomial", "bernoulli"])
+@pytest.mark.parametrize("par", ["noncentered", "centered"])
+def test_model_loglik_matches_scipy(lik, par):
+    """The grid/broadcast predictor and the likelihood equal a plain scipy computation."""
+    ds = simulate_panel(lik, **SMALL, seed=6)
+    ds["value"][1, 2, 0] = np.nan  # incomplete grid: exercises the gather
+    d = prepare_data(ds, "exposure", likelihood=lik)
+    m = build_model(d, parametrization=par)
+    pr = _point_values(m, seed=7)
+    # free values in the transformed space that the compiled logp takes
+    ip = m.initial_point()
+    point = {}
+    for rv in m.free_RVs:
+        val = pr[rv.name].values
+        vv = m.rvs_to_values[rv]
+        tr = m.rvs_to_transforms.get(rv)
+        point[vv.name] = tr.forward(pt.as_tensor(val), *rv.owner.inputs).eval() if tr is not None else val
+    assert set(point) == set(ip)
+    ll = m.compile_fn(m.logp(vars=[m["y"]], sum=True), inputs=m.value_vars, on_unused_input="ignore")(point)
+    alpha, beta, u = pr["alpha"].values, pr["beta"].values, pr["municipality_effect"].values
+    gamma = np.concatenate([[0.0], pr["year_effect"].values])
+    eta = alpha[d.indicator_idx] + u[d.municipality_idx] + gamma[d.year_idx] + beta[d.indicator_idx] * d.x
+    if lik == "normal":
+        ref = stats.norm.logpdf(d.y, eta, pr["sigma_y"].values[d.indicator_idx]).sum()
+    elif lik == "binomial":
+        ref = stats.binom.logpmf(d.y, d.n_trials, expit(eta)).sum()
+    else:
+        ref = stats.bernoulli.logpmf(d.y, expit(eta)).sum()
+    np.testing.assert_allclose(ll, ref, rtol=1e-10)
+    # the nesting: municipality effects are group effect + own deviation
+    if par == "noncentered":
+        np.testing.assert_allclose(
+            u, pr["group_effect"].values[d.municipality_group] + pr["sigma_municipality"].values * pr["z_municipality"].values
+        )
+    assert abs(pr["group_effect"].values.sum()) < 1e-10  # zero-sum county effects
+
+
+def test_parametrization_auto_and_errors():
+    small = prepare_data(simulate_panel("bernoulli", **SMALL, seed=1), "exposure", likelihood="bernoulli")
+    assert "z_municipality" in build_model(small).named_vars  # 9 obs per municipality: non-centred
+    big = prepare_data(simulate_panel("bernoulli", n_groups=2, municipalities_per_group=2, n_indicators=12, n_years=4,
+                                      seed=1), "exposure", likelihood="bernoulli")
+    assert "z_municipality" not in build_model(big).named_vars  # 48 obs per municipality: centred
+    with pytest.raises(ParameterError):
+        build_model(small, parametrization="sideways")
+    with pytest.raises(ParameterError):
+        Priors(alpha_sd=-1.0)
+
+
+# --------------------------------------------------------------------------------- diagnostics
+def _fake_idata(shift: float = 0.0, chains: int = 2, draws: int = 500, ndiv: int = 0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((chains, draws))
+    a[0] += shift
+    b = rng.standard_normal((chains, draws, 3))
+    div = np.zeros((chains, draws), dtype=bool)
+    div.ravel()[:ndiv] = True
+    return az.from_dict(posterior={"a": a, "b": b}, sample_stats={"diverging": div})
+
+
+def test_gates_pass_on_iid_draws_and_match_arviz():
+    idata = _fake_idata()
+    rep = enforce_gates(idata, on_fail="raise")
+    assert rep.passed and passed(idata) is True
+    assert idata.attrs["diagnostics_passed"] == 1 and json.loads(idata.attrs["diagnostics_failures"]) == []
+    summ = az.summary(idata, kind="diagnostics", round_to="none")
+    np.testing.assert_allclose(rep.max_rhat, summ["r_hat"].max(), rtol=1e-12)
+    np.testing.assert_allclose(rep.min_ess_bulk, summ["ess_bulk"].min(), rtol=1e-12)
+    np.testing.assert_allclose(rep.min_ess_tail, summ["ess_tail"].min(), rtol=1e-12)
+    assert "PASSED" in rep.summary() and "PASSED" in rep._repr_html_()
+    assert len(rep.to_frame()) == 4
+
+
+def test_gates_flag_nonconvergence_and_divergences():
+    with pytest.raises(DiagnosticsError, match="R-hat"):
+        enforce_gates(_fake_idata(shift=1.0), on_fail="raise")
+    with pytest.warns(ConvergenceWarning, match="FAILED"):
+        rep = enforce_gates(_fake_idata(ndiv=3), on_fail="warn")
+    assert rep.n_divergences == 3 and not rep.passed
+    idata = _fake_idata(draws=50)
+    rep = enforce_gates(idata, on_fail="flag")
+    assert not rep.passed and passed(idata) is False
+    assert any("bulk ESS" in f for f in rep.failures)
+    assert idata.posterior.attrs["diagnostics_passed"] == 0
+    with pytest.raises(ParameterError):
+        enforce_gates(_fake_idata(), on_fail="ignore")
+    rep1 = diagnose(_fake_idata(chains=1, draws=1000))
+    assert not rep1.passed and "2 chains" in rep1.failures[0]
+
+
+# --------------------------------------------------------------------------------- mocked fits
+def test_fit_with_mocked_sampling_records_provenance(mock_sampling):
+    ds = simulate_panel("bernoulli", **SMALL, seed=8)
+    idata = fit_binary(ds, "exposure", draws=1500, chains=2, seed=11, diagnostics="raise")
+    for g in ("posterior", "sample_stats", "observed_data", "constant_data", "log_likelihood"):
+        assert g in idata.groups()
+    a = idata.attrs
+    d = prepare_data(ds, "exposure", likelihood="bernoulli")
+    assert a["data_hash"] == d.data_hash and a["panel_hash"].startswith("sha256:")
+    assert a["seed"] == 11 and a["sampler"] == "mock" and a["sampler_requested"] == "nutpie"
+    assert {"pymc", "arviz", "nutpie", "numpy"} <= set(json.loads(a["library_versions"]))
+    assert json.loads(a["spec"])["likelihood"] == "bernoulli"
+    assert a["diagnostics_passed"] == 1
+    assert idata.posterior.attrs["data_hash"] == d.data_hash
+    assert "Kolada" not in a["source_note"]
+    np.testing.assert_array_equal(idata.observed_data["y"].values, d.y)
+
+
+def test_auto_likelihood_picks_binomial_for_shares_with_counts(mock_sampling):
+    ds = simulate_panel("binomial", **SMALL, seed=9)
+    idata = fit_continuous(ds, "exposure", draws=1500, seed=1)
+    assert idata.attrs["likelihood"] == "binomial"
+    idata = fit_continuous(ds.drop_vars("n"), "exposure", draws=1500, seed=1)
+    assert idata.attrs["likelihood"] == "normal"
+
+
+def test_checks_loo_ppc_compare_and_grouped_cv(mock_sampling):
+    ds = simulate_panel("bernoulli", **SMALL, seed=10)
+    d = prepare_data(ds, "exposure", likelihood="bernoulli")
+    idata = fit_mod.fit(d, draws=1500, seed=2)
+    rep = loo(idata)
+    # PSIS-LOO total equals ArviZ's and the k table covers every observation
+    assert rep.elpd == pytest.approx(float(az.loo(idata)["elpd_loo"]))
+    assert rep.k_table()["count"].sum() == d.n_obs
+    assert "Pareto k" in rep.summary()
+    idata2 = fit_mod.fit(d, draws=1500, seed=3, year_effects=False)
+    table = compare_models({"full": idata, "no_year": idata2})
+    assert set(table.index) == {"full", "no_year"}
+    posterior_predictive(idata, d, thin=10)
+    assert idata.posterior_predictive["y"].shape == (2, 150, d.n_obs)
+    ax = plot_ppc(idata)
+    assert ax.figure is not None
+    pp = prior_predictive(d, draws=50)
+    assert pp.prior_predictive["y"].shape == (1, 50, d.n_obs)
+    # grouped CV: the held-out density equals a direct scipy computation at the fold's draws
+    g0 = d.groups[0]
+    cv = leave_group_out_cv(d, groups=[g0], draws=1500, seed=4)
+    train = d.subset(d.groups[d.group_idx] != g0)
+    test = d.subset(d.groups[d.group_idx] == g0)
+    fold = fit_mod.fit(train, draws=1500, seed=4, diagnostics="flag", log_likelihood=False)
+    post = fold.posterior.stack(s=("chain", "draw"))
+    xbar = np.asarray(json.loads(fold.attrs["x_offset"]))
+    alpha_c = post["alpha"].values + post["beta"].values * xbar[:, None]
+    gamma = np.vstack([np.zeros(post.sizes["s"]), post["year_effect"].values])
+    eta = (alpha_c[test.indicator_idx] + post["municipality_effect"].values[test.municipality_idx]
+           + gamma[test.year_idx] + post["beta"].values[test.indicator_idx] * (test.x - xbar[test.indicator_idx])[:, None])
+    lp = stats.bernoulli.logpmf(test.y[:, None], expit(eta))
+    lpd = logsumexp(lp, axis=1) - np.log(lp.shape[1])
+    np.testing.assert_allclose(cv.pointwise, lpd, rtol=1e-8)
+    assert cv.to_frame().loc[g0, "n_obs"] == test.n_obs
+    assert cv.elpd == pytest.approx(lpd.sum())
+
+
+# --------------------------------------------------------------------------------- FE comparison
+def test_fe_estimates_match_statsmodels_dummies():
+    ds = simulate_panel("normal", **SMALL, seed=12, exposure="continuous", exposure_level="cell")
+    d = prepare_data(ds, "exposure", likelihood="normal")
+    fe = fe_estimates(d)
+    fr = d.frame
+    ref = smf.ols("y ~ x + C(indicator) + C(year) + C(municipality)", fr).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(fr["municipality"])[0]})
+    assert fe.loc["pooled", "fe_estimate"] == pytest.approx(ref.params["x"], rel=1e-8)
+    for lab in d.indicators:
+        sub = fr[fr["indicator"] == lab]
+        r = smf.ols("y ~ x + C(year) + C(municipality)", sub).fit()
+        assert fe.loc[lab, "fe_estimate"] == pytest.approx(r.params["x"], rel=1e-8)
+
+
+def test_compare_fe_table(mock_sampling):
+    ds = simulate_panel("normal", **SMALL, seed=13, exposure="continuous", exposure_level="cell")
+    d = prepare_data(ds, "exposure", likelihood="normal")
+    idata = fit_mod.fit(d, draws=1500, seed=1)
+    cmp = compare_fe(idata, d, prob=0.9)
+    t = cmp.to_frame()
+    assert list(t.index) == ["pooled", *d.indicators]
+    mu = idata.posterior["mu_beta"].values.ravel()
+    assert t.loc["pooled", "bayes_mean"] == pytest.approx(mu.mean())
+    assert t.loc["pooled", "bayes_lower"] == pytest.approx(np.quantile(mu, 0.05))
+    assert np.all(t["fe_lower"] < t["fe_estimate"]) and cmp.diagnostics_passed is True
+    assert "PanelOLS" in cmp.summary() and "<table" in cmp._repr_html_()
+    with pytest.raises(ParameterError):
+        compare_fe(idata, prepare_data(ds, "exposure", likelihood="normal", years=[2018, 2019]))
