@@ -314,6 +314,9 @@ def test_checks_loo_ppc_compare_and_grouped_cv(mock_sampling):
     assert ax.figure is not None
     pp = prior_predictive(d, draws=50)
     assert pp.prior_predictive["y"].shape == (1, 50, d.n_obs)
+    assert plot_ppc(pp, group="prior").figure is not None
+    with pytest.raises(ParameterError, match="posterior_predictive"):
+        plot_ppc(fit_mod.fit(d, draws=1500, seed=5, log_likelihood=False))
     # grouped CV: the held-out density equals a direct scipy computation at the fold's draws
     g0 = d.groups[0]
     cv = leave_group_out_cv(d, groups=[g0], draws=1500, seed=4)

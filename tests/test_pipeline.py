@@ -179,3 +179,17 @@ def test_smoke_pipeline_steering_results(smoke_pipeline):
     placebo = rec["steering_oj_use_placebo"]
     assert abs(placebo["estimate"]) < 4 * placebo["std_error"]
     assert rec["steering_real_items"] > 0 and 0 <= rec["steering_real_median_hazard"] <= 1
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_bayesian_results(smoke_pipeline):
+    rec = smoke_pipeline.records["05_bayesian_hierarchical"]
+    pooled = rec["pooled_effect"]
+    assert pooled["q05"] <= pooled["mean"] <= pooled["q95"]
+    assert rec["effect_spread"]["mean"] > 0
+    diag = rec["diagnostics"]
+    # smoke fits are short: the gates are computed and reported, passed or not
+    assert set(diag) >= {"passed", "max_rhat", "min_ess_bulk", "divergences"} and diag["sampler"] == "nutpie"
+    assert diag["passed"] == (diag["max_rhat"] <= 1.01 and diag["min_ess_bulk"] >= 400
+                              and diag["min_ess_tail"] >= 400 and diag["divergences"] == 0)
+    assert len(rec["fe_comparison"]) == rec["n_indicators"] + 1

@@ -26,7 +26,7 @@ import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import OJPanelWarning, ParameterError
-from ojpanel.models.bayes.data import Exposure, ModelData, prepare_data
+from ojpanel.models.bayes.data import Exposure, ModelData, _select, prepare_data
 from ojpanel.models.bayes.diagnostics import enforce_gates
 from ojpanel.models.bayes.models import Priors, build_model, choose_parametrization, exposure_offset
 from ojpanel.provenance import hash_dataset, provenance_attrs
@@ -346,8 +346,6 @@ def fit_continuous(
     if likelihood == "auto":
         likelihood = "normal"
         if "n" in ds and "scale" in ds.coords:
-            from ojpanel.models.bayes.data import _select
-
             sub = _select(ds, area, indicators, years)
             if (sub["scale"].values.astype(str) == "share").all():
                 likelihood = "binomial"

@@ -1,20 +1,27 @@
-"""PyMC builders of the hierarchical models (non-centred parametrisations).
+"""PyMC builders of the hierarchical models.
 
 All three likelihoods share one linear predictor. For observation ``o`` (municipality ``m``,
 indicator ``i``, year ``t``, exposure ``x``)::
 
     eta_o = alpha_i + u_m + gamma_t + beta_i * x_o
 
-* ``u_m = sigma_group * z_group[g(m)] + sigma_municipality * z_municipality[m]``: municipality
-  effects nested in the grouping (county by default), both non-centred;
+* ``u_m = g_{c(m)} + sigma_municipality * z_m``: municipality effects nested in the grouping
+  (county by default); county effects ``g = sigma_group * z_group`` sum to zero (the common level
+  belongs to the intercepts);
 * ``gamma_t``: year effects (first year = reference, so ``alpha_i`` is the indicator's level in the
   first year);
 * ``beta_i = mu_beta + tau_beta * z_beta[i]``: the effect of interest varies by indicator around
-  the pooled mean ``mu_beta`` with spread ``tau_beta`` (non-centred).
+  the pooled mean ``mu_beta`` with spread ``tau_beta``.
 
-Likelihoods: ``normal`` (outcome standardised per indicator; residual s.d. per indicator),
-``binomial`` and ``bernoulli`` (logit link) and ``ordinal`` (cumulative logit with ordered
-cutpoints per indicator, which take the place of ``alpha_i``).
+The random-effect levels are non-centred by default (``z ~ N(0, 1)`` scaled by the spread); when
+every municipality carries many observations the centred form samples far better and
+``parametrization="auto"`` picks it (see :func:`choose_parametrization`). Inside the model the
+exposure is centred per indicator (``alpha`` is reported at ``x = 0``), which decorrelates
+intercepts and slopes.
+
+Likelihoods: ``normal`` (outcome standardised per indicator by default; residual s.d. per
+indicator), ``binomial`` and ``bernoulli`` (logit link) and ``ordinal`` (cumulative logit with
+ordered cutpoints per indicator, which take the place of ``alpha_i``).
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ class Priors:
     """Prior scales (normal means 0; spreads are half-normal with the given scale).
 
     The defaults are weakly informative on the model's scale: log-odds for the logit models and
-    indicator standard deviations for the normal model.
+    indicator standard deviations for the normal model. ``alpha_sd`` applies to the intercept at
+    the indicator's mean exposure, ``cutpoint_sd`` to the cutpoints there.
     """
 
     alpha_sd: float = 1.5
