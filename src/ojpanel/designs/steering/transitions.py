@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.designs.steering._common import fit_fe, item_top, mde, tidy, value_array
-from ojpanel.errors import DataError, ParameterError
+from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.peers import loo_mean_np
 
 __all__ = [
@@ -321,6 +321,28 @@ def _dummies(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
 
 
+def _full_rank(X: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
+    """Drop dummy columns that are linear combinations of earlier ones (``keep`` always stays).
+
+    Area×year dummies and item dummies are collinear when areas hold several items; inverting the
+    singular Hessian of such a design gives wrong (not just imprecise) sandwich standard errors.
+    """
+    cols = list(keep)
+    base = X[cols].to_numpy()
+    rank = np.linalg.matrix_rank(base)
+    if rank < len(cols):
+        raise ModelError(f"the regressors {list(keep)} are collinear; drop one")
+    for c in X.columns:
+        if c in keep:
+            continue
+        trial = np.column_stack([base, X[c].to_numpy()])
+        r = np.linalg.matrix_rank(trial)
+        if r > rank:
+            base, rank = trial, r
+            cols.append(c)
+    return X[cols]
+
+
 def _restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
     da = value_array(ds)
     if items == "all" or "introduced" not in da.coords:
@@ -397,7 +419,7 @@ def fit_adoption(
 
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     X = pd.concat([f[terms], _dummies(f, ["indicator", "area_year", "county"])], axis=1)
-    X = sm.add_constant(X, has_constant="add")
+    X = _full_rank(sm.add_constant(X, has_constant="add"), ["const", *terms])
     groups = pd.factorize(f["municipality"])[0]
     fit = sm.Logit(f["adopt"].to_numpy(), X).fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups}, maxiter=200)
     effects = "item, area×year, county (dummies)"
