@@ -12,30 +12,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.models.fe_results import TIDY_COLUMNS
 
 __all__ = ["COLUMNS", "AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA", "NOT_RUN"]
 
-#: The tidy schema shared by every analysis (empty where not applicable).
-COLUMNS = [
-    "analysis",
-    "area",
-    "indicator",
-    "indicator_group",
-    "peer_group",
-    "lag",
-    "outcome",
-    "sample",
-    "period",
-    "term",
-    "estimate",
-    "std_error",
-    "statistic",
-    "p_value",
-    "n_obs",
-    "n_municipalities",
-    "stars",
-    "mode",
-]
+#: The tidy schema shared by every analysis (empty where not applicable); defined once, with the
+#: fixed-effects results that produce most rows.
+COLUMNS = list(TIDY_COLUMNS)
 
 #: Cell of a column that was not run (e.g. OJ users without a users file).
 NOT_RUN = "–"
