@@ -27,7 +27,7 @@ def _load(path: Path):
 
 
 def power_command(
-    design: str = typer.Option(..., "--design", help="Design: users or peer."),
+    design: str = typer.Option(..., "--design", help="Design: users, peer or rd (colour threshold)."),
     panel: Path = typer.Option(..., "--panel", help="Panel file (netCDF) written by ojpanel."),
     indicator: str | None = typer.Option(
         None, "--indicator", help="Indicator id (needed if the panel has several)."
@@ -50,6 +50,7 @@ def power_command(
     share: float = typer.Option(
         0.5, "--share-treated", help="Share of treated municipalities (users design)."
     ),
+    cutoff: float = typer.Option(0.25, "--cutoff", help="Percentile-rank cut-off (rd design)."),
     seed: int = typer.Option(0, "--seed", help="Root seed."),
     output: Path | None = typer.Option(None, "--output", help="Write the power table as CSV."),
 ) -> None:
@@ -65,20 +66,34 @@ def power_command(
                 f"--effects must be numbers separated by commas; got {effects!r}"
             ) from exc
         ds = _load(panel)
-        res = power(
-            ds,
-            design=design,
-            indicator=indicator,
-            effects=eff,
-            n_sims=n_sims,
-            alpha=alpha,
-            target_power=target,
-            group=group,
-            shocks=None if shocks.lower() == "none" else shocks,
-            cluster=cluster,
-            share_treated=share,
-            seed=seed,
-        )
+        if design == "rd":
+            from ojpanel.designs.rd_power import rd_power
+
+            ids = [indicator] if indicator else None
+            if ids is None:
+                # colours exist only where better/worse is defined; say what is left out
+                before = ds.sizes["indicator"]
+                ds = ds.oj.directional()
+                if ds.sizes["indicator"] < before:
+                    console.print(f"{before - ds.sizes['indicator']} indicator(s) without a direction left out "
+                                  "(OJ colours only indicators where higher or lower is better)", highlight=False)
+            res = rd_power(ds, cutoff=cutoff, indicators=ids, effects=eff, n_sims=n_sims, alpha=alpha,
+                           target_power=target, seed=seed)
+        else:
+            res = power(
+                ds,
+                design=design,
+                indicator=indicator,
+                effects=eff,
+                n_sims=n_sims,
+                alpha=alpha,
+                target_power=target,
+                group=group,
+                shocks=None if shocks.lower() == "none" else shocks,
+                cluster=cluster,
+                share_treated=share,
+                seed=seed,
+            )
         console.print(res.summary, highlight=False)
         if output is not None:
             with atomic_output(output) as tmp:

@@ -21,6 +21,7 @@ _LAZY = {
     "analytic_mde": "ojpanel.designs.power",
     "colour_rd": "ojpanel.designs.rd",
     "plot_rd": "ojpanel.designs.rd",
+    "rd_power": "ojpanel.designs.rd_power",
     "simulate_panel": "ojpanel.designs.simulate",
     "map_seeded": "ojpanel.designs.parallel",
     "run_steering": "ojpanel.designs.steering",

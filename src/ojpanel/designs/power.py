@@ -288,9 +288,9 @@ class PowerResult:
             f"MDE at power {self.target_power}: {mde}",
         ]
         if self.analytic is not None:
-            lines.append(
-                f"Analytic MDE (complete panel, no county×year shocks): {self.analytic:.4g}"
-            )
+            how = "(z·SE of the real-data jump)" if self.design == "colour_rd" else (
+                "(complete panel, no county×year shocks)")
+            lines.append(f"Analytic MDE {how}: {self.analytic:.4g}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
