@@ -167,6 +167,9 @@ def test_smoke_pipeline_power_and_rd_results(smoke_pipeline):
     assert {r["design"] for r in rec["mde"]} == {"users", "peer"}
     assert [r["cutoff"] for r in rec["rd_thresholds"]] == [0.25, 0.75]
     assert all(r["std_error"] > 0 for r in rec["rd_thresholds"])
+    assert all(lo < r["estimate_bc"] < hi for r in rec["rd_thresholds"] for lo, hi in [r["ci_robust"]])
+    # the MDE rests on size-adjusted power, so the simulated size is recorded for every design
+    assert all(0 <= r["size_at_zero"] <= 1 for r in rec["mde"])
 
 
 @pytest.mark.notebook

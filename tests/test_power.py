@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ojpanel.designs.power import analytic_mde, power, variance_components
+from ojpanel.designs.power import analytic_mde, power, size_adjusted_level, variance_components
 from ojpanel.designs.simulate import simulate_panel
 from ojpanel.errors import ParameterError
 
@@ -141,3 +141,40 @@ def test_power_cli(tmp_path):
     assert list(t["effect"]) == [0.0, 0.6] and t["power"].between(0, 1).all()
     bad = CliRunner().invoke(app, ["power", "--design", "nope", "--panel", str(path)])
     assert bad.exit_code == 2
+
+
+def test_size_adjusted_level_closed_form():
+    """``min(alpha, p_(⌊alpha·n⌋))``: stricter for an over-rejecting test, alpha otherwise."""
+    p = np.arange(1, 101) / 100.0  # p_(5) = 0.05
+    assert size_adjusted_level(p, 0.05) == pytest.approx(0.05)
+    over = p / 2  # twice too many small p-values: threshold halves
+    assert size_adjusted_level(over, 0.05) == pytest.approx(0.025)
+    conservative = np.minimum(p * 2, 1.0)
+    assert size_adjusted_level(conservative, 0.05) == pytest.approx(0.05)
+    with pytest.raises(ParameterError, match="too few"):
+        size_adjusted_level(p[:10], 0.05)
+
+
+def test_size_adjustment_holds_an_over_rejecting_test_to_its_level():
+    """No small-sample scaling and a normal reference with 12 clusters over-rejects; the MDE then
+    rests on size-adjusted power, which is exactly ≤ alpha at zero effect and never above the
+    nominal power; the null is simulated even when not asked for."""
+    ds = simulate_panel(n_municipalities=120, n_counties=12, years=range(2014, 2020), rho=0.4,
+                        sigma_county_year=0.3, seed=9)
+    kw = dict(design="peer", n_sims=200, seed=3, group="kommungrupp_2017", shocks="county",
+              convention="none")
+    res = power(ds, effects=[0.0, 0.2, 0.5], **kw)
+    t = res.table
+    assert res.size == pytest.approx(t["power"].iloc[0])
+    assert t["power_size_adjusted"].iloc[0] <= 0.05
+    assert (t["power_size_adjusted"] <= t["power"] + 1e-12).all()
+    assert res.critical_p <= 0.05 and res.size_adjusted
+    assert "Size at zero effect" in res.summary
+    # the added null takes the next seed after the grid's: the same draws as asking for it last
+    res2 = power(ds, effects=[0.2, 0.5], **kw)
+    last = power(ds, effects=[0.2, 0.5, 0.0], **kw)
+    assert res2.size == last.size and res2.critical_p == last.critical_p
+    assert res2.table["power"].equals(last.table["power"].iloc[:2])
+    nominal = power(ds, effects=[0.2, 0.5], size_adjusted=False, **kw)
+    assert nominal.size is None and "power_size_adjusted" not in nominal.table
+    assert nominal.table["power"].equals(res2.table["power"])

@@ -50,9 +50,11 @@ __all__ = [
     "VarianceComponents",
     "variance_components",
     "analytic_mde",
+    "mde_from_se",
     "PowerResult",
     "power",
     "minimum_detectable_effect",
+    "size_adjusted_level",
 ]
 
 DESIGNS = ("users", "peer")
@@ -166,6 +168,40 @@ def variance_components(
     )
 
 
+def mde_from_se(
+    std_error: float | np.ndarray,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    df: float | np.ndarray | None = None,
+) -> float | np.ndarray:
+    """Minimum detectable effect of an estimator with standard error ``std_error``.
+
+    ``(q_{1−α/2} + q_{power}) · SE`` for a two-sided test, with ``q`` the quantiles of the test's
+    reference distribution: standard normal when ``df`` is None or infinite, otherwise Student's
+    t with ``df`` degrees of freedom (e.g. ``G − 1`` for a clustered test with ``G`` clusters), so
+    that few-cluster designs get the wider MDE they actually have. :func:`analytic_mde` is the
+    same formula written in variance components for the ``"users"`` design.
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ParameterError(f"alpha and power must be in (0, 1); got {alpha}, {power}")
+    se = np.asarray(std_error, dtype=float)
+    if df is None:
+        q = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    else:
+        d = np.asarray(df, dtype=float)
+        if np.any(d <= 0):
+            raise ParameterError("df must be positive")
+        q = np.where(
+            np.isfinite(d),
+            stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(d), d, 1.0))
+            + stats.t.ppf(power, np.where(np.isfinite(d), d, 1.0)),
+            stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power),
+        )
+    out = q * se
+    return float(out) if np.ndim(out) == 0 else out
+
+
 def analytic_mde(
     sd_municipality: float,
     sd_residual: float,
@@ -206,7 +242,6 @@ def _simulate_chunk(
     effect: float,
     vc: VarianceComponents,
     st: _Structure,
-    alpha: float,
     share: float,
     lag: int,
     cov: str,
@@ -251,8 +286,7 @@ def _simulate_chunk(
             yobs.reshape(size, -1), X, factors=[cells], clusters=[cl], names=["peer", "own_lag"]
         )
     res = fit_batch(fd, cov=cov, convention=convention)
-    p = res.pvalues.iloc[:, 0].to_numpy()
-    return p <= alpha
+    return res.pvalues.iloc[:, 0].to_numpy()
 
 
 @dataclass(frozen=True)
@@ -269,6 +303,9 @@ class PowerResult:
     mde: float
     analytic: float | None = None
     settings: dict = field(default_factory=dict)
+    size: float | None = None
+    critical_p: float | None = None
+    size_adjusted: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """The power table with design columns."""
@@ -285,8 +322,22 @@ class PowerResult:
         lines = [
             f"Power of the '{self.design}' design for {self.indicator} (alpha={self.alpha}, {self.n_sims} replications per effect)",
             self.table.to_string(index=False),
-            f"MDE at power {self.target_power}: {mde}",
         ]
+        if self.size is not None:
+            mc = np.sqrt(self.alpha * (1 - self.alpha) / self.n_sims)
+            verdict = (
+                "over-rejects" if self.size > self.alpha + 1.96 * mc
+                else "under-rejects" if self.size < self.alpha - 1.96 * mc
+                else "holds its level"
+            )
+            lines.append(
+                f"Size at zero effect: {self.size:.3f} (nominal {self.alpha}; Monte Carlo SE {mc:.3f}): "
+                f"the test {verdict}."
+            )
+        which = (
+            f"size-adjusted power, p ≤ {self.critical_p:.4g}" if self.size_adjusted else "nominal power"
+        )
+        lines.append(f"MDE at power {self.target_power} ({which}): {mde}")
         if self.analytic is not None:
             how = "(z·SE of the real-data jump)" if self.design == "colour_rd" else (
                 "(complete panel, no county×year shocks)")
@@ -333,7 +384,8 @@ def power(
     lag: int = 1,
     components: VarianceComponents | None = None,
     cov: str = "clustered",
-    convention: str = "linearmodels",
+    convention: str = "stata",
+    size_adjusted: bool = True,
     seed: int = 0,
     chunk_size: int = 250,
     client: Any | None = None,
@@ -355,19 +407,31 @@ def power(
         Variance components; estimated from the indicator when not given.
     cluster
         Cluster coordinate; default ``"municipality"`` for ``users`` and ``"county"`` for ``peer``.
+    cov, convention
+        Standard errors of the simulated test (:mod:`ojpanel.models.covariance`). The default
+        ``"stata"`` convention (``G/(G−1)`` scaling, t with ``G−1`` df) is the usual few-cluster
+        choice; with 21 county clusters the ``"linearmodels"`` convention over-rejects.
+    size_adjusted
+        Report the MDE on size-adjusted power (:func:`size_adjusted_level`): the null is always
+        simulated (``effect = 0``, added if not in ``effects``), ``size`` is its rejection rate at
+        ``alpha``, and a test that over-rejects is held to its empirical critical value. With
+        ``False`` the MDE uses nominal power (and the null is simulated only if asked for).
     seed, chunk_size, client
         Root seed, replications per task, optional dask client (identical results).
 
     Returns
     -------
     PowerResult
-        ``table`` with ``effect``, ``power``, ``mc_se``; ``mde`` interpolated at ``target_power``.
+        ``table`` with ``effect``, ``power`` (nominal), ``power_size_adjusted``, ``mc_se`` (of the
+        power the MDE uses), ``n_sims``; ``mde`` interpolated at ``target_power``; ``size``.
     """
     if design not in DESIGNS:
         raise ParameterError(f"design must be one of {DESIGNS}; got {design!r}")
     if not 0 < alpha < 1:
         raise ParameterError("alpha must be in (0, 1)")
     da = _indicator(ds, indicator)
+    if indicator is None and "indicator" in da.coords and da["indicator"].ndim == 0:
+        indicator = str(da["indicator"].values)
     vc = components if components is not None else variance_components(da, lag=lag)
     cluster = cluster or ("municipality" if design == "users" else "county")
     st = _structure(
@@ -383,38 +447,45 @@ def power(
         base = ana if ana is not None else 2.8 * vc.sd_residual / np.sqrt(st.mask.sum())
         effects = list(np.linspace(0, 3 * base, 9))
     effects = [float(x) for x in effects]
-    rows = []
-    ss = np.random.SeedSequence(int(seed)).spawn(len(effects))
-    for eff, s in zip(effects, ss, strict=True):
-        sub_seed = int(s.generate_state(1)[0])
-        hits = map_seeded(
+    # one seed per effect plus one for the null reference, so adding the null never moves the others
+    ss = np.random.SeedSequence(int(seed)).spawn(len(effects) + 1)
+
+    def pvalues(eff: float, s: np.random.SeedSequence) -> np.ndarray:
+        chunks = map_seeded(
             _simulate_chunk,
             chunk_sizes(n_sims, chunk_size),
-            sub_seed,
+            int(s.generate_state(1)[0]),
             client=client,
             kwargs=dict(
                 design=design,
                 effect=eff,
                 vc=vc,
                 st=st,
-                alpha=alpha,
                 share=share_treated,
                 lag=lag,
                 cov=cov,
                 convention=convention,
             ),
         )
-        rej = np.concatenate(hits)
-        pw = float(rej.mean())
-        rows.append(
-            {
-                "effect": eff,
-                "power": pw,
-                "mc_se": float(np.sqrt(pw * (1 - pw) / rej.size)),
-                "n_sims": int(rej.size),
-            }
-        )
+        return np.concatenate(chunks)
+
+    pv = [pvalues(eff, s) for eff, s in zip(effects, ss[:-1], strict=True)]
+    null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
+    if null is None and size_adjusted:
+        null = pvalues(0.0, ss[-1])
+    crit = alpha if null is None else size_adjusted_level(null, alpha)
+    rows = []
+    for eff, p in zip(effects, pv, strict=True):
+        pw = float(np.mean(p <= alpha))
+        row = {"effect": eff, "power": pw}
+        if null is not None:
+            row["power_size_adjusted"] = float(np.mean(p <= crit))
+        shown = row["power_size_adjusted"] if size_adjusted else pw
+        row["mc_se"] = float(np.sqrt(shown * (1 - shown) / p.size))
+        row["n_sims"] = int(p.size)
+        rows.append(row)
     table = pd.DataFrame(rows)
+    size = None if null is None else float(np.mean(null <= alpha))
     return PowerResult(
         design=design,
         indicator=None if indicator is None else str(indicator),
@@ -423,7 +494,7 @@ def power(
         table=table,
         components=vc,
         target_power=target_power,
-        mde=_interpolate_mde(table, target_power),
+        mde=_interpolate_mde(table, target_power, "power_size_adjusted" if size_adjusted else "power"),
         analytic=ana,
         settings=dict(
             share_treated=share_treated,
@@ -431,15 +502,38 @@ def power(
             shocks=shocks,
             cluster=cluster,
             lag=lag,
+            cov=cov,
+            convention=convention,
             seed=seed,
         ),
+        size=size,
+        critical_p=None if null is None else float(crit),
+        size_adjusted=bool(size_adjusted and null is not None),
     )
 
 
-def _interpolate_mde(table: pd.DataFrame, target: float) -> float:
+def size_adjusted_level(null_pvalues: np.ndarray, alpha: float) -> float:
+    """The p-value threshold that makes the simulated test reject at most ``alpha`` under the null.
+
+    ``min(alpha, p_(k))`` with ``p_(k)`` the ``k = ⌊alpha·n⌋``-th smallest of ``n`` null p-values:
+    a test that over-rejects gets the stricter threshold (its nominal power would overstate what it
+    can detect at a true size of ``alpha``); a conservative test keeps ``alpha``, because the test a
+    user actually runs does not gain power from its own conservativeness.
+    """
+    p = np.sort(np.asarray(null_pvalues, dtype=float))
+    k = int(np.floor(alpha * p.size))
+    if k < 1:
+        raise ParameterError(
+            f"{p.size} null replications are too few to calibrate a test at alpha={alpha}; "
+            f"use n_sims ≥ {int(np.ceil(1 / alpha))}"
+        )
+    return float(min(alpha, p[k - 1]))
+
+
+def _interpolate_mde(table: pd.DataFrame, target: float, column: str = "power") -> float:
     t = table.sort_values("effect")
     pos = t[t["effect"] > 0]
-    above = pos[pos["power"] >= target]
+    above = pos[pos[column] >= target]
     if above.empty:
         return float("nan")
     first = above.index[0]
@@ -448,13 +542,13 @@ def _interpolate_mde(table: pd.DataFrame, target: float) -> float:
         return float(t.loc[first, "effect"])
     prev = t.iloc[i - 1]
     cur = t.loc[first]
-    if cur["power"] == prev["power"]:
+    if cur[column] == prev[column]:
         return float(cur["effect"])
     return float(
         prev["effect"]
-        + (target - prev["power"])
+        + (target - prev[column])
         * (cur["effect"] - prev["effect"])
-        / (cur["power"] - prev["power"])
+        / (cur[column] - prev[column])
     )
 
 

@@ -15,6 +15,11 @@ colour, so a jump in next year's change at the threshold estimates the effect of
   *negative* jump means the municipalities just coloured red improved *more* than those just
   above; at 0.75 a positive jump means the green ones improved more. Standard errors are
   clustered by municipality (CRV1, ``G/(G−1)·(n−1)/(n−k)``), normal reference.
+* Robust bias-corrected inference (Calonico, Cattaneo and Titiunik 2014) beside the conventional
+  one: with the pilot bandwidth set equal to ``h``, the bias-corrected jump and its robust SE are
+  those of the local quadratic fit at ``h`` (``estimate_bc``, ``std_error_robust``,
+  ``p_value_robust``, ``ci_robust_lower/upper``). Report these for confidence intervals; the
+  conventional interval around an MSE-optimal bandwidth is too short.
 * Bandwidth rule (documented choice): the Imbens–Kalyanaraman (2012) MSE-optimal rule —
   pilot ``h₁ = 1.84·sd(r)·n^{−1/5}`` for the density and the variances on each side, a global cubic
   for the third derivative, quadratic fits in ``h₂ = 3.56·(σ²/(f·m₃²))^{1/7}·n^{−1/7}`` for the
@@ -95,36 +100,56 @@ def rd_data(
     return frame.dropna(subset=["rank", "change"]).reset_index(drop=True)
 
 
+def _local_poly(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, cl: np.ndarray, degree: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Weighted fit of ``1, D, x, D·x, …, x^p, D·x^p`` and its CRV1 covariance."""
+    D = (x >= 0).astype(float)
+    cols = [np.ones_like(x), D]
+    for j in range(1, degree + 1):
+        cols += [x**j, D * x**j]
+    X = np.column_stack(cols)
+    XtW = X.T * w
+    A = np.linalg.inv(XtW @ X)
+    beta = A @ (XtW @ y)
+    sc = X * (w * (y - X @ beta))[:, None]
+    G = int(cl.max()) + 1
+    S = np.zeros((G, X.shape[1]))
+    np.add.at(S, cl, sc)
+    n, k = X.shape
+    cov = A @ (S.T @ S) @ A * (G / (G - 1)) * ((n - 1) / (n - k))
+    return beta, cov, G
+
+
 def local_linear(
     r: np.ndarray, y: np.ndarray, cutoff: float, h: float, clusters: np.ndarray | None = None
 ) -> dict:
-    """Jump at ``cutoff`` by triangular-kernel local linear regression (see module docstring)."""
+    """Jump at ``cutoff`` by triangular-kernel local linear regression (see module docstring).
+
+    Besides the conventional estimate and SE, the robust bias-corrected inference of Calonico,
+    Cattaneo and Titiunik (2014) with pilot bandwidth equal to ``h`` (``ρ = h/b = 1``): the
+    bias-corrected jump is then the local *quadratic* jump at the same bandwidth and kernel, and
+    its robust standard error is that fit's (``estimate_bc``, ``std_error_robust``,
+    ``p_value_robust``, ``ci_robust_lower/upper`` at 95 %). The MSE-optimal bandwidth makes the
+    conventional interval under-cover (its bias is of the order of its SE); the robust one does not.
+    """
     r = np.asarray(r, float)
     y = np.asarray(y, float)
     x = r - cutoff
     w = np.clip(1 - np.abs(x) / h, 0, None)
     sel = w > 0
-    D = (x >= 0).astype(float)
-    X = np.column_stack([np.ones(sel.sum()), D[sel], x[sel], D[sel] * x[sel]])
-    ws, ys = w[sel], y[sel]
     n_left, n_right = int(((x < 0) & sel).sum()), int(((x >= 0) & sel).sum())
-    if n_left < 3 or n_right < 3:
+    if n_left < 4 or n_right < 4:
         raise DataError(
             f"too few observations around the cut-off {cutoff} (left {n_left}, right {n_right}); widen the bandwidth"
         )
-    XtW = X.T * ws
-    A = np.linalg.inv(XtW @ X)
-    beta = A @ (XtW @ ys)
-    e = ys - X @ beta
-    sc = X * (ws * e)[:, None]
     cl = np.arange(sel.sum()) if clusters is None else pd.factorize(np.asarray(clusters)[sel])[0]
-    G = int(cl.max()) + 1
-    S = np.zeros((G, 4))
-    np.add.at(S, cl, sc)
-    n, k = X.shape
-    cov = A @ (S.T @ S) @ A * (G / (G - 1)) * ((n - 1) / (n - k))
+    beta, cov, G = _local_poly(x[sel], y[sel], w[sel], cl, 1)
+    beta2, cov2, _ = _local_poly(x[sel], y[sel], w[sel], cl, 2)
     se = float(np.sqrt(cov[1, 1]))
     est = float(beta[1])
+    est_bc, se_rb = float(beta2[1]), float(np.sqrt(cov2[1, 1]))
+    z = stats.norm.ppf(0.975)
     return {
         "cutoff": cutoff,
         "bandwidth": h,
@@ -132,6 +157,11 @@ def local_linear(
         "std_error": se,
         "statistic": est / se,
         "p_value": float(2 * stats.norm.sf(abs(est / se))),
+        "estimate_bc": est_bc,
+        "std_error_robust": se_rb,
+        "p_value_robust": float(2 * stats.norm.sf(abs(est_bc / se_rb))),
+        "ci_robust_lower": est_bc - z * se_rb,
+        "ci_robust_upper": est_bc + z * se_rb,
         "n_left": n_left,
         "n_right": n_right,
         "n_clusters": G,
@@ -197,6 +227,9 @@ class RDResult:
             "estimate",
             "std_error",
             "p_value",
+            "estimate_bc",
+            "std_error_robust",
+            "p_value_robust",
             "n_left",
             "n_right",
         ]

@@ -193,7 +193,7 @@ def fit(
     seed: int = 0,
     target_accept: float = 0.8,
     log_likelihood: bool = True,
-    diagnostics: Literal["raise", "warn", "flag"] = "warn",
+    diagnostics: Literal["raise", "warn", "flag"] = "raise",
     panel_hash: str | None = None,
     progress: bool = False,
     model: pm.Model | None = None,
@@ -213,8 +213,9 @@ def fit(
         Store pointwise log-likelihood (needed for PSIS-LOO; memory ``n_obs × draws × chains``).
     diagnostics
         What a failed convergence gate does (see
-        :func:`~ojpanel.models.bayes.diagnostics.enforce_gates`); the outcome is always recorded
-        in the attrs.
+        :func:`~ojpanel.models.bayes.diagnostics.enforce_gates`): by default a fit that fails the
+        gates raises, so an unconverged posterior is never used by accident; ``"warn"`` or
+        ``"flag"`` keep it for inspection. The outcome is always recorded in the attrs.
     panel_hash
         Hash of the source panel, recorded with the hash of the model's data.
     model
