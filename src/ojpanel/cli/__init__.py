@@ -21,16 +21,10 @@ app = typer.Typer(
 )
 
 # Modules that add commands; each has ``register(app)``.
-_COMMAND_MODULES = ("panel", "fetch", "reproduce", "power", "pipeline")
+_COMMAND_MODULES = ("panel", "fetch", "reproduce", "power", "pipeline", "steering")
 
 for _name in _COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(f"ojpanel.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a group not written yet must not break the others
-        if exc.name != f"ojpanel.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"ojpanel.cli.{_name}").register(app)
 
 
 def main() -> None:

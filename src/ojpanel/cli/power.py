@@ -11,21 +11,6 @@ from ojpanel.cli._common import atomic_output, console, handle_errors, parse_lis
 __all__ = ["register"]
 
 
-def _load(path: Path):
-    try:
-        from ojpanel import load_panel
-    except (ImportError, AttributeError):  # the panel I/O module is optional at this layer
-        load_panel = None
-    if load_panel is not None:
-        try:
-            return load_panel(path)
-        except (ImportError, AttributeError, ModuleNotFoundError):
-            pass
-    import xarray as xr
-
-    return xr.open_dataset(path, engine="h5netcdf").load()
-
-
 def power_command(
     design: str = typer.Option(..., "--design", help="Design: users, peer or rd (colour threshold)."),
     panel: Path = typer.Option(..., "--panel", help="Panel file (netCDF) written by ojpanel."),
@@ -65,7 +50,9 @@ def power_command(
             raise ParameterError(
                 f"--effects must be numbers separated by commas; got {effects!r}"
             ) from exc
-        ds = _load(panel)
+        from ojpanel.panel.io import load_panel
+
+        ds = load_panel(panel)
         if design == "rd":
             from ojpanel.designs.rd_power import rd_power
 
