@@ -53,22 +53,31 @@ def test_no_jump_without_colour_effect():
     assert (z < 4).all()
 
 
-def test_local_linear_equals_statsmodels_wls_clustered():
+def _statsmodels_rd(d: pd.DataFrame, c: float, h: float, degree: int):
+    """Independent reference: statsmodels WLS of ``1, D, x, D·x, …`` with the triangular kernel,
+    errors clustered by municipality."""
     import statsmodels.api as sm
 
-    d = rd_data(_planted(0.2, seed=3, n_ind=2))
-    c, h = 0.25, 0.12
-    ours = local_linear(
-        d["rank"].to_numpy(), d["change"].to_numpy(), c, h, d["municipality"].to_numpy()
-    )
     x = d["rank"] - c
     w = np.clip(1 - x.abs() / h, 0, None)
     s = w > 0
     D = (x >= 0).astype(float)
-    X = pd.DataFrame({"const": 1.0, "D": D, "x": x, "Dx": D * x})[s]
-    ref = sm.WLS(d["change"][s], X, weights=w[s]).fit(
+    cols = {"const": 1.0, "D": D}
+    for j in range(1, degree + 1):
+        cols |= {f"x{j}": x**j, f"Dx{j}": D * x**j}
+    X = pd.DataFrame(cols)[s]
+    return sm.WLS(d["change"][s], X, weights=w[s]).fit(
         cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"][s])[0]}
     )
+
+
+def _ours(d: pd.DataFrame, c: float, h: float) -> dict:
+    return local_linear(d["rank"].to_numpy(), d["change"].to_numpy(), c, h, d["municipality"].to_numpy())
+
+
+def test_local_linear_equals_statsmodels_wls_clustered():
+    d = rd_data(_planted(0.2, seed=3, n_ind=2))
+    ours, ref = _ours(d, 0.25, 0.12), _statsmodels_rd(d, 0.25, 0.12, 1)
     assert ours["estimate"] == pytest.approx(ref.params["D"], abs=1e-10)
     assert ours["std_error"] == pytest.approx(ref.bse["D"], rel=1e-8)
     assert ours["p_value"] == pytest.approx(ref.pvalues["D"], rel=1e-6)
@@ -89,21 +98,8 @@ def test_plot_returns_figure():
 def test_robust_bias_corrected_equals_statsmodels_local_quadratic():
     """With pilot bandwidth = h, the CCT bias-corrected jump and robust SE are the local quadratic
     fit's: compare with statsmodels WLS (same kernel, CRV1 by municipality)."""
-    import statsmodels.api as sm
-
     d = rd_data(_planted(0.2, seed=4, n_ind=2))
-    c, h = 0.25, 0.15
-    ours = local_linear(
-        d["rank"].to_numpy(), d["change"].to_numpy(), c, h, d["municipality"].to_numpy()
-    )
-    x = d["rank"] - c
-    w = np.clip(1 - x.abs() / h, 0, None)
-    s = w > 0
-    D = (x >= 0).astype(float)
-    X = pd.DataFrame({"const": 1.0, "D": D, "x": x, "Dx": D * x, "x2": x**2, "Dx2": D * x**2})[s]
-    ref = sm.WLS(d["change"][s], X, weights=w[s]).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(d["municipality"][s])[0]}
-    )
+    ours, ref = _ours(d, 0.25, 0.15), _statsmodels_rd(d, 0.25, 0.15, 2)
     assert ours["estimate_bc"] == pytest.approx(ref.params["D"], abs=1e-10)
     assert ours["std_error_robust"] == pytest.approx(ref.bse["D"], rel=1e-8)
     assert ours["p_value_robust"] == pytest.approx(ref.pvalues["D"], rel=1e-6)
