@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from ojpanel.data.ojusers import read_oj_users, users_for_area
 from ojpanel.errors import DataError
-from ojpanel.replication.ojusers import read_oj_users, users_for_area
 
 
 def _write(tmp_path, text: str):
@@ -66,3 +66,23 @@ def test_frame_input_and_custom_municipalities():
     assert out.iloc[0].tolist() == ["0101", "äldreomsorg", "user"]
     with pytest.raises(DataError, match="unknown municipality"):
         read_oj_users(df, municipalities=["0102"])
+
+
+def test_reader_lives_in_the_data_layer():
+    """The steering designs read the file without importing the replication package."""
+    import subprocess
+    import sys
+
+    import ojpanel.replication
+    from ojpanel.data import ojusers
+
+    assert ojpanel.replication.read_oj_users is ojusers.read_oj_users
+    code = (
+        "import sys, pandas as pd\n"
+        "from ojpanel.designs.steering import simulate_steering, oj_use_moderator\n"
+        "sim = simulate_steering(1, n_municipalities=40, n_counties=4)\n"
+        "assert oj_use_moderator(sim.panel, sim.users).available\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ojpanel.replication')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

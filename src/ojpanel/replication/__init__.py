@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ojpanel.replication.ojusers import read_oj_users
+from ojpanel.data.ojusers import read_oj_users
 from ojpanel.replication.results import RiR2021Result
 from ojpanel.replication.rir2021 import MODES, rir2021, write_rir2021
 

@@ -16,10 +16,10 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.data.ojusers import read_oj_users
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.replication import analyses as an
 from ojpanel.replication.figures import save_figure, trend_figures
-from ojpanel.replication.ojusers import read_oj_users
 from ojpanel.replication.results import RiR2021Result, compare_modes
 from ojpanel.replication.spec import audit_indicators
 from ojpanel.replication.tables import build_tables

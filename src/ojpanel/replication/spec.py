@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ojpanel.config import data_dir
+from ojpanel.data.ojusers import AUDIT_AREAS, normalise_area
 from ojpanel.errors import DataError
-from ojpanel.replication.ojusers import AUDIT_AREAS, normalise_area
 
 __all__ = ["ROLES", "SPEC_COLUMNS", "load_audit_rows", "audit_indicators"]
 

@@ -152,7 +152,7 @@ def data_support(
         One row per design and indicator: ``design, indicator, title, area, kind, scale,
         source_type, years, qualifies`` (``"yes"``, ``"after dichotomising"``, ``"no"``), ``reason``.
     """
-    from ojpanel.replication.ojusers import AUDIT_AREAS
+    from ojpanel.data.ojusers import AUDIT_AREAS
 
     everything = introduction_years(catalogue, values)
     intro = everything[everything["first_year"].notna()].reset_index(drop=True)

@@ -1,7 +1,7 @@
 """OJ use as a moderator of adoption, with its selection problem and a pre-period placebo.
 
 SKR's member survey says which municipalities used OJ in 2019 (the OJ-users file, read with
-:func:`ojpanel.replication.ojusers.read_oj_users`). Users may differ from non-users for reasons
+:func:`ojpanel.data.ojusers.read_oj_users`). Users may differ from non-users for reasons
 that also drive adoption (capacity, leadership), so a users' advantage after 2019 only reads as an
 OJ effect if users did *not* already adopt faster before 2019 — status is measured in 2019, so any
 pre-2019 "effect" is selection. The design:
@@ -180,7 +180,7 @@ def oj_use_moderator(
         return _not_run(MISSING_USERS_MESSAGE)
     if isinstance(users, (str, Path)) and not Path(users).is_file():
         return _not_run(MISSING_USERS_MESSAGE + f" (looked for {users})")
-    from ojpanel.replication.ojusers import read_oj_users
+    from ojpanel.data.ojusers import read_oj_users
 
     codes = [str(m) for m in ds["municipality"].values]
     tab = read_oj_users(users, municipalities=codes)

@@ -83,7 +83,7 @@ class SteeringSimulation:
         ``introduced`` (first year asked) and ``colour_from`` (0 = never coloured).
     users
         OJ-users table ``municipality, area, status`` (the format of
-        :func:`ojpanel.replication.ojusers.read_oj_users`).
+        :func:`ojpanel.data.ojusers.read_oj_users`).
     truth
         Known parameters and effects (see the module docstring).
     """
