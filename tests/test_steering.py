@@ -39,6 +39,11 @@ from ojpanel.models.fe_results import TIDY_COLUMNS
 Z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
 
 
+def _zt(df: float) -> float:
+    """``t_{0.975} + t_{0.8}`` with ``df`` degrees of freedom (the FE fits' reference distribution)."""
+    return float(stats.t.ppf(0.975, df) + stats.t.ppf(0.8, df))
+
+
 # ---------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +186,8 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
     # linearmodels' small-sample convention differs from fixest's by a constant factor < 1 %
     np.testing.assert_allclose(res.std_errors.values, fx.se().values, rtol=0.01)
     assert res.nobs == len(f)
-    assert res.mde.values == pytest.approx(Z * res.std_errors.values)
+    # MDE and p-value share the reference distribution: t with the fit's residual df
+    assert res.mde.values == pytest.approx(_zt(res.fit.df_resid) * res.std_errors.values, rel=1e-12)
 
 
 def test_logit_equals_pyfixest_feglm(small):
@@ -221,7 +227,7 @@ def test_red_flag_lpm_recovers_planted_steering_effect(sim):
     assert res.pvalues["red_prev"] < 0.01
     rows = res.to_frame()
     assert list(rows.columns[: len(TIDY_COLUMNS)]) == TIDY_COLUMNS
-    assert rows["mde"].iloc[0] == pytest.approx(Z * se)
+    assert rows["mde"].iloc[0] == pytest.approx(_zt(res.fit.df_resid) * se, rel=1e-12)
 
 
 def test_no_colours_is_a_clear_error(sim):
@@ -419,7 +425,7 @@ def test_combined_difference_and_se_from_joint_covariance(small):
     assert t.loc["difference per sd", "estimate"] == pytest.approx(b[0] * sd_r - b[1] * sd_p, abs=1e-9)
     assert t.loc["difference per sd", "std_error"] == pytest.approx(
         np.sqrt(sd_r**2 * V[0, 0] + sd_p**2 * V[1, 1] - 2 * sd_r * sd_p * V[0, 1]), rel=0.01)
-    np.testing.assert_allclose(r.table["mde"], Z * r.table["std_error"], rtol=1e-12)
+    np.testing.assert_allclose(r.table["mde"], _zt(r.fit.df_resid) * r.table["std_error"], rtol=1e-12)
 
 
 def test_combined_recovers_planted_steering(sim):
@@ -524,7 +530,11 @@ def test_run_steering_tidy_schema_and_figures(sim):
     assert {"steering_adoption_lpm", "steering_introduction_cohort", "steering_introduction_twfe",
             "steering_oj_use", "steering_vs_benchmarking"} <= set(rows["analysis"])
     ok = rows["std_error"] > 0
-    assert np.allclose(rows.loc[ok, "mde"], mde(rows.loc[ok, "std_error"].to_numpy()))
+    # FE rows use t with thousands of df, the influence-function event study the normal
+    ratio = rows.loc[ok, "mde"] / rows.loc[ok, "std_error"]
+    assert np.allclose(ratio, Z, rtol=2e-3) and (ratio >= Z - 1e-12).all()
+    cohort = ok & (rows["analysis"] == "steering_introduction_cohort")
+    assert cohort.any() and np.allclose(rows.loc[cohort, "mde"], mde(rows.loc[cohort, "std_error"].to_numpy()))
     assert (rows["data"] == "synthetic").all()
     nothing = run_steering(sim.panel.drop_vars("coloured"))
     assert "OJ-use moderator" in nothing.skipped and any("colour" in v for v in nothing.skipped.values())

@@ -13,6 +13,17 @@ Four designs, each with tidy output in the replication schema and an MDE on ever
 :mod:`.simulate` is the documented, labelled-synthetic checklist simulator the tests run on;
 :mod:`.figures` draws adoption curves and event-study plots; :func:`run_steering` runs everything.
 Submodules load on first use.
+
+Minimum detectable effects
+--------------------------
+Every estimate carries ``mde = (q_{1-α/2} + q_{0.8})·SE`` (α = 0.05), computed by
+:func:`ojpanel.designs.power.mde_from_se` with the reference distribution of the estimate's own
+p-value: t with the fixed-effects fit's residual df, the normal for the logit and the
+influence-function event study. :func:`steering_power` (:mod:`.power`) checks these analytic MDEs
+by simulation: it plants effects of known size in :mod:`.simulate` panels, re-runs the design's
+estimator and reports power by effect size, the simulated MDE and the analytic one next to it.
+The event study's analytic MDE holds; the red-flag LPM's is optimistic (its SE grows with the
+effect), so ``run_steering(..., power_sims=200)`` adds the simulated MDEs to the results.
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ _LAZY = {
     "CombinedResult": "ojpanel.designs.steering.combined",
     "plot_adoption_curves": "ojpanel.designs.steering.figures",
     "plot_event_study": "ojpanel.designs.steering.figures",
+    "steering_power": "ojpanel.designs.steering.power",
+    "SteeringPowerResult": "ojpanel.designs.steering.power",
     "run_steering": "ojpanel.designs.steering.run",
     "SteeringResults": "ojpanel.designs.steering.run",
 }

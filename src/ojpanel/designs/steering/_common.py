@@ -1,7 +1,8 @@
 """Shared pieces of the knowledge-steering designs: long frames, the FE call, MDEs, tidy rows.
 
 The fixed-effects fits of every steering design go through :func:`fit_fe` and every MDE through
-:func:`mde`, so that a change of engine or of power machinery is one edit here.
+:func:`mde`, which delegates to :func:`ojpanel.designs.power.mde_from_se` with the degrees of
+freedom of the estimate's own p-value (:func:`reference_df`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.errors import DataError, ParameterError
+from ojpanel.errors import DataError
 
 __all__ = [
     "ALPHA",
     "POWER",
     "mde",
+    "reference_df",
     "fit_fe",
     "item_top",
     "long_frame",
@@ -33,19 +35,51 @@ ALPHA = 0.05
 POWER = 0.8
 
 
-def mde(std_error: float | np.ndarray, alpha: float = ALPHA, power: float = POWER) -> float | np.ndarray:
+def mde(
+    std_error: float | np.ndarray,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    df: float | np.ndarray | None = None,
+) -> float | np.ndarray:
     """Minimum detectable effect of an estimator with standard error ``std_error``.
 
-    ``(z_{1-alpha/2} + z_{power}) * SE`` — the analytic MDE of a two-sided test with normal
-    approximation; :func:`ojpanel.designs.power.analytic_mde` is the same formula written in
-    variance components for the users design (used by the moderator design).
+    Delegates to :func:`ojpanel.designs.power.mde_from_se`: ``(q_{1-alpha/2} + q_{power})·SE``
+    with ``q`` the quantiles of the reference distribution of the estimate's p-value — Student's
+    t with ``df`` degrees of freedom, or the standard normal when ``df`` is None or infinite.
+    Pass :func:`reference_df` of the fit so that the MDE and the p-value agree.
+
+    Parameters
+    ----------
+    std_error
+        Standard error(s) of the estimate(s).
+    alpha, power
+        Two-sided test level and target power.
+    df
+        Degrees of freedom of the test's t distribution (None: normal).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The MDE, in the estimate's units (same shape as ``std_error``).
     """
-    if not 0 < alpha < 1 or not 0 < power < 1:
-        raise ParameterError(f"alpha and power must be in (0, 1); got {alpha}, {power}")
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    se = np.asarray(std_error, dtype=float)
-    out = z * se
-    return float(out) if out.ndim == 0 else out
+    from ojpanel.designs.power import mde_from_se
+
+    return mde_from_se(std_error, alpha=alpha, power=power, df=df)
+
+
+def reference_df(res: Any) -> float | None:
+    """Degrees of freedom of the t distribution behind a fit's p-values (None: normal).
+
+    :class:`ojpanel.models.fe_results.FEResults` test against t with ``res.df_resid`` df (under
+    the default ``linearmodels`` convention ``n - k - d``; ``G - 1`` under ``stata``/``pyfixest``
+    clustering); statsmodels' clustered logit and the influence-function estimators use the
+    normal.
+    """
+    from ojpanel.models.fe_results import FEResults
+
+    if isinstance(res, FEResults) and np.isfinite(res.df_resid):
+        return float(res.df_resid)
+    return None
 
 
 def fit_fe(
@@ -153,8 +187,12 @@ def linear_combination(res: Any, weights: Mapping[str, float]) -> dict[str, floa
     return {"estimate": est, "std_error": se, "statistic": t, "p_value": p}
 
 
-def tidy(rows: Iterable[Mapping[str, Any]], **meta: Any) -> pd.DataFrame:
-    """Rows in the replication schema (:data:`ojpanel.models.fe_results.TIDY_COLUMNS`), stars and MDE filled."""
+def tidy(rows: Iterable[Mapping[str, Any]], *, df: float | None = None, **meta: Any) -> pd.DataFrame:
+    """Rows in the replication schema (:data:`ojpanel.models.fe_results.TIDY_COLUMNS`), stars and MDE filled.
+
+    ``df`` is the reference t distribution of rows without an ``mde`` (None: normal; see
+    :func:`reference_df`).
+    """
     from ojpanel.models.fe_results import tidy_frame
     from ojpanel.report.stars import regression_stars
 
@@ -163,7 +201,7 @@ def tidy(rows: Iterable[Mapping[str, Any]], **meta: Any) -> pd.DataFrame:
         if "stars" not in r:
             r["stars"] = regression_stars(r.get("estimate"), r.get("p_value"))
         if "mde" not in r and r.get("std_error") is not None and np.isfinite(r.get("std_error", np.nan)):
-            r["mde"] = mde(r["std_error"])
+            r["mde"] = mde(r["std_error"], df=df)
     out = tidy_frame(rows, **meta)
     if "mode" in out and out["mode"].isna().all():
         out["mode"] = "improved"

@@ -14,7 +14,13 @@ Both are estimated jointly with one covariance matrix clustered by municipality,
 difference has a proper SE. Two differences are reported: raw (``beta_S - beta_B``: a red flag vs
 a move of the peer share from 0 to 1 — the largest possible peer change) and per standard
 deviation (``beta_S·sd(red) - beta_B·sd(P)`` in the estimation sample), with SEs from the same
-covariance. Every term carries its MDE, ``(z_{0.975} + z_{0.8})·SE``.
+covariance. Every term carries its MDE, ``(q_{0.975} + q_{0.8})·SE`` with ``q`` the quantiles of
+the t distribution its p-value uses (the fit's ``df_resid``). That MDE is computed from the SE
+under no effect and is optimistic for the steering term: the LPM's residual variance grows with
+the adoption rate, so on the checklist simulator a red-flag effect of the analytic MDE is detected
+with power about 0.69, not 0.80. Trust the simulated MDE
+(:func:`ojpanel.designs.steering.power.steering_power` with ``design="combined"``, or
+``run_steering(..., power_sims=...)``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, tidy
+from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
 from ojpanel.designs.steering.transitions import _restrict_items, adoption_frame
 from ojpanel.errors import DataError
 
@@ -133,7 +139,7 @@ def steering_vs_benchmarking(
     rows.append({"term": "benchmarking per sd", **linear_combination(res, {"peer_prev": sd["peer_prev"]})})
     rows.append({"term": "difference per sd", **linear_combination(res, {"red_prev": sd["red_prev"], "peer_prev": -sd["peer_prev"]})})
     table = pd.DataFrame(rows)
-    table["mde"] = mde(table["std_error"].to_numpy())
+    table["mde"] = mde(table["std_error"].to_numpy(), df=reference_df(res))
     table["n_obs"] = n
     table["n_municipalities"] = nm
     settings = {"effects": "municipality, item, area×year", "cluster": "municipality", "peer_group": peer_group,

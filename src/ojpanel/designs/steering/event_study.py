@@ -47,7 +47,16 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.steering._common import fit_fe, item_top, long_frame, mde, tidy, value_array
+from ojpanel.designs.steering._common import (
+    fit_fe,
+    item_top,
+    linear_combination,
+    long_frame,
+    mde,
+    reference_df,
+    tidy,
+    value_array,
+)
 from ojpanel.errors import DataError
 
 __all__ = [
@@ -130,11 +139,11 @@ class EventStudyResult:
         for r in self._event[self._event["event_time"] > 0].itertuples(index=False):
             rows.append({"term": f"event_time_{int(r.event_time)}", "estimate": r.estimate, "std_error": r.std_error,
                          "statistic": r.statistic, "p_value": r.p_value, "n_obs": int(r.n_obs),
-                         "n_municipalities": int(r.n_municipalities), "lag": int(r.event_time)})
+                         "n_municipalities": int(r.n_municipalities), "lag": int(r.event_time), "mde": r.mde})
         o = self._overall
         rows.append({"term": "overall_post", "estimate": o["estimate"], "std_error": o["std_error"],
                      "statistic": o["statistic"], "p_value": o["p_value"], "n_obs": o["n_obs"],
-                     "n_municipalities": o["n_municipalities"]})
+                     "n_municipalities": o["n_municipalities"], "mde": o["mde"]})
         for r in self._cells[self._cells["event_time"] > 0].itertuples(index=False):
             rows.append({"term": f"cohort_{int(r.cohort)}_event_time_{int(r.event_time)}", "area": r.area,
                          "estimate": r.estimate, "std_error": r.std_error, "statistic": r.statistic,
@@ -168,14 +177,15 @@ class EventStudyResult:
         return f"<p>Item-introduction event study ({self._method})</p>" + self._event.to_html(index=False)
 
 
-def _event_frame(rows: list[dict]) -> pd.DataFrame:
+def _event_frame(rows: list[dict], df: float | None = None) -> pd.DataFrame:
+    # normal statistics and MDEs; the TWFE overwrites p-values and bounds with its t(df) ones
     ev = pd.DataFrame(rows)
     z = stats.norm.ppf(0.975)
     ev["statistic"] = ev["estimate"] / ev["std_error"]
     ev["p_value"] = 2 * stats.norm.sf(np.abs(ev["statistic"]))
     ev["lower"] = ev["estimate"] - z * ev["std_error"]
     ev["upper"] = ev["estimate"] + z * ev["std_error"]
-    ev["mde"] = mde(ev["std_error"].to_numpy())
+    ev["mde"] = mde(ev["std_error"].to_numpy(), df=df)
     return ev
 
 
@@ -360,16 +370,14 @@ def twfe_event_study(
     for k, nm in enumerate(names, start=1):
         rows.append({"event_time": k, "estimate": float(res.params[nm]), "std_error": float(res.std_errors[nm]),
                      "n_obs": int(res.nobs), "n_municipalities": int(f["municipality"].nunique())})
-    ev = _event_frame(rows)
+    ev = _event_frame(rows, df=reference_df(res))
     ev.loc[ev["event_time"] > 0, "p_value"] = res.pvalues.to_numpy()
     ev.loc[ev["event_time"] > 0, "lower"] = ci["lower"].to_numpy()
     ev.loc[ev["event_time"] > 0, "upper"] = ci["upper"].to_numpy()
     ev.loc[ev["event_time"] == 0, ["statistic", "p_value"]] = np.nan
     w = {nm: 1.0 / len(names) for nm in names}
-    from ojpanel.designs.steering._common import linear_combination
-
     lc = linear_combination(res, w)
-    overall = {**lc, "mde": mde(lc["std_error"]), "n_obs": int(res.nobs), "n_municipalities": int(f["municipality"].nunique())}
+    overall = {**lc, "mde": mde(lc["std_error"], df=reference_df(res)), "n_obs": int(res.nobs), "n_municipalities": int(f["municipality"].nunique())}
     settings = {
         "comparison": "established items (asked before the first panel year" + (", never coloured)" if exclude_coloured else ")")
                       + " and earlier-introduced items (implicitly, through the fixed effects)",

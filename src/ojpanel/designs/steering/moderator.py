@@ -16,7 +16,7 @@ pre-2019 "effect" is selection. The design:
 * per-year interactions ``user×year`` (reference ``oj_year - 1``) with a joint Wald test of the
   pre-years.
 
-MDEs: ``(z_{0.975} + z_{0.8})·SE`` per term, and the closed-form users-design MDE of
+MDEs: ``(q_{0.975} + q_{0.8})·SE`` per term (``q`` from the t distribution of the fit's p-values), and the closed-form users-design MDE of
 :func:`ojpanel.designs.power.analytic_mde` from the variance components of the municipality-year
 adoption rate (:func:`ojpanel.designs.power.variance_components`).
 """
@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, tidy
+from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
 from ojpanel.designs.steering.transitions import adoption_frame
 from ojpanel.errors import DataError, ParameterError
 
@@ -211,7 +211,7 @@ def oj_use_moderator(
         {"term": "post - pre (DiD)", **linear_combination(res, {"user_post": 1.0, "user_pre": -1.0})},
     ]
     table = pd.DataFrame(rows)
-    table["mde"] = mde(table["std_error"].to_numpy())
+    table["mde"] = mde(table["std_error"].to_numpy(), df=reference_df(res))
     nm = int(f["municipality"].nunique())
     table["n_obs"] = int(res.nobs)
     table["n_municipalities"] = nm
@@ -234,7 +234,7 @@ def oj_use_moderator(
                    "std_error": float(ry.std_errors[nmc]), "statistic": float(ry.tstats[nmc]),
                    "p_value": float(ry.pvalues[nmc])})
     by_year = pd.DataFrame(by).sort_values("year").reset_index(drop=True)
-    by_year["mde"] = mde(by_year["std_error"].to_numpy())
+    by_year["mde"] = mde(by_year["std_error"].to_numpy(), df=reference_df(ry))
     by_year["n_obs"] = int(ry.nobs)
     by_year["n_municipalities"] = nm
     pre_names = [f"user_{y}" for y in pre_years if y != ref]

@@ -21,11 +21,12 @@ class SteeringResults:
     """Results of :func:`run_steering` (read-only)."""
 
     def __init__(self, results: dict[str, Any], skipped: dict[str, str], descriptive: dict[str, pd.DataFrame],
-                 synthetic: bool):
+                 synthetic: bool, power: dict[str, Any] | None = None):
         self._results = results
         self._skipped = skipped
         self._descriptive = descriptive
         self._synthetic = synthetic
+        self._power = dict(power or {})
 
     @property
     def results(self) -> dict[str, Any]:
@@ -43,6 +44,18 @@ class SteeringResults:
         """``transition_rates``, ``adoption_summary`` (and ``red_flag_comparison`` with colours)."""
         return {k: v.copy() for k, v in self._descriptive.items()}
 
+    @property
+    def power(self) -> dict[str, Any]:
+        """Simulated power by design (:class:`.power.SteeringPowerResult`; empty unless
+        ``power_sims > 0``)."""
+        return dict(self._power)
+
+    def mde_table(self) -> pd.DataFrame:
+        """Analytic vs simulated MDE per design (empty unless ``power_sims > 0``)."""
+        rows = [{"design": k, "analytic_mde": r.analytic, "simulated_mde": r.mde, "n_sims": r.n_sims}
+                for k, r in self._power.items()]
+        return pd.DataFrame(rows, columns=["design", "analytic_mde", "simulated_mde", "n_sims"])
+
     def __getitem__(self, name: str) -> Any:
         return self._results[name]
 
@@ -59,6 +72,9 @@ class SteeringResults:
     def summary(self) -> str:
         """Plain-text summary of every design, and what was not run."""
         parts = [r.summary for r in self._results.values()]
+        if self._power:
+            parts.append("Minimum detectable effects, analytic vs simulated (synthetic checklist panels)\n"
+                         + self.mde_table().to_string(index=False, float_format=lambda x: f"{x:.4f}"))
         parts += [f"Not run — {k}: {v}" for k, v in self._skipped.items()]
         head = "Knowledge-steering designs" + (" (SYNTHETIC data)" if self._synthetic else "")
         return "\n\n".join([head, *parts])
@@ -77,6 +93,8 @@ def run_steering(
     oj_year: int = 2019,
     peer_group: str = "county",
     logit: bool = True,
+    power_sims: int = 0,
+    power_seed: int = 0,
 ) -> SteeringResults:
     """Run the steering designs that the panel supports.
 
@@ -88,6 +106,14 @@ def run_steering(
         OJ-users file or table (None: the moderator design says it was not run).
     logit
         Also fit the logit version of the adoption hazard (slower).
+    power_sims
+        Replications per effect size for the simulated MDE of every design that ran
+        (:func:`ojpanel.designs.steering.power.steering_power`, on the checklist simulator with the
+        panel's number of municipalities and counties); 0 (default) reports the analytic MDEs only.
+        The red-flag designs' simulated MDE is the one to trust (see
+        :mod:`ojpanel.designs.steering.power`).
+    power_seed
+        Root seed of those simulations.
     """
     from ojpanel.designs.steering.combined import steering_vs_benchmarking
     from ojpanel.designs.steering.event_study import cohort_event_study, twfe_event_study
@@ -127,4 +153,26 @@ def run_steering(
         res["oj_use"] = mod
     else:
         skipped["OJ-use moderator"] = mod.message
-    return SteeringResults(res, skipped, desc, bool(ds.attrs.get("synthetic", 0)))
+    power = _simulated_mdes(ds, res, skipped, power_sims, power_seed) if power_sims > 0 else {}
+    return SteeringResults(res, skipped, desc, bool(ds.attrs.get("synthetic", 0)), power)
+
+
+def _simulated_mdes(ds: xr.Dataset, res: dict[str, Any], skipped: dict[str, str], n_sims: int,
+                    seed: int) -> dict[str, Any]:
+    """Simulated power of the designs that ran (only when asked: it costs minutes)."""
+    from ojpanel.designs.steering.power import steering_power
+    from ojpanel.errors import ParameterError
+
+    which = {"adoption": "adoption_lpm", "combined": "combined", "event_study": "event_cohort"}
+    structure: dict[str, Any] = {"n_municipalities": int(ds.sizes["municipality"])}
+    if "county" in ds.coords:
+        structure["n_counties"] = int(pd.unique(ds["county"].values).size)
+    out = {}
+    for design, name in which.items():
+        if name not in res:
+            continue
+        try:
+            out[design] = steering_power(design, n_sims=n_sims, seed=seed, **structure)
+        except (DataError, ParameterError) as exc:
+            skipped[f"simulated MDE ({design})"] = str(exc)
+    return out

@@ -46,7 +46,9 @@ Known effects recorded in ``truth``
 * logit-scale parameters (``steering_effect``, ``peer_effect``, ``oj_use_effect``, ``intro_effects``);
 * average marginal effects on the adoption probability (at-risk, observed cells):
   ``steering_ame`` = mean of ``h - h(without the red term)`` over red cells; ``peer_ame`` = mean of
-  ``h (1 - h) * peer_effect`` (per unit of the peer share);
+  ``h (1 - h) * peer_effect`` (per unit of the peer share). Adoption means reaching the top level
+  in one year, so cells one step further down (ordinal items at "nej") contribute 0: their hazard
+  moves them to "delvis", not to "yes";
 * ``att``: the sample ATT of introduction on the yes-share for every cohort ``g`` and event time
   ``e = t - g``: mean of ``yes - yes_cf`` over the cohort's items and all municipalities, where
   ``yes_cf`` re-runs the same draws (common random numbers) without introduction effects;
@@ -319,10 +321,13 @@ def simulate_steering(
     at_risk = (prev_L < top[:, None, None]) & observed & np.roll(observed, 1, axis=2)
     at_risk[:, :, 0] = False
     h = _sigmoid(eta)
+    # only a cell one level below the top can adopt within the year
+    one_step = (prev_L == top[:, None, None] - 1).astype(float)
     red_cells = at_risk & (red_prev > 0)
-    steering_ame = float(np.mean((h - _sigmoid(eta - steering_effect))[red_cells])) if red_cells.any() else float("nan")
+    d_red = (h - _sigmoid(eta - steering_effect)) * one_step
+    steering_ame = float(np.mean(d_red[red_cells])) if red_cells.any() else float("nan")
     peer_ok = at_risk & np.isfinite(peer_prev)
-    peer_ame = float(np.mean((h * (1 - h) * peer_effect)[peer_ok])) if peer_ok.any() else float("nan")
+    peer_ame = float(np.mean((h * (1 - h) * peer_effect * one_step)[peer_ok])) if peer_ok.any() else float("nan")
 
     att_rows = []
     for g in sorted(introductions):

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ojpanel.designs.steering._common import fit_fe, item_top, mde, tidy, value_array
+from ojpanel.designs.steering._common import fit_fe, item_top, mde, reference_df, tidy, value_array
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.peers import loo_mean_np
 
@@ -281,8 +281,9 @@ class AdoptionResult:
 
     @property
     def mde(self) -> pd.Series:
-        """Minimum detectable effect per term (``(z_{0.975} + z_{0.8})·SE``)."""
-        return pd.Series(mde(self._se.to_numpy()), index=self._se.index)
+        """Minimum detectable effect per term (``(q_{0.975} + q_{0.8})·SE``, ``q`` from the
+        p-values' reference distribution: t with the FE fit's ``df_resid``, normal for the logit)."""
+        return pd.Series(mde(self._se.to_numpy(), df=reference_df(self._fit)), index=self._se.index)
 
     def to_frame(self, **meta: Any) -> pd.DataFrame:
         """Tidy rows in the replication schema."""
@@ -297,7 +298,7 @@ class AdoptionResult:
         meta.setdefault("lag", 1)
         meta.setdefault("area", self._settings.get("areas"))
         meta.setdefault("period", self._settings.get("period"))
-        return tidy(rows, **meta)
+        return tidy(rows, df=reference_df(self._fit), **meta)
 
     @property
     def summary(self) -> str:
@@ -383,6 +384,12 @@ def fit_adoption(
     years after introduction adopt faster for that reason (see
     :mod:`ojpanel.designs.steering.event_study`) and are not comparable. ``items="all"`` keeps every
     item. Peer means are always computed from every municipality's answers.
+
+    The reported MDE (``(q_{0.975} + q_{0.8})·SE`` at the fitted SE) understates the red-flag
+    effect the LPM detects with power 0.8: its residual variance grows with the adoption rate, so
+    the SE under an effect is larger than under none (simulated power at the analytic MDE is about
+    0.72 on the checklist simulator). Use the simulated MDE of
+    :func:`ojpanel.designs.steering.power.steering_power` (``design="adoption"``).
 
     Raises
     ------
