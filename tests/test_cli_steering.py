@@ -48,5 +48,7 @@ def test_steering_needs_exactly_one_source(tmp_path):
         assert r.exit_code == 2
         assert "exactly one of --panel" in r.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    neg = runner.invoke(app, ["steering", "--synthetic", "--power-sims", "-1", "--out", str(tmp_path / "d")])
+    assert neg.exit_code == 2 and "--power-sims" in neg.output and not (tmp_path / "d").exists()
     missing = runner.invoke(app, ["steering", "--panel", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "c")])
     assert missing.exit_code == 2 and "nope.nc" in missing.output

@@ -57,7 +57,9 @@ def steering_command(
     logit: bool = typer.Option(True, "--logit/--no-logit", help="Also fit the logit adoption hazard."),
     threshold: float = typer.Option(
         100.0, "--threshold", help="Share (0-100) from which an embedded share item counts as 'yes'."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic panel."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic panel and of the power simulations."),
+    power_sims: int = typer.Option(
+        0, "--power-sims", help="Replications per effect for simulated MDEs (0: analytic MDEs only; minutes)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the tables, figures and summary."),
 ) -> None:
     """Adoption dynamics, introduction event study, OJ-use moderator and steering vs benchmarking.
@@ -73,11 +75,14 @@ def steering_command(
         matplotlib.use("Agg")
         from ojpanel.config import PROCESSED_SOURCE_NOTE
         from ojpanel.designs.steering import plot_adoption_curves, plot_event_study, run_steering
+        from ojpanel.errors import ParameterError
         from ojpanel.provenance import provenance_attrs
 
+        if power_sims < 0:
+            raise ParameterError(f"--power-sims must be 0 (analytic MDEs only) or positive; got {power_sims}")
         ds, sim_users, source = _panel(panel, embedded_area, synthetic, seed, threshold)
         res = run_steering(ds, users=users if users is not None else sim_users, oj_year=oj_year,
-                           peer_group=peer_group, logit=logit)
+                           peer_group=peer_group, logit=logit, power_sims=power_sims, power_seed=seed)
         out.mkdir(parents=True, exist_ok=True)
         # write into a sibling temporary directory and move the files in only when all are written
         tmp = Path(tempfile.mkdtemp(prefix=".steering-", dir=out))
@@ -85,6 +90,8 @@ def steering_command(
             res.to_frame().to_csv(tmp / "steering.csv", index=False)
             for name, frame in res.descriptive.items():
                 frame.to_csv(tmp / f"{name}.csv", index=False)
+            if power_sims > 0:
+                res.mde_table().to_csv(tmp / "mde_simulated.csv", index=False)
             (tmp / "summary.txt").write_text(res.summary + "\n", encoding="utf-8")
             plot_adoption_curves(ds).savefig(tmp / "adoption_curves.png", dpi=90)
             if "event_cohort" in res.results:
@@ -96,6 +103,7 @@ def steering_command(
             meta.update(source_note=PROCESSED_SOURCE_NOTE, designs_run=sorted(res.results),
                         designs_skipped=res.skipped, source=source,
                         options={"oj_year": oj_year, "peer_group": peer_group, "logit": logit,
+                                 "power_sims": power_sims,
                                  "users": None if users is None else str(users)})
             (tmp / "provenance.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n",
                                                  encoding="utf-8")
