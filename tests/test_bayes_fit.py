@@ -5,7 +5,8 @@ Recovery: on panels simulated with known truth, the 90 % posterior intervals of 
 rate across seeds. In CI (smoke) two seeds per likelihood on a tiny panel (at least one must cover); locally
 (``OJPANEL_FULL=1``) 20 seeds per likelihood, and the number of covered seeds must not be
 implausibly low for a 90 % rate (binomial lower tail probability > 0.001) nor suspiciously
-always-covered for both quantities.
+always-covered for both quantities; a fit that fails the convergence gates is refitted once with
+twice the draws, and at least 90 % of the seeds must then pass them.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def test_parameter_recovery_coverage(lik, bern, smoke):
     sampler = "nutpie" if (lik == "bernoulli" or not smoke) else "pymc"
     draws = 400 if smoke else 2000
     covered = {"mu_beta": 0, "tau_beta": 0}
-    converged = 0
+    converged = refits = 0
     for seed in seeds:
         ds = simulate_panel(lik, **size, sigma_y=1.0, seed=seed)
         tr = truth(ds)
@@ -124,6 +125,11 @@ def test_parameter_recovery_coverage(lik, bern, smoke):
             idata = fit(bern[1], model=bern[2], **kw)
         else:
             idata = _FITTERS[lik](ds, **kw)
+        if not smoke and not idata.attrs["diagnostics_passed"]:
+            # what a user does after a failed gate: sample twice as long (the county spread of six
+            # counties mixes slowly, so R-hat and ESS sit near the gates at 2 × 2000 draws)
+            idata = _FITTERS[lik](ds, **{**kw, "draws": 2 * draws, "tune": 2 * kw["tune"]})
+            refits += 1
         converged += int(idata.attrs["diagnostics_passed"])
         for q in covered:
             lo, hi = _interval(idata, q)
@@ -137,5 +143,5 @@ def test_parameter_recovery_coverage(lik, bern, smoke):
         for q, k in covered.items():
             # P(Binomial(n, 0.9) <= k) must not be tiny
             assert stats.binom.cdf(k, n, 0.9) > 1e-3, (q, k, n)
-        # spreads of 6 counties are weakly identified: allow a few fits below the strict gates
-        assert converged >= 0.8 * n, (converged, n)
+        # after at most one longer refit, nearly every fit passes the strict gates
+        assert converged >= 0.9 * n, (converged, refits, n)
