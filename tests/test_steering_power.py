@@ -76,11 +76,11 @@ def test_combined_power_at_analytic_mde_is_below_080(smoke):
 
     The LPM's residual variance grows with the adoption rate, so a red-flag effect of the size of
     the analytic MDE comes with a larger SE than the null fit reports: simulated power at the
-    analytic MDE is about 0.69 (200 replications, MC SE 0.03), not 0.80. What holds is the normal
+    analytic MDE is about 0.75 (1000 replications, MC SE 0.014), not 0.80. What holds is the normal
     approximation evaluated with the SE the design reports *at* the effect:
     ``Φ(mean estimate / SE_δ − z_{0.975})``, checked within ± (tolerance + 3.29·sqrt(p(1−p)/n)).
     Full size: 1000 replications per effect, where power at the analytic MDE must also be clearly
-    below 0.80 (< 0.75). Smoke size (CI): 80 replications. Size at effect 0 within
+    below 0.80 (by more than 2.58 Monte Carlo SE). Smoke size (CI): 80 replications. Size at effect 0 within
     0.05 ± (0.02 + 3.29·sqrt(.0475/n)).
     """
     n = 80 if smoke else 1000
@@ -95,7 +95,7 @@ def test_combined_power_at_analytic_mde_is_below_080(smoke):
     band = TOLERANCE + stats.norm.ppf(0.9995) * np.sqrt(predicted * (1 - predicted) / n)
     assert abs(pw - predicted) <= band, res.summary
     if not smoke:
-        assert pw < 0.75, res.summary
+        assert pw + stats.norm.ppf(0.995) * float(t["mc_se"].iloc[1]) < 0.80, res.summary
     size_band = 0.02 + stats.norm.ppf(0.9995) * np.sqrt(0.05 * 0.95 / n)
     assert abs(size - 0.05) <= size_band, res.summary
 
