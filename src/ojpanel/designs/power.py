@@ -186,19 +186,11 @@ def mde_from_se(
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise ParameterError(f"alpha and power must be in (0, 1); got {alpha}, {power}")
     se = np.asarray(std_error, dtype=float)
-    if df is None:
-        q = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
-    else:
-        d = np.asarray(df, dtype=float)
-        if np.any(d <= 0):
-            raise ParameterError("df must be positive")
-        q = np.where(
-            np.isfinite(d),
-            stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(d), d, 1.0))
-            + stats.t.ppf(power, np.where(np.isfinite(d), d, 1.0)),
-            stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power),
-        )
-    out = q * se
+    d = np.asarray(np.inf if df is None else df, dtype=float)
+    if np.any(d <= 0):
+        raise ParameterError("df must be positive")
+    # scipy's t with infinite df is the standard normal
+    out = (stats.t.ppf(1 - alpha / 2, d) + stats.t.ppf(power, d)) * se
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -385,10 +385,10 @@ def fit_adoption(
     :mod:`ojpanel.designs.steering.event_study`) and are not comparable. ``items="all"`` keeps every
     item. Peer means are always computed from every municipality's answers.
 
-    The reported MDE (``(q_{0.975} + q_{0.8})·SE`` at the fitted SE) understates the red-flag
-    effect the LPM detects with power 0.8: its residual variance grows with the adoption rate, so
-    the SE under an effect is larger than under none (simulated power at the analytic MDE is about
-    0.72 on the checklist simulator). Use the simulated MDE of
+    The reported MDE (``(q_{0.975} + q_{0.8})·SE`` at the fitted SE), read off a panel without a
+    red-flag effect, understates the effect the LPM detects with power 0.8: its residual variance
+    grows with the adoption rate, so the SE under an effect is larger than under none (simulated
+    power at that MDE is about 0.72 on the checklist simulator). Use the simulated MDE of
     :func:`ojpanel.designs.steering.power.steering_power` (``design="adoption"``).
 
     Raises
