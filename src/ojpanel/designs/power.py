@@ -517,7 +517,7 @@ def size_adjusted_level(null_pvalues: np.ndarray, alpha: float) -> float:
     if k < 1:
         raise ParameterError(
             f"{p.size} null replications are too few to calibrate a test at alpha={alpha}; "
-            f"use n_sims ≥ {int(np.ceil(1 / alpha))}"
+            f"use n_sims ≥ {int(np.ceil(1 / alpha))}, or size_adjusted=False for nominal power"
         )
     return float(min(alpha, p[k - 1]))
 
