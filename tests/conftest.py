@@ -6,7 +6,7 @@ import pytest
 
 from ojpanel.config import smoke_default
 
-#: True in CI (CI=true) unless OJPANEL_FULL=1: slow checks then run at smoke size.
+#: Slow checks run at smoke size unless OJPANEL_FULL=1 (make test-full).
 SMOKE = smoke_default()
 
 
