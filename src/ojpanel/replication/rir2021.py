@@ -19,7 +19,8 @@ from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.data.ojusers import read_oj_users
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.replication import analyses as an
-from ojpanel.replication.figures import save_figure, trend_figures
+from ojpanel.core.style import save_figure
+from ojpanel.replication.figures import trend_figures
 from ojpanel.replication.results import RiR2021Result, compare_modes
 from ojpanel.replication.spec import audit_indicators
 from ojpanel.replication.tables import build_tables
@@ -194,7 +195,9 @@ def rir2021(
             if m == "improved":
                 t.notes.insert(0, _change_note(t.name, changes))
             rendered.append(t)
-    figures = trend_figures(tables["A"], spec, keep[0]) if len(tables["A"]) else {}
+    titles = (dict(zip(ds["indicator"].values.tolist(), ds["title"].values.tolist(), strict=True))
+              if "title" in ds.coords else {})
+    figures = trend_figures(tables["A"], spec, keep[0], titles) if len(tables["A"]) else {}
     choices: dict[str, list[str]] = {}
     for k in ("all", *_ANALYSES):
         choices[k] = [f"[faithful] {c}" for c in an.CHOICES[k]["faithful"]]
@@ -286,7 +289,7 @@ def write_rir2021(
     fdir.mkdir(parents=True, exist_ok=True)
     # Outputs of an earlier run (e.g. another mode) would go stale beside the new ones: remove
     # the files this function writes, and only those.
-    for old in [*tdir.glob("[A-E]_*.md"), *tdir.glob("[A-E]_*.tex"), *fdir.glob("A_*.png")]:
+    for old in [*tdir.glob("[A-E]_*.md"), *tdir.glob("[A-E]_*.tex"), *fdir.glob("A_*.png"), *fdir.glob("A_*.svg")]:
         old.unlink()
     for k, t in rep.tables.items():
         t.to_csv(tdir / f"{k}.csv", index=False)

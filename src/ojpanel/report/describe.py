@@ -17,6 +17,18 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import KOLADA_CITATION, PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import (
+    WORDS,
+    indicator_title,
+    new_figure,
+    plot_with_gaps,
+    save_figure,
+    plain_numbers,
+    source_note,
+    style,
+    unit_label,
+    year_axis,
+)
 
 __all__ = ["coverage_table", "trend_table", "plot_trends", "write_descriptive_report"]
 
@@ -51,42 +63,45 @@ def trend_table(ds: xr.Dataset) -> pd.DataFrame:
     frame["upper"] = frame["mean"] + 1.96 * frame["se"]
     meta = pd.DataFrame({
         "indicator": ds["indicator"].values, "area": ds["area"].values, "title": ds["title"].values,
-        "kind": ds["kind"].values, "direction": ds["direction"].values,
+        "kind": ds["kind"].values, "scale": ds["scale"].values, "direction": ds["direction"].values,
     })
     out = meta.merge(frame[["indicator", "year", "mean", "sd", "n", "se", "lower", "upper"]], on="indicator")
     return out.sort_values(["area", "indicator", "year"]).reset_index(drop=True)
 
 
-def plot_trends(trends: pd.DataFrame, title: str, path: Path) -> Path:
-    """Small multiples of national means with 95 % bands, one panel per indicator."""
-    import matplotlib
+def plot_trends(trends: pd.DataFrame, title: str, path: Path | None = None):
+    """Small multiples of national means with 95 % bands, one panel per indicator.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    Panels are titled by the indicator's name (the KPI id in small type) and labelled with its
+    unit; years without data are gaps, and short runs show their interval as bars. The figure
+    is saved (PNG and SVG) when ``path`` is given, and returned either way.
 
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     ids = list(dict.fromkeys(trends["indicator"]))
-    ncol = 4
+    ncol = min(4, max(1, len(ids)))
     nrow = max(1, int(np.ceil(len(ids) / ncol)))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.6 * nrow), squeeze=False)
-    for ax, kpi in zip(axes.ravel(), ids, strict=False):
-        d = trends[trends["indicator"] == kpi]
-        ax.fill_between(d["year"], d["lower"], d["upper"], alpha=0.25, color="C0", linewidth=0)
-        ax.plot(d["year"], d["mean"], marker="o", ms=2.5, color="C0")
-        label = str(d["title"].iloc[0])
-        ax.set_title(f"{kpi}: {label[:55]}{'…' if len(label) > 55 else ''}", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes.ravel()[len(ids):]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    fig.text(0.01, 0.005, f"Unweighted mean over municipalities with data, 95 % band. {PROCESSED_SOURCE_NOTE}.",
-             fontsize=6)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    with style():
+        fig, axes = new_figure(nrow, ncol, size=(3.4 * ncol, 2.7 * nrow + 0.6))
+        axes = np.atleast_2d(axes)
+        for ax, kpi in zip(axes.ravel(), ids, strict=False):
+            d = trends[trends["indicator"] == kpi]
+            plot_with_gaps(ax, d["year"], d["mean"], d["lower"], d["upper"], color="C0")
+            indicator_title(ax, str(d["title"].iloc[0]), kpi, width=34)
+            year_axis(ax)
+            scale = d["scale"].iloc[0] if "scale" in d else None
+            ax.set_ylabel(unit_label(d["title"].iloc[0], scale))
+            plain_numbers(ax)
+        for ax in axes.ravel()[len(ids):]:
+            ax.set_visible(False)
+        fig.suptitle(title)
+        source_note(fig, f"{WORDS['national_mean']} över kommuner med värde, {WORDS['band95']}. "
+                         f"{PROCESSED_SOURCE_NOTE}.")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
 def _md_table(frame: pd.DataFrame) -> str:
@@ -131,7 +146,8 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
             pages = [ids[i:i + _PER_PAGE] for i in range(0, len(ids), _PER_PAGE)]
             for k, page in enumerate(pages, 1):
                 p = out / "figures" / f"trends_{_slug(area)}_{k:02d}.png"
-                plot_trends(d[d["indicator"].isin(page)], f"{area}: national trends ({k}/{len(pages)})", p)
+                title = f"{str(area).capitalize()}: nationella trender ({k}/{len(pages)})"
+                plot_trends(d[d["indicator"].isin(page)], title, p)
                 paths["figures"].append(p)
 
     wide = by_area.pivot(index="area", columns="year", values="mean_coverage")
