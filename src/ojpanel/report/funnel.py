@@ -185,7 +185,7 @@ def funnel_plot(
             ax.plot(x_grid, lim[lv][0], color="0.2", ls=ls, lw=0.8,
                     label=f"{lv:.1%} {WORDS['limits']}".replace(".", ","))
             ax.plot(x_grid, lim[lv][1], color="0.2", ls=ls, lw=0.8)
-        ax.axhline(centre, color="C0", lw=1, label=f"Mål: {centre:.3g}".replace(".", ","))
+        ax.axhline(centre, color="C0", lw=1, label=f"Referensvärde: {centre:.3g}".replace(".", ","))
         # Name the most extreme units outside the limits, where a name fits.
         half_width = np.maximum((hi - lo) / 2, 1e-12)
         extremity = np.where(flag == "within", -np.inf, np.abs(v - centre) / half_width)
