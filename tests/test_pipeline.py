@@ -103,12 +103,6 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path):
     assert read_records(tmp_path / "out" / "01_ok.ipynb") == {"answer": 42}
 
 
-@pytest.fixture(scope="session")
-def smoke_pipeline(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pipeline")
-    return run_pipeline(out_dir=out, smoke=True, progress=False)
-
-
 @pytest.mark.notebook
 def test_smoke_pipeline_runs_every_notebook(smoke_pipeline):
     names = [r.name for r in smoke_pipeline.runs]
