@@ -249,7 +249,7 @@ def test_local_randomisation_equals_rdrandinf_and_a_closed_form(planted_result):
     assert row["lr_p_asymptotic"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-6)
     assert 0 < row["lr_p_value"] <= 1 and isinstance(row["lr_window_balanced"], (bool, np.bool_))
     # seeded: the global numpy stream is left as it was
-    st = np.random.get_state()[1].copy()
+    st = np.random.get_state()[1].copy()  # noqa: NPY002
     again = colour_rd(ds, placebo=(), lr_reps=199, seed=3).local_randomisation
-    assert (np.random.get_state()[1] == st).all()
+    assert (np.random.get_state()[1] == st).all()  # noqa: NPY002
     pd.testing.assert_frame_equal(again, res.local_randomisation)

@@ -59,7 +59,14 @@ import xarray as xr
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.models.fe import _column, fit_indicators, panel_arrays, prepare_batch
 from ojpanel.models.fe_results import BatchFEResults
-from ojpanel.peers import NEIGHBOURS, improved, lagged, loo_group_mean, neighbour_mean, top_quartile_flag
+from ojpanel.peers import (
+    NEIGHBOURS,
+    improved,
+    lagged,
+    loo_group_mean,
+    neighbour_mean,
+    top_quartile_flag,
+)
 
 __all__ = [
     "OUTCOMES",

@@ -404,7 +404,7 @@ def local_randomisation(
         raise DataError(f"no rows on one side of the cut-off {cutoff} for local randomisation")
     # the rank is discrete: the smallest window must reach the nearest mass point on each side
     wmin = max(wmin, (cutoff - left.max()) * (1 + 1e-9), (right.min() - cutoff) * (1 + 1e-9))
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 (rdlocrand draws from the global state)
     try:
         # rdlocrand takes positive seeds only
         ws = _quiet(rdwinselect, r[ok], X[ok], cutoff=cutoff, wmin=wmin, wstep=wstep,
@@ -414,7 +414,7 @@ def local_randomisation(
         ri = _quiet(rdrandinf, y, r, cutoff=cutoff, wl=cutoff - w, wr=cutoff + w, reps=reps,
                     seed=seed + 1, quietly=True)
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     table = ws["results"]
     return {"lr_window": w, "lr_n_left": int(ri["sumstats"][1][0]), "lr_n_right": int(ri["sumstats"][1][1]),
             "lr_diff_means": float(np.ravel(ri["obs.stat"])[0]), "lr_p_value": float(np.ravel(ri["p.value"])[0]),

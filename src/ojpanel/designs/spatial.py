@@ -60,7 +60,13 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.data.geo import NeighbourGraph, centroids, haversine_km, neighbour_graph, weights_matrix
+from ojpanel.data.geo import (
+    NeighbourGraph,
+    centroids,
+    haversine_km,
+    neighbour_graph,
+    weights_matrix,
+)
 from ojpanel.designs.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, interpolate_mde, variance_components
 from ojpanel.errors import DataError, ModelError, ParameterError
