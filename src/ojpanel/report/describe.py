@@ -2,8 +2,9 @@
 
 Output (all under ``out_dir``): ``coverage.csv`` (indicator × year share of municipalities with
 data), ``coverage_by_area.csv``, ``trends.csv`` (unweighted national mean, sd, n, 95 % band),
-``figures/trends_<area>_<page>.png`` and ``report.md``. Figures show processed data and therefore
-do not name Kolada as their source.
+``figures/trends_<area>_<page>.png``, a map of one indicator in one year
+(``figures/map_<indicator>_<year>.png``, raw values, cited "Källa: Kolada") and ``report.md``.
+Trend figures show processed data and therefore do not name Kolada as their source.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from ojpanel.core.style import (
     year_axis,
 )
 
-__all__ = ["coverage_table", "trend_table", "plot_trends", "write_descriptive_report"]
+__all__ = [
+    "coverage_table",
+    "trend_table",
+    "plot_trends",
+    "default_map_indicator",
+    "plot_map",
+    "write_descriptive_report",
+]
 
 _PER_PAGE = 20
 
@@ -104,6 +112,49 @@ def plot_trends(trends: pd.DataFrame, title: str, path: Path | None = None):
     return fig
 
 
+def default_map_indicator(ds: xr.Dataset) -> tuple[str, int]:
+    """The indicator and year a descriptive map shows by default: among result indicators with a
+    direction (any indicator if none), the one with the highest coverage in its latest year with
+    data; ties go to the smaller id."""
+    cov = ds.oj.coverage()
+    pick = (ds["kind"].values == "result") & (ds["direction"].values != 0)
+    if not pick.any():
+        pick = np.ones(ds.sizes["indicator"], dtype=bool)
+    best = None
+    for ind in np.asarray(ds["indicator"].values)[pick]:
+        c = cov.sel(indicator=ind)
+        years = c["year"].values[c.values > 0]
+        if years.size:
+            y = int(years.max())
+            key = (float(c.sel(year=y)), y)
+            if best is None or key > best[0]:
+                best = (key, str(ind), y)
+    if best is None:
+        raise ValueError("the panel has no values to map")
+    return best[1], best[2]
+
+
+def plot_map(ds: xr.Dataset, indicator: str, year: int, path: Path) -> Path:
+    """A choropleth of one indicator in one year (raw values: "Källa: Kolada")."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ojpanel.report.maps import choropleth
+
+    title = str(ds["title"].sel(indicator=indicator).values)
+    scale = str(ds["scale"].sel(indicator=indicator).values) if "scale" in ds.coords else ""
+    label = {"share": "per cent", "binary": "0/1", "rate": "rate", "count": "count"}.get(scale, "value")
+    fig = choropleth(ds["value"], indicator=indicator, year=year,
+                     title=f"{title[:70]}{'…' if len(title) > 70 else ''}, {year}",
+                     label=f"{indicator} ({label})", source=KOLADA_CITATION)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def _md_table(frame: pd.DataFrame) -> str:
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -112,8 +163,17 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bool = True) -> dict[str, Path]:
-    """Write coverage and trend tables, trend figures per area, and ``report.md``.
+def write_descriptive_report(
+    ds: xr.Dataset,
+    out_dir: Path | str,
+    *,
+    figures: bool = True,
+    map_indicator: str | None = None,
+    map_year: int | None = None,
+) -> dict[str, Path]:
+    """Write coverage and trend tables, trend figures per area, a map, and ``report.md``.
+
+    The map shows ``map_indicator`` in ``map_year`` (default: :func:`default_map_indicator`).
 
     Returns
     -------
@@ -136,6 +196,7 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
         "trends": out / "trends.csv",
         "report": out / "report.md",
         "figures": [],
+        "map": None,
     }
     cov.to_csv(paths["coverage"], index=False)
     by_area.to_csv(paths["coverage_by_area"], index=False)
@@ -150,6 +211,22 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
                 plot_trends(d[d["indicator"].isin(page)], title, p)
                 paths["figures"].append(p)
 
+    map_lines: list[str] = []
+    if figures:
+        ind, yr = default_map_indicator(ds) if map_indicator is None else (map_indicator, None)
+        if map_indicator is not None and map_indicator not in ds["indicator"].values:
+            raise ValueError(f"map_indicator {map_indicator!r} is not in the panel")
+        yr = int(map_year) if map_year is not None else (yr if yr is not None else int(
+            ds["year"].values[ds["value"].sel(indicator=ind).notnull().any("municipality").values].max()))
+        paths["map"] = plot_map(ds, ind, yr, out / "figures" / f"map_{_slug(ind)}_{yr}.png")
+        map_lines = [
+            "## Map",
+            f"{ind} ({ds['title'].sel(indicator=ind).values}), {yr}, by municipality; thick lines are "
+            "county borders. Boundaries derived from SCB's Digitala gränser (CC0), processed.",
+            "",
+            f"![map](figures/{paths['map'].name})",
+            "",
+        ]
     wide = by_area.pivot(index="area", columns="year", values="mean_coverage")
     wide = wide.loc[:, wide.notna().any()].map(lambda x: f"{x:.0%}" if pd.notna(x) else "")
     n_ind = cov.groupby("area")["indicator"].nunique().rename("indicators").reset_index()
@@ -173,6 +250,7 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
         "",
         *[f"![{p.stem}](figures/{p.name})" for p in paths["figures"]],
         "",
+        *map_lines,
         "## Sources",
         f"Raw values: {KOLADA_CITATION} (snapshot {ds.attrs.get('snapshot_date', 'unknown')}). "
         f"Tables and figures above: {PROCESSED_SOURCE_NOTE}.",
