@@ -83,16 +83,13 @@ def test_local_linear_equals_statsmodels_wls_clustered():
     assert ours["p_value"] == pytest.approx(ref.pvalues["D"], rel=1e-6)
 
 
-def test_plot_returns_figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def test_plot_returns_a_clean_figure():
+    from ojpanel.core.style import figure_problems
 
     res = colour_rd(_planted(0.3, seed=4, n_ind=2), bandwidth=0.1)
     fig = plot_rd(res)
     assert len(fig.axes) == 1 and len(fig.axes[0].lines) >= 4
-    plt.close(fig)
+    assert figure_problems(fig) == []
 
 
 def test_robust_bias_corrected_equals_statsmodels_local_quadratic():

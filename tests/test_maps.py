@@ -4,19 +4,17 @@ leave out segments inside a county, source notes, and the map in the descriptive
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
-
-import ojpanel  # noqa: E402
-from ojpanel.config import KOLADA_CITATION, PROCESSED_SOURCE_NOTE  # noqa: E402
-from ojpanel.data import geo  # noqa: E402
-from ojpanel.errors import ParameterError  # noqa: E402
-from ojpanel.report import maps  # noqa: E402
+import ojpanel
+from ojpanel.config import KOLADA_CITATION, PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import figure_problems
+from ojpanel.data import geo
+from ojpanel.errors import ParameterError
+from ojpanel.report import maps
 
 
 def test_colours_follow_the_values_and_missing_is_marked():
@@ -33,11 +31,11 @@ def test_colours_follow_the_values_and_missing_is_marked():
     np.testing.assert_allclose(faces[289], cm(1.0))
     np.testing.assert_allclose(faces[150], cm(150 / 289))
     np.testing.assert_allclose(faces[3], (0.85, 0.85, 0.85, 1))
-    texts = " ".join(t.get_text() for t in fig.texts)
+    texts = fig.get_supxlabel()
     assert PROCESSED_SOURCE_NOTE in texts and "SCB" in texts and "Kolada" not in texts.replace(PROCESSED_SOURCE_NOTE, "")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "no value (2)" in labels and fig.axes[1].get_ylabel() == "rank (1–290)"
-    plt.close(fig)
+    assert "inget värde (2)" in labels and fig.axes[1].get_ylabel() == "rank (1–290)"
+    assert figure_problems(fig) == []
 
 
 def test_county_borders_leave_out_internal_segments():
@@ -70,8 +68,8 @@ def test_map_values_and_errors(embedded_small):
                             {"red": ("bottom quartile", "#d7301f"), "green": ("top quartile", "#1a9850")},
                             source=KOLADA_CITATION)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[:2] == ["bottom quartile (1)", "top quartile (1)"] and "no value (288)" in labels
-    plt.close(fig)
+    assert labels[:2] == ["bottom quartile (1)", "top quartile (1)"] and "inget värde (288)" in labels
+    assert "Källa: Kolada" in fig.get_supxlabel() and figure_problems(fig) == []
 
 
 @pytest.fixture(scope="module")

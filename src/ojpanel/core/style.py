@@ -21,6 +21,7 @@ display inline when they are the value of a cell (or through ``display(fig)``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import textwrap
@@ -41,6 +42,7 @@ __all__ = [
     "FigureLayoutError",
     "FigureLayoutWarning",
     "style",
+    "styled",
     "new_figure",
     "wrap",
     "indicator_title",
@@ -120,6 +122,17 @@ def style() -> Iterator[None]:
 
     with mpl.rc_context(STYLE):
         yield
+
+
+def styled(func):
+    """Decorator: run a plotting function inside :func:`style`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any):
+        with style():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def new_figure(

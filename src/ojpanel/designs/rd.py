@@ -577,9 +577,8 @@ def plot_rd(
     ``bins`` is the number of bins on each side within ``[c − 2h, c + 2h]`` (clipped to (0, 1)).
     Returns the matplotlib Figure; the note says the figure shows processed data.
     """
-    import matplotlib.pyplot as plt
-
     from ojpanel.config import PROCESSED_SOURCE_NOTE
+    from ojpanel.core.style import new_figure, source_note, style
 
     d = result.data
     rows = result.table[result.table["kind"] == "threshold"]
@@ -587,8 +586,16 @@ def plot_rd(
         rows = result.table[np.isclose(result.table["cutoff"], cutoff)]
         if rows.empty:
             raise ParameterError(f"no cut-off {cutoff} in the result; it has {result.table['cutoff'].tolist()}")
-    fig = ax.figure if ax is not None else plt.figure(figsize=(7, 4))
-    ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
+    with style():
+        fig, ax = (ax.figure, ax) if ax is not None else new_figure(size=(7, 4.2))
+        _draw_rd(ax, d, rows, bins)
+        if ax.get_legend() is None:
+            ax.legend(loc="best")
+        source_note(fig, PROCESSED_SOURCE_NOTE)
+    return fig
+
+
+def _draw_rd(ax, d: pd.DataFrame, rows: pd.DataFrame, bins: int) -> None:
     first = True
     for _, row in rows.iterrows():
         c, h = row["cutoff"], row["bandwidth"]
@@ -601,17 +608,14 @@ def plot_rd(
             g = sub.groupby(idx)["change"].agg(["mean", "std", "count"])
             mid = (edges[:-1] + edges[1:])[g.index] / 2
             ax.errorbar(mid, g["mean"], yerr=1.96 * g["std"] / np.sqrt(g["count"]), fmt="o", ms=3,
-                        color="0.35", lw=0.8, label="binned mean, 95 % CI" if first else None)
+                        color="0.35", lw=0.8, label="medelvärde per intervall, 95 % KI" if first else None)
             first = False
         xl = np.linspace(c - h, c, 20)
         xr_ = np.linspace(c, c + h, 20)
-        ax.plot(xl, row["intercept_left"] + row["slope_left"] * (xl - c), color="C3")
-        ax.plot(xr_, row["intercept_left"] + row["estimate"] + row["slope_right"] * (xr_ - c), color="C2")
+        ax.plot(xl, row["intercept_left"] + row["slope_left"] * (xl - c), color="#c0392b",
+                label="lokal linjär anpassning" if c == rows["cutoff"].iloc[0] else None)
+        ax.plot(xr_, row["intercept_left"] + row["estimate"] + row["slope_right"] * (xr_ - c), color="#2e8b57")
         ax.axvline(c, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("percentile rank in year t (better →)")
-    ax.set_ylabel("change t → t+1 (indicator SDs)")
-    ax.set_title("Colour thresholds: next-year change around the cut-offs")
-    ax.legend(fontsize=7, loc="best")
-    fig.text(0.01, 0.01, PROCESSED_SOURCE_NOTE, fontsize=7, color="0.4")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return fig
+    ax.set_xlabel("Percentilrang år t (bättre →); röd under 25:e, grön över 75:e percentilen")
+    ax.set_ylabel("Förändring t → t+1 (indikatorns standardavvikelser)")
+    ax.set_title("Färgtrösklar: förändringen året efter kring gränserna", loc="left")

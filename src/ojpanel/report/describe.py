@@ -135,23 +135,14 @@ def default_map_indicator(ds: xr.Dataset) -> tuple[str, int]:
 
 
 def plot_map(ds: xr.Dataset, indicator: str, year: int, path: Path) -> Path:
-    """A choropleth of one indicator in one year (raw values: "Källa: Kolada")."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """A choropleth of one indicator in one year (raw values: "Källa: Kolada"), saved as PNG and SVG."""
     from ojpanel.report.maps import choropleth
 
     title = str(ds["title"].sel(indicator=indicator).values)
     scale = str(ds["scale"].sel(indicator=indicator).values) if "scale" in ds.coords else ""
-    label = {"share": "per cent", "binary": "0/1", "rate": "rate", "count": "count"}.get(scale, "value")
-    fig = choropleth(ds["value"], indicator=indicator, year=year,
-                     title=f"{title[:70]}{'…' if len(title) > 70 else ''}, {year}",
-                     label=f"{indicator} ({label})", source=KOLADA_CITATION)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    fig = choropleth(ds["value"], indicator=indicator, year=year, title=f"{title} ({indicator}), {year}",
+                     label=unit_label(title, scale), source=KOLADA_CITATION)
+    save_figure(fig, path)
     return path
 
 

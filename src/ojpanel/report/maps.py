@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import new_figure, source_note, styled, wrap
 from ojpanel.data.geo import load_boundaries
 from ojpanel.errors import ParameterError
 
@@ -106,10 +107,8 @@ def map_values(values: Any, *, indicator: str | None = None, year: int | None = 
 
 
 def _base(ax, figsize):
-    import matplotlib.pyplot as plt
-
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
+        fig, ax = new_figure(size=figsize)
     else:
         fig = ax.figure
     return fig, ax
@@ -133,16 +132,16 @@ def _finish(fig, ax, title: str | None, source: str, n_missing: int):
     ax.set_aspect(1.0)
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10, wrap=True)
-    handles = [Patch(facecolor="0.85", hatch="////", edgecolor="0.5", label=f"no value ({n_missing})")] \
+        ax.set_title(wrap(title, 48), loc="left")
+    handles = [Patch(facecolor="0.85", hatch="////", edgecolor="0.5", label=f"inget värde ({n_missing})")] \
         if n_missing else []
-    handles.append(Patch(facecolor="none", edgecolor="0.1", label="county border"))
-    ax.legend(handles=handles, loc="lower right", fontsize=7, frameon=False)
-    fig.text(0.01, 0.01, f"{source}. {BOUNDARY_NOTE}.", fontsize=6, color="0.3")
-    fig.subplots_adjust(left=0.02, right=0.9, top=0.93, bottom=0.05)
+    handles.append(Patch(facecolor="none", edgecolor="0.1", label="länsgräns"))
+    ax.legend(handles=handles, loc="lower right")
+    source_note(fig, wrap(f"{source}. {BOUNDARY_NOTE}.", 80))
     return fig
 
 
+@styled
 def choropleth(
     values: Any,
     *,
@@ -208,11 +207,11 @@ def choropleth(
 
     sm = mcm.ScalarMappable(norm=norm, cmap=cm)
     cb = fig.colorbar(sm, ax=ax, shrink=0.45, pad=0.02)
-    cb.set_label(label, fontsize=8)
-    cb.ax.tick_params(labelsize=7)
+    cb.set_label(wrap(label, 40))
     return _finish(fig, ax, title, source, int((~ok).sum()))
 
 
+@styled
 def category_map(
     values: Any,
     categories: Mapping[Any, tuple[str, str]],
@@ -248,5 +247,5 @@ def category_map(
     leg = ax.get_legend()
     handles = [Patch(facecolor=c, label=f"{lab} ({int((present == k).sum())})")
                for k, (lab, c) in categories.items()]
-    ax.legend(handles=handles + list(leg.legend_handles), loc="lower right", fontsize=7, frameon=False)
+    ax.legend(handles=handles + list(leg.legend_handles), loc="lower right")
     return fig
