@@ -17,7 +17,13 @@ import pytest
 from ojpanel.errors import ParameterError
 from ojpanel.replication.analyses import COLUMNS
 from ojpanel.replication.compare import compare_tables, row_min_disagreements
-from ojpanel.replication.published import Published, expand_cells, load_published, parse_readings, reading_marks
+from ojpanel.replication.published import (
+    Published,
+    expand_cells,
+    load_published,
+    parse_readings,
+    reading_marks,
+)
 
 TABLES = pd.DataFrame(
     [

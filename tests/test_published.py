@@ -193,3 +193,18 @@ def test_missing_table_or_file_is_refused(tmp_path):
     (d / "groups.csv").unlink()
     with pytest.raises(DataError, match="groups.csv is missing"):
         load_published(d)
+
+
+def test_printed_mark_counts_by_hand(pub):
+    from ojpanel.replication.published import Published
+
+    only3 = Published(
+        tables=pub.tables[pub.tables["table"] == 3], groups=pub.groups,
+        rows=pub.rows[pub.rows["table"] == 3], cells=pub.cells[pub.cells["table"] == 3],
+    )
+    # Table 3 as printed: 34 '++', 5 '+', one '-', no '--'.
+    assert only3.printed_mark_counts("D") == {
+        "cells": 80, "positive": 39, "positive_5pct": 34, "negative": 1, "negative_5pct": 0, "unknown_sign": 0}
+    allD = pub.printed_mark_counts("D")
+    assert allD["cells"] == 9 * 0 + 80 * 6 + 72 * 3
+    assert allD["positive"] + allD["negative"] + allD["unknown_sign"] <= allD["cells"]

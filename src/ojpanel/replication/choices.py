@@ -222,6 +222,11 @@ class ChoiceEvaluation:
         return self._options.copy()
 
     @property
+    def supported_changes(self) -> list[str]:
+        """Choices whose evidence supports changing the faithful default (usually none)."""
+        return [c for c, v in self._verdicts.items() if "supports making it the faithful default" in v]
+
+    @property
     def verdicts(self) -> dict[str, str]:
         """Per choice: which option agrees best and whether the faithful default changes."""
         return dict(self._verdicts)

@@ -384,9 +384,9 @@ def compare_tables(
             rr["min_disagreements"] = md
             rr["status"] = "consistent" if md == 0 else "inconsistent"
             if md > 0:
-                near = [f"{c.key}: {_near(float(x['our_p_value']))}"
+                near = [f"{c.key} (p = {float(x['our_p_value']):.3g})"
                         for c, x in zip(cols, cell_rows[-len(cols):], strict=True) if _near(float(x["our_p_value"]))]
-                parts = ["p-value near a threshold in " + "; ".join(near)] if near else []
+                parts = ["p-value within a factor 2 of the 5 % or 10 % line: " + ", ".join(near)] if near else []
                 if _garbled(r, layout):
                     parts.append("transcription: some printed marks are garbled, alternative or in a doubtful layout")
                 parts += [_choice_for(analysis, None, r, groups), vintage]

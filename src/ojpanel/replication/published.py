@@ -102,7 +102,8 @@ class Column:
 
 def _anova() -> tuple[Column, ...]:
     out = []
-    for period, head in (("pooled", "2016–2020"), ("last", "2020")):
+    # Table 2 prints the elderly unit/user-survey years in parentheses: 2016–2019 and 2019.
+    for period, head in (("pooled", "2016–2020 (2016–2019)"), ("last", "2020 (2019)")):
         for g, name in (("county", "Län"), ("kommungrupp", "Kommungrupp"), ("socioeconomic", "Socioek. grupp")):
             out.append(Column(f"{period}_{g}", f"{head}: {name}", peer_group=g, period=period))
     return tuple(out)
@@ -305,13 +306,32 @@ class Published:
     cells: pd.DataFrame
     path: Path | None = None
 
-    def layout(self, table: int) -> str:
-        """Column layout of ``table`` (``anova``, ``users``, ``peers``, ``staffing``)."""
-        return str(self.tables.set_index("table").loc[int(table), "layout"])
-
     def group_components(self) -> dict[str, list[str]]:
         """Combined-row id -> the harmonised variables it combines."""
         return {g: c.split(";") for g, c in zip(self.groups["group"], self.groups["components"], strict=True)}
+
+    def printed_mark_counts(self, analysis: str = "D") -> dict[str, int]:
+        """How many marks the tables of one analysis print, by sign, whatever their column.
+
+        Uses the first reading of every row, so it does not depend on recovering columns.
+        ``positive_5pct`` / ``negative_5pct`` count marks read as ``++`` / ``--`` (exact or
+        probable); ``unknown_sign`` counts ``mark`` and ``maybe`` readings.
+        """
+        tabs = set(self.tables.loc[self.tables["analysis"] == analysis, "table"])
+        out = dict.fromkeys(["cells", "positive", "positive_5pct", "negative", "negative_5pct", "unknown_sign"], 0)
+        out["cells"] = int(self.cells["table"].isin(tabs).sum())
+        for r in self.rows[self.rows["table"].isin(tabs)].itertuples(index=False):
+            for x in parse_readings(r.readings)[0]:
+                base = x.rstrip("?")
+                if base in {"++", "+", "pos"}:
+                    out["positive"] += 1
+                    out["positive_5pct"] += base == "++"
+                elif base in {"--", "-", "neg"}:
+                    out["negative"] += 1
+                    out["negative_5pct"] += base == "--"
+                elif x in {"mark", "maybe"}:
+                    out["unknown_sign"] += 1
+        return out
 
     def summary(self) -> pd.DataFrame:
         """Cells per table by reading confidence."""
