@@ -183,6 +183,10 @@ def test_reproduce_command_writes_the_fidelity_report(tmp_path, small):
     assert "Method choices left open by the audit" in res.output
     for f in ("cells.csv", "rows.csv", "by_table.csv", "summary.txt", "choices.csv", "choices.txt"):
         assert (tmp_path / "out" / "fidelity" / f).is_file(), f
+    again = CliRunner().invoke(app, ["reproduce", "rir2021", "--panel", str(path), "--no-evaluate-choices",
+                                     "--out", str(tmp_path / "out")])
+    assert again.exit_code == 0 and "Method choices" not in again.output
+    assert not (tmp_path / "out" / "fidelity" / "choices.csv").exists()  # no stale choice table
     bad = CliRunner().invoke(app, ["reproduce", "rir2021", "--grouping", "socio.csv", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "NAME=FILE.csv" in bad.output
     assert not (tmp_path / "bad").exists()

@@ -75,6 +75,8 @@ def rir2021(
         console.print("", highlight=False)
         console.print(rep.compare_published().summary(), highlight=False, soft_wrap=True)
         console.print(f"cell table: {out / 'fidelity' / 'cells.csv'}", highlight=False)
+        for stale in ("choices.csv", "choices.txt"):  # a choice table from an earlier run would go stale
+            (out / "fidelity" / stale).unlink(missing_ok=True)
         if evaluate_choices:
             from ojpanel.replication.choices import evaluate_choices as _evaluate
 

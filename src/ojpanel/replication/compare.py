@@ -227,13 +227,8 @@ def _garbled(row: Any, layout: str) -> bool:
 
 @dataclass(frozen=True)
 class _Context:
-    tables: Mapping[str, pd.DataFrame]
-    held: dict[str, set[str]]
-    in_panel: set[str]
-    settings: Mapping[str, Any]
-    socio: str
-    mode: str
-    alternatives: bool
+    held: dict[str, set[str]]  # analysis -> our indicator ids with rows in that analysis
+    in_panel: set[str]  # the panel's audit indicators
 
 
 def _resolve(pub_id: str, analysis: str, ctx: _Context) -> str | None:
@@ -288,10 +283,7 @@ def compare_tables(
         t = t[t["mode"] == mode] if t is not None and len(t) else pd.DataFrame(columns=["indicator"])
         ours[k] = t
         held[k] = set(t["indicator"].astype(str))
-    ctx = _Context(
-        tables=ours, held=held, in_panel=set(indicators["indicator"].astype(str)), settings=settings,
-        socio=socioeconomic, mode=mode, alternatives=alternatives,
-    )
+    ctx = _Context(held=held, in_panel=set(indicators["indicator"].astype(str)))
     components = pub.group_components()
     groups = set(components)
     meta = {int(t["table"]): t for t in pub.tables.to_dict("records")}
