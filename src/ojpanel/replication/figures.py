@@ -72,17 +72,21 @@ def trend_figures(
         if sub.empty:
             continue
         n += 1
-        with style():
-            fig, ax = new_figure(size=(8.0, 4.4))
-            units = set()
-            for r in gspec.drop_duplicates("indicator").itertuples(index=False):
-                s = sub[sub["indicator"] == r.indicator]
-                if s.empty:
-                    continue
+        lines = []
+        for r in gspec.drop_duplicates("indicator").itertuples(index=False):
+            s = sub[sub["indicator"] == r.indicator]
+            if not s.empty:
                 name = titles.get(r.indicator) or (r.component if isinstance(r.component, str) and r.component else r.label)
+                lines.append((r.indicator, name, s))
+        labels = [f"{wrap(name, 40)}\n({ind})" for ind, name, _ in lines]
+        # The legend stands beside the axes: the figure grows with its number of text lines.
+        text_lines = sum(lab.count("\n") + 1 for lab in labels) + 0.8 * len(labels)
+        with style():
+            fig, ax = new_figure(size=(8.0, max(4.4, 0.15 * text_lines + 1.0)))
+            units = set()
+            for (ind, name, s), label in zip(lines, labels, strict=True):
                 units.add(unit_label(name))
-                plot_with_gaps(ax, s["period"].astype(int), s["estimate"],
-                               label=f"{wrap(name, 40)}\n({r.indicator})")
+                plot_with_gaps(ax, s["period"].astype(int), s["estimate"], label=label)
             ax.set_title(wrap(f"{str(area).capitalize()}: {group}", 70), loc="left")
             year_axis(ax)
             ax.set_ylabel(units.pop() if len(units) == 1 else "Värde")
