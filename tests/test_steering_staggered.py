@@ -26,7 +26,7 @@ import pytest
 from scipy import stats
 
 from ojpanel.designs.steering.pretrends import breakdown_values, honest_sensitivity, pretrend_test
-from ojpanel.designs.steering.simulate_adoption import simulate_adoption
+from ojpanel.designs.steering.adoption_simulator import simulate_adoption
 from ojpanel.designs.steering.staggered import (
     StaggeredAdoption,
     adoption_cohorts,

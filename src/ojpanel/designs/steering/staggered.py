@@ -54,7 +54,7 @@ from ojpanel.designs.steering._common import mde, result_html, tidy
 from ojpanel.errors import DataError, ParameterError
 
 __all__ = ["StaggeredAdoption", "StaggeredResult", "adoption_cohorts", "sup_t_critical_value", "ESTIMATORS",
-           "CONTROL_GROUPS", "ROUTINE_OUTCOMES"]
+           "CONTROL_GROUPS", "ROUTINE_OUTCOMES", "routine_adoption", "adoption_table"]
 
 ESTIMATORS = ("callaway_santanna", "imputation")
 CONTROL_GROUPS = ("never_treated", "not_yet_treated")
@@ -561,3 +561,67 @@ def _fit_imputation(pf_: pd.DataFrame, anticipation: int):
                "definition": "average over treated municipality-periods (imputation)"}
     gt = pd.DataFrame(columns=["cohort", "period", "event_time", "estimate", "std_error"])
     return gt, ev, V, f"diff-diff {dd.__version__} ImputationDiD", overall, pre
+
+
+def routine_adoption(
+    ds: xr.Dataset,
+    pairs: Mapping[str, str] | None = None,
+    *,
+    estimators: tuple[str, ...] = ESTIMATORS,
+    threshold: float | None = None,
+    **fit_kwargs: Any,
+) -> tuple[dict[tuple[str, str], StaggeredResult], dict[str, str]]:
+    """The adoption design for several routine → outcome pairs of one panel.
+
+    Parameters
+    ----------
+    ds
+        OJ panel holding both indicators of every pair (e.g. the embedded LSS unit survey).
+    pairs
+        Treatment (routine) id → outcome id (default :data:`ROUTINE_OUTCOMES`).
+    estimators
+        Estimators to fit for every pair.
+    threshold
+        Cut for share routines (default 100: every unit has it).
+    **fit_kwargs
+        Passed to :meth:`StaggeredAdoption.fit`.
+
+    Returns
+    -------
+    tuple
+        Results by ``(treatment, estimator)``, and pairs not estimated with the reason.
+    """
+    pairs = dict(ROUTINE_OUTCOMES if pairs is None else pairs)
+    have = set(np.asarray(ds["indicator"].values).astype(str))
+    out: dict[tuple[str, str], StaggeredResult] = {}
+    skipped: dict[str, str] = {}
+    for treat, outcome in pairs.items():
+        missing = [i for i in (treat, outcome) if i not in have]
+        if missing:
+            skipped[treat] = f"indicator(s) {missing} not in the panel"
+            continue
+        try:
+            design = StaggeredAdoption.from_panel(ds, treatment=treat, outcome=outcome, threshold=threshold)
+            for est in estimators:
+                out[(treat, est)] = design.fit(estimator=est, **fit_kwargs)
+        except DataError as exc:
+            skipped[treat] = str(exc)
+    return out, skipped
+
+
+def adoption_table(results: Mapping[tuple[str, str], StaggeredResult]) -> pd.DataFrame:
+    """One row per result: names, average effect with SE/p/MDE, pre-trend p, breakdown values, counts."""
+    rows = []
+    for (treat, est), r in results.items():
+        s, o, p = r.settings, r.overall, r.pretrend
+        acc = r.accounting["role"].value_counts()
+        rows.append({
+            "treatment": treat, "routine": s.get("treatment_label", treat), "outcome": s.get("outcome_label"),
+            "estimator": est, "estimate": o["estimate"], "std_error": o["std_error"], "p_value": o["p_value"],
+            "mde": o["mde"], "pretrend_p": p.get("p_value"), "pretrend_test": p.get("test", ""),
+            "breakdown_rm": r.breakdown.get("relative_magnitude", np.nan),
+            "breakdown_sd": r.breakdown.get("smoothness", np.nan),
+            "n_adopters": int(acc.get("adopter", 0)), "n_never": int(acc.get("never", 0)),
+            "n_always": int(acc.get("always", 0)), "n_no_data": int(acc.get("no data", 0)), "n_used": s["n_used"],
+        })
+    return pd.DataFrame(rows)

@@ -106,7 +106,7 @@ def simulate_adoption(
             "county": ("municipality", [f"{c:02d}" for c in county]),
         },
         attrs={"synthetic": 1, "description": "SYNTHETIC staggered-adoption panel (ojpanel.designs.steering."
-                                             "simulate_adoption); not real data", "seed": seed},
+                                             "adoption_simulator); not real data", "seed": seed},
     )
     rows = []
     for g in gs:
