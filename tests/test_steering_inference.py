@@ -125,7 +125,7 @@ def test_item_first_year_introductions_are_a_cohort_and_accounted_for():
     intro = pd.Series(ds["introduced"].values, index=ds["indicator"].values).astype(int)
     intro[intro == 2012] = 2011  # cohort 2012 now enters in the first panel year
     ds2 = ds.assign_coords(introduced=("indicator", intro.to_numpy()))
-    ds2["value"] = ds2["value"].where(~((ds2["year"] < ds2["introduced"])))
+    ds2["value"] = ds2["value"].where(~(ds2["year"] < ds2["introduced"]))
     ds2["value"].loc[{"indicator": list(intro[intro == 2011].index), "year": 2011}] = 1.0
     res = cohort_event_study(ds2, introduced=intro)
     acc = res.accounting["items"].set_index("indicator")

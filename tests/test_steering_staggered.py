@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -25,8 +26,8 @@ import pyfixest as pf
 import pytest
 from scipy import stats
 
-from ojpanel.designs.steering.pretrends import breakdown_values, honest_sensitivity, pretrend_test
 from ojpanel.designs.steering.adoption_simulator import simulate_adoption
+from ojpanel.designs.steering.pretrends import breakdown_values, honest_sensitivity
 from ojpanel.designs.steering.staggered import (
     StaggeredAdoption,
     adoption_cohorts,
@@ -42,11 +43,12 @@ def design():
     return sim, StaggeredAdoption.from_panel(sim.panel, treatment="SIM_ROUTINE", outcome="SIM_OUTCOME")
 
 
+@contextlib.contextmanager
 def _quiet():
-    w = warnings.catch_warnings()
-    w.__enter__()
-    warnings.simplefilter("ignore")
-    return w
+    """The packages' own warnings (deprecations, defaults they announce) are not under test here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 @pytest.mark.parametrize("control,anticipation", [("never_treated", 0), ("not_yet_treated", 0), ("not_yet_treated", 1)])
@@ -56,13 +58,12 @@ def test_callaway_santanna_equals_moderndid(design, control, anticipation):
     _, d = design
     res = d.fit(control_group=control, anticipation=anticipation, sensitivity=False)
     pf_ = d.package_frame()
-    w = _quiet()
-    m = md.att_gt(data=pf_, yname="y", tname="period", idname="unit", gname="g", est_method="reg",
-                  control_group=control.replace("_", ""), anticipation=anticipation, base_period="universal",
-                  boot=False)
-    dyn = md.aggte(m, type="dynamic", boot=False, cband=False)
-    simple = md.aggte(m, type="simple", boot=False, cband=False)
-    w.__exit__(None, None, None)
+    with _quiet():
+        m = md.att_gt(data=pf_, yname="y", tname="period", idname="unit", gname="g", est_method="reg",
+                      control_group=control.replace("_", ""), anticipation=anticipation, base_period="universal",
+                      boot=False)
+        dyn = md.aggte(m, type="dynamic", boot=False, cband=False)
+        simple = md.aggte(m, type="simple", boot=False, cband=False)
     mg = pd.DataFrame({"cohort": m.groups.astype(int), "period": m.times.astype(int), "att": m.att_gt, "se": m.se_gt})
     j = res.group_time.merge(mg, on=["cohort", "period"])
     assert len(j) == len(mg) == len(res.group_time)
@@ -93,11 +94,10 @@ def test_callaway_santanna_equals_csdid(design):
     _, d = design
     res = d.fit(control_group="not_yet_treated", sensitivity=False)
     pf_ = d.package_frame()
-    w = _quiet()
-    np.random.seed(0)  # csdid's multiplier bootstrap draws from numpy's global state
-    c = ATTgt(yname="y", gname="g", idname="unit", tname="period", data=pf_, control_group="notyettreated",
-              base_period="universal").fit(est_method="reg")
-    w.__exit__(None, None, None)
+    with _quiet():
+        np.random.seed(0)  # noqa: NPY002 - csdid's multiplier bootstrap draws from numpy's global state
+        c = ATTgt(yname="y", gname="g", idname="unit", tname="period", data=pf_, control_group="notyettreated",
+                  base_period="universal").fit(est_method="reg")
     r = c.results
     cg = pd.DataFrame({"cohort": np.asarray(r["group"], int), "period": np.asarray(r["year"], int),
                        "att": np.asarray(r["att"], float), "se": np.asarray(r["se"], float)})
@@ -135,10 +135,9 @@ def test_imputation_equals_pyfixest(design, anticipation):
     post = res.event.set_index("event_time").loc[hand.index, "estimate"]
     np.testing.assert_allclose(post.to_numpy(), hand.to_numpy(), atol=1e-8)
     if anticipation == 0:
-        w = _quiet()
-        g2 = pf.did2s(f, yname="y", first_stage="~ 0 | unit + period", second_stage="~ i(rel, ref=-1000)",
-                      treatment="treat", cluster="unit")
-        w.__exit__(None, None, None)
+        with _quiet():
+            g2 = pf.did2s(f, yname="y", first_stage="~ 0 | unit + period", second_stage="~ i(rel, ref=-1000)",
+                          treatment="treat", cluster="unit")
         co, se = g2.coef(), g2.se()
         names = [f"rel::{e}" for e in hand.index]
         # did2s recovers the first-stage effects iteratively (pyfixest's tolerance: ~1e-7 here)
@@ -160,11 +159,10 @@ def test_sup_t_critical_value_closed_forms_and_moderndid(design):
 
     _, d = design
     res = d.fit(control_group="not_yet_treated", sensitivity=False)
-    w = _quiet()
-    m = md.att_gt(data=d.package_frame(), yname="y", tname="period", idname="unit", gname="g", est_method="reg",
-                  control_group="notyettreated", base_period="universal", boot=True, biters=4000, random_state=3)
-    dyn = md.aggte(m, type="dynamic", boot=True, biters=4000, cband=True, random_state=3, min_e=0)
-    w.__exit__(None, None, None)
+    with _quiet():
+        m = md.att_gt(data=d.package_frame(), yname="y", tname="period", idname="unit", gname="g", est_method="reg",
+                      control_group="notyettreated", base_period="universal", boot=True, biters=4000, random_state=3)
+        dyn = md.aggte(m, type="dynamic", boot=True, biters=4000, cband=True, random_state=3, min_e=0)
     assert res.settings["sup_t_crit"] == pytest.approx(float(dyn.critical_values[0] if np.ndim(dyn.critical_values)
                                                              else dyn.critical_values), rel=0.1)
     post = res.event[res.event["event_time"] >= 0]
@@ -236,9 +234,8 @@ def test_rambachan_roth_identified_sets_equal_moderndid(design):
         ref = compute_identified_set_rm(M, b, ell, len(pre), len(post))
         assert r["lb"] == pytest.approx(float(ref.id_lb), abs=1e-8)
         assert r["ub"] == pytest.approx(float(ref.id_ub), abs=1e-8)
-    w = _quiet()
-    sm = create_sensitivity_results_sm(b, S, len(pre), len(post), m_vec=np.array([0.0, 0.3]), l_vec=ell)
-    w.__exit__(None, None, None)
+    with _quiet():
+        sm = create_sensitivity_results_sm(b, S, len(pre), len(post), m_vec=np.array([0.0, 0.3]), l_vec=ell)
     sm = sm.to_pandas() if hasattr(sm, "to_pandas") else sm
     ours = s[s["restriction"] == "smoothness"].sort_values("M")
     # both are Armstrong–Kolesár fixed-length CIs; the optimisers differ in the third decimal of the width
@@ -263,9 +260,8 @@ def test_recovers_planted_heterogeneous_effects_where_twfe_does_not():
         errs[est] = e.abs().max()
     f = d.frame
     f["rel"] = np.where(f["cohort_year"].notna(), f["year"] - f["cohort_year"].fillna(0), -1000).astype(int)
-    w = _quiet()
-    tw = pf.feols("y ~ i(rel, ref=-1) | unit + year", data=f.assign(rel=f["rel"].replace(-1000, -1)))
-    w.__exit__(None, None, None)
+    with _quiet():
+        tw = pf.feols("y ~ i(rel, ref=-1) | unit + year", data=f.assign(rel=f["rel"].replace(-1000, -1)))
     tw_e = pd.Series({int(float(n.split("::")[1])): v for n, v in tw.coef().items()})
     err_tw = (tw_e - truth).dropna().abs().max()
     assert err_tw > 3 * max(errs.values()), (err_tw, errs)

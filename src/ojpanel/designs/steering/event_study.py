@@ -311,7 +311,11 @@ def cohort_event_study(
         introduction), so :attr:`EventStudyResult.pretrend` and :attr:`EventStudyResult.sensitivity`
         say so instead of testing.
     """
-    from ojpanel.designs.steering.item_inference import cell_scores, combine_scores, two_way_variance
+    from ojpanel.designs.steering.item_inference import (
+        cell_scores,
+        combine_scores,
+        two_way_variance,
+    )
     from ojpanel.errors import ParameterError
 
     if inference not in INFERENCE:

@@ -427,7 +427,11 @@ class StaggeredAdoption:
         n_adopters = int(pf_.loc[pf_["g"] > 0, "unit"].nunique())
         if n_adopters == 0:
             raise DataError("no municipality adopts inside the panel: nothing to estimate")
-        from ojpanel.designs.steering.pretrends import breakdown_values, honest_sensitivity, pretrend_test
+        from ojpanel.designs.steering.pretrends import (
+            breakdown_values,
+            honest_sensitivity,
+            pretrend_test,
+        )
 
         ref = -1 - anticipation
         if estimator == "callaway_santanna":
