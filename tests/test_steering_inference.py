@@ -21,7 +21,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.steering import cohort_event_study
+from ojpanel.designs.steering import cohort_event_study, twfe_event_study
 from ojpanel.designs.steering.item_inference import cell_scores, two_way_variance
 
 YEARS = np.arange(2011, 2021)
@@ -145,6 +145,11 @@ def test_item_first_year_introductions_are_a_cohort_and_accounted_for():
     acc3 = cohort_event_study(ds3).accounting["items"].set_index("indicator")
     assert acc3.loc["A2018_0", "role"] == "excluded" and "after the panel" in acc3.loc["A2018_0", "reason"]
     assert acc3.loc["AE0", "role"] == "excluded" and "colours" in acc3.loc["AE0", "reason"]
+    # the naive TWFE lists its items and municipalities too, first-year introductions as a cohort
+    tw = twfe_event_study(ds2, introduced=intro)
+    tacc = tw.accounting["items"].set_index("indicator")
+    assert len(tacc) == ds2.sizes["indicator"] and (tacc.loc[intro[intro == 2011].index, "role"] == "cohort").all()
+    assert tw.accounting["municipalities"]["n_obs"].sum() == int(tw.settings["fit"].nobs)
 
 
 @pytest.mark.slow

@@ -187,7 +187,8 @@ class EventStudyResult:
         ``items``: ``indicator, area, introduced, role`` (``cohort``/``comparison``/``excluded``),
         ``n_cells`` (post-introduction cells it enters), ``coloured``, ``reason``;
         ``municipalities``: ``municipality, n_cells, n_cells_possible, used, reason``.
-        Empty for the naive TWFE (its sample is the regression's; see ``settings["fit"]``).
+        For the naive TWFE: ``items`` as above (without ``n_cells``) and ``municipalities`` with
+        ``n_obs`` in the regression.
         """
         return {k: v.copy() for k, v in self._accounting.items()}
 
@@ -555,9 +556,36 @@ def twfe_event_study(
         "fit": res,
         "areas": ",".join(sorted(f["area"].unique())), "period": f"{first}-{int(years.max())}",
     }
+    in_fit = set(f["indicator"])
+    coloured = _ever_coloured(ds, list(intro.index))
+    role, reason = [], []
+    for i in intro.index:
+        if i not in keep:
+            role.append("excluded")
+            reason.append("established but shown with colours in the window (exclude_coloured=True)")
+        elif i not in in_fit:
+            role.append("excluded")
+            reason.append("no answers in the panel")
+        elif comp[i]:
+            role.append("comparison")
+            reason.append(f"established (introduced before {first})")
+        else:
+            role.append("cohort")
+            reason.append("introduced inside the panel (event-time dummies)")
+    items_acc = pd.DataFrame({"indicator": list(intro.index), "area": np.asarray(da["area"].values).astype(str)
+                              if "area" in da.coords else "all", "introduced": intro.to_numpy(), "role": role,
+                              "coloured": coloured.to_numpy(), "reason": reason})
+    nobs_m = f.groupby("municipality").size()
+    muni = pd.DataFrame({"municipality": np.asarray(da["municipality"].values).astype(str)})
+    muni["n_obs"] = muni["municipality"].map(nobs_m).fillna(0).astype(int)
+    muni["used"] = muni["n_obs"] > 0
+    muni["reason"] = np.where(muni["used"], "answers in the regression sample", "no answers to the items used")
+    pre_note = ("no pre-periods: an item is not asked before its introduction, so parallel pre-trends cannot be "
+                "tested (nor Rambachan–Roth bounds computed)")
     return EventStudyResult("twfe", pd.DataFrame(columns=["area", "cohort", "event_time", "estimate", "std_error",
                                                           "statistic", "p_value", "n_obs", "n_municipalities"]),
-                            ev, overall, settings)
+                            ev, overall, settings, accounting={"items": items_acc, "municipalities": muni},
+                            pretrend_note=pre_note)
 
 
 def compare_event_studies(staggered: EventStudyResult, naive: EventStudyResult) -> pd.DataFrame:
