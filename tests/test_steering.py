@@ -587,6 +587,9 @@ def test_steering_results_display_html(sim):
         html = r[name]._repr_html_()
         assert "<table" in html and "Standard errors" in html
     assert "pre-trend" in r["event_cohort"]._repr_html_().lower()
+    for name, res in r.results.items():
+        assert res._repr_html_().count("<table") >= 1, name
+    assert r._repr_html_().count("<table") >= len(r.results)
 
 
 @pytest.mark.slow

@@ -25,11 +25,23 @@ Estimators
 
 where ``Ybar_{a,g,i}(t)`` is municipality ``i``'s mean of ``yes`` over the cohort's items observed in
 both ``g`` and ``t`` (likewise over the comparison items ``C``). Items introduced earlier in the panel
-are never used as comparisons (the "forbidden comparison" of the naive regression). Standard
-errors come from the municipality-level influence function (clustered by municipality by
-construction; ``N-1`` in the denominator, so a single cell's SE equals OLS of the
-municipality differences on a constant). Event-time aggregates weight cohorts by their number of
-items; ``overall`` averages the post-introduction event times.
+are never used as comparisons (the "forbidden comparison" of the naive regression). Event-time
+aggregates weight cohorts by their number of items; ``overall`` averages the post-introduction
+event times.
+
+Inference. The treated units are items, and few; each item's yes-share also has its own year
+shocks, common to all municipalities. Standard errors are therefore two-way clustered by item and
+municipality (:mod:`ojpanel.designs.steering.item_inference`: item groups with CR2-type factors,
+t intervals and MDEs with Welch–Satterthwaite degrees of freedom); ``inference="municipality"``
+gives the municipality-level influence function alone (``N-1`` in the denominator, so a single
+cell's SE equals OLS of the municipality differences on a constant), which under-covers when
+items drift on their own. Every item and municipality is listed in the result's ``accounting``
+with its role and why.
+
+Introduction years. An item introduced in the panel's first year is a cohort when the
+introduction year is given (its base period is in the panel); the default rule, which reads the
+year from the data, cannot tell an item first asked in the first panel year from an older one and
+counts it as established.
 
 :func:`twfe_event_study` (naive): ``yes ~ sum_{e>=1} beta_e 1[t - g_j = e] + (item×municipality) +
 (area×year)`` on all items, clustered by municipality. With cohort-varying effects its ``beta_e``
@@ -74,7 +86,8 @@ def introduction_cohorts(
 ) -> pd.Series:
     """Introduction year per item: ``introduced`` if given, else the ``introduced`` coordinate,
     else the first year with any observed value in the panel (items observed in the first panel
-    year then count as established).
+    year then count as established: they may be older). A given year equal to the panel's first
+    year makes the item a cohort of :func:`cohort_event_study`.
     """
     da = value_array(ds)
     ids = [str(i) for i in da["indicator"].values]
