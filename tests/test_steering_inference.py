@@ -145,6 +145,10 @@ def test_item_first_year_introductions_are_a_cohort_and_accounted_for():
     acc3 = cohort_event_study(ds3).accounting["items"].set_index("indicator")
     assert acc3.loc["A2018_0", "role"] == "excluded" and "after the panel" in acc3.loc["A2018_0", "reason"]
     assert acc3.loc["AE0", "role"] == "excluded" and "colours" in acc3.loc["AE0", "reason"]
+    # a cohort with one item left is flagged: its item-level variance cannot be estimated
+    ds4 = ds.sel(indicator=[i for i in ds["indicator"].values if i not in ("A2014_1", "A2014_2")])
+    r4 = cohort_event_study(ds4)
+    assert r4.settings["single_item_groups"] == ["area A: 2014"] and "single item" in r4._repr_html_()
     # the naive TWFE lists its items and municipalities too, first-year introductions as a cohort
     tw = twfe_event_study(ds2, introduced=intro)
     tacc = tw.accounting["items"].set_index("indicator")

@@ -188,6 +188,8 @@ class EventStudyResult:
             self._event[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"),
             f"Average post-introduction effect: {o['estimate']:.4f} (SE {o['std_error']:.4f}, MDE {o['mde']:.4f})",
             *[f"Not estimated: {c}" for c in self._settings.get("skipped_cohorts", [])],
+            *[f"Single-item group (item-level variance not estimable): {g}"
+              for g in self._settings.get("single_item_groups", [])],
         ])
 
     def __repr__(self) -> str:
@@ -228,6 +230,9 @@ class EventStudyResult:
             notes.append(f"Items: {int(it.get('cohort', 0))} introduced, {int(it.get('comparison', 0))} comparison, "
                          f"{int(it.get('excluded', 0))} excluded; municipalities used {int(mu.sum())} of {len(mu)}")
         notes += [f"Not estimated: {c}" for c in self._settings.get("skipped_cohorts", [])]
+        if self._settings.get("single_item_groups") and self._settings.get("inference") == "item_municipality":
+            notes.append("Item groups with a single item (their item-level variance cannot be estimated, so the "
+                         "SE understates it): " + ", ".join(self._settings["single_item_groups"]))
         if self._pretrend_note:
             notes.append(f"Pre-trends and sensitivity: {self._pretrend_note}")
         return result_html(f"Item-introduction event study ({self._method})", self._event[cols], notes)
@@ -500,6 +505,9 @@ def cohort_event_study(
         "se": _se_label(inference),
         "comparison_items": [i for i, c in comp.items() if c],
         "skipped_cohorts": skipped,
+        # a one-item group has no within-group variation: its item × year variance is not estimated
+        "single_item_groups": [f"{k[0]}: {k[1]}" for k, v in all_groups.items() if len(v) == 1
+                               and (k[1] == "comparison" or k[1] in set(cdf.loc[cdf["area"] == k[0], "cohort"]))],
         "areas": ",".join(sorted(cdf["area"].unique())), "period": f"{first}-{int(years.max())}",
     }
     pre_note = ("no pre-periods: an item is not asked before its introduction, so the base period is the "
