@@ -28,6 +28,7 @@ __all__ = [
     "tidy",
     "linear_combination",
     "value_array",
+    "result_html",
 ]
 
 #: Test level and target power used for every minimum detectable effect.
@@ -206,3 +207,18 @@ def tidy(rows: Iterable[Mapping[str, Any]], *, df: float | None = None, **meta: 
     if "mode" in out and out["mode"].isna().all():
         out["mode"] = "improved"
     return out
+
+
+def result_html(title: str, table: pd.DataFrame, notes: Sequence[str] = (), digits: int = 4) -> str:
+    """Notebook display of a steering result: a title, a rounded table and plain-text notes.
+
+    Notes are escaped; the table is pandas' HTML with ``digits`` decimals (integers as they are).
+    """
+    import html
+
+    fmt = {c: (lambda x, d=digits: "" if pd.isna(x) else f"{x:.{d}f}") for c in table.columns
+           if pd.api.types.is_float_dtype(table[c])}
+    body = table.to_html(index=False, formatters=fmt, border=0, na_rep="")
+    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
+    return (f"<div class='ojpanel-result'><p><strong>{html.escape(title)}</strong></p>{body}"
+            + (f"<ul style='font-size:90%'>{items}</ul>" if items else "") + "</div>")

@@ -90,7 +90,13 @@ class CombinedResult:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return "<p>Steering vs benchmarking</p>" + self._table.to_html(index=False)
+        from ojpanel.designs.steering._common import result_html
+
+        return result_html("Steering (red flag) vs benchmarking (peer share), one model",
+                           self._table[["term", "estimate", "std_error", "p_value", "mde"]],
+                           [f"Effects {self._settings['effects']}; clustered by {self._settings['cluster']}; "
+                            f"peer group {self._settings['peer_group']}",
+                            "Raw terms differ in units (a flag vs a share from 0 to 1); compare the per-SD rows"])
 
 
 def steering_vs_benchmarking(

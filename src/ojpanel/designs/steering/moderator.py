@@ -115,7 +115,18 @@ class ModeratorResult:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return "<pre>" + self.summary + "</pre>"
+        import html
+
+        from ojpanel.designs.steering._common import result_html
+
+        if not self.available:
+            return f"<p>{html.escape(self._message)}</p>"
+        w = self._wald
+        notes = [f"Status measured {self._settings['oj_year']}; users {self._settings['n_users']}, "
+                 f"non-users {self._settings['n_non_users']}",
+                 f"Pre-period placebo, joint Wald: chi2 = {w['statistic']:.3f}, df = {w['df']}, p = {w['p_value']:.3f}",
+                 f"Users-design MDE (power machinery, post years): {self._settings.get('mde_users_design', float('nan')):.4f}"]
+        return result_html("OJ use as moderator", self._table[["term", "estimate", "std_error", "p_value", "mde"]], notes)
 
 
 def _not_run(message: str) -> ModeratorResult:

@@ -311,7 +311,13 @@ class AdoptionResult:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return f"<p>Adoption hazard ({self._model})</p>" + self.to_frame().to_html(index=False)
+        from ojpanel.designs.steering._common import result_html
+
+        t = pd.DataFrame({"term": self._params.index, "estimate": self._params.to_numpy(),
+                          "std_error": self._se.to_numpy(), "p_value": self._p.to_numpy(), "mde": self.mde.to_numpy()})
+        return result_html(f"Adoption hazard ({self._model})", t,
+                           [f"Effects: {self._settings.get('effects')}", f"Pairs at risk: {self._nobs}, "
+                            f"municipalities: {self._nm}"])
 
 
 def _dummies(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
