@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import KOLADA_CITATION, PROCESSED_SOURCE_NOTE
+from ojpanel.progress import track
 
 __all__ = ["coverage_table", "trend_table", "plot_trends", "write_descriptive_report"]
 
@@ -126,13 +127,15 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
     by_area.to_csv(paths["coverage_by_area"], index=False)
     trends.to_csv(paths["trends"], index=False)
     if figures:
+        todo = []
         for area, d in trends.groupby("area", sort=True):
             ids = list(dict.fromkeys(d["indicator"]))
             pages = [ids[i:i + _PER_PAGE] for i in range(0, len(ids), _PER_PAGE)]
-            for k, page in enumerate(pages, 1):
-                p = out / "figures" / f"trends_{_slug(area)}_{k:02d}.png"
-                plot_trends(d[d["indicator"].isin(page)], f"{area}: national trends ({k}/{len(pages)})", p)
-                paths["figures"].append(p)
+            todo += [(area, d, k, len(pages), page) for k, page in enumerate(pages, 1)]
+        for area, d, k, n_pages, page in track(todo, "trend figures"):
+            p = out / "figures" / f"trends_{_slug(area)}_{k:02d}.png"
+            plot_trends(d[d["indicator"].isin(page)], f"{area}: national trends ({k}/{n_pages})", p)
+            paths["figures"].append(p)
 
     wide = by_area.pivot(index="area", columns="year", values="mean_coverage")
     wide = wide.loc[:, wide.notna().any()].map(lambda x: f"{x:.0%}" if pd.notna(x) else "")
