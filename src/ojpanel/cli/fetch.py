@@ -58,7 +58,7 @@ def _client(base_url: str | None, cache_dir: Path | None, *, offline: bool = Fal
         raise ParameterError("--retries and --backoff must not be negative")
     if not timeout > 0:
         raise ParameterError(f"--timeout must be a positive number of seconds; got {timeout:g}")
-    if deadline is not None and not deadline > 0:
+    if deadline is not None and deadline < 0:
         raise ParameterError(
             f"--deadline must be a positive number of seconds (0 for none); got {deadline:g}"
         )
@@ -203,7 +203,7 @@ def fetch(
             retries=retries,
             backoff=backoff,
             timeout=timeout,
-            deadline=deadline if deadline > 0 else None,
+            deadline=None if deadline == 0 else deadline,
         )
         with snapshot_lock(out_path):
             try:
