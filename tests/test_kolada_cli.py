@@ -52,6 +52,7 @@ def test_fetch_kpis_writes_snapshot(srv, tmp_path):
 
 
 def test_fetch_v2_and_municipalities(srv, tmp_path):
+    srv.retired.clear()  # a mirror that still speaks v2
     out = tmp_path / "snap"
     r = run("fetch", "--kpi", "U21468", "--municipalities", "0180,1480", "--out", out,
             "--base-url", srv.url("v2"), "--no-cache", "-q")  # fmt: skip

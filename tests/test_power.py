@@ -114,7 +114,9 @@ def test_power_cli(tmp_path):
 
     ds = simulate_panel(layout="real", years=range(2016, 2020), seed=6)
     path = tmp_path / "panel.nc"
-    ds.to_netcdf(path, engine="h5netcdf")
+    from ojpanel.panel.io import save_panel
+
+    save_panel(ds, path)  # stores the content hash that `ojpanel power` verifies
     out = tmp_path / "power.csv"
     r = CliRunner().invoke(
         app,

@@ -1,5 +1,6 @@
-"""``python -m ojpanel`` is the ``ojpanel`` command."""
+"""``python -m ojpanel``: the same as the ``ojpanel`` command."""
 
 from ojpanel.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import console, handle_errors
+from ojpanel.cli._common import Command, console, examples, handle_errors, new_app
 
 __all__ = ["register"]
 
-pipeline_app = typer.Typer(help="Run the notebooks as a tested pipeline.", no_args_is_help=True)
+pipeline_app = new_app("Run the notebooks as a tested pipeline.")
 
 
-@pipeline_app.command("run")
+@pipeline_app.command("run", cls=Command, epilog=examples(
+    "ojpanel pipeline run --smoke --out reports/pipeline",
+    "ojpanel pipeline run -p seed=3 -p 05:draws=1000 --only 05 --out reports/pipeline",
+))
 def run(
     out: Path = typer.Option(Path("reports/pipeline"), "--out", "-o", help="Executed notebooks, HTML, summary.json."),
     notebooks: Path | None = typer.Option(None, "--notebooks", help="Notebook directory (default: notebooks/)."),
@@ -34,8 +37,10 @@ def run(
         console.print(f"summary: {res.summary_path}", highlight=False)
 
 
-@pipeline_app.command("list")
-def list_notebooks(notebooks: Path | None = typer.Option(None, "--notebooks")) -> None:
+@pipeline_app.command("list", cls=Command, epilog=examples("ojpanel pipeline list"))
+def list_notebooks(
+    notebooks: Path | None = typer.Option(None, "--notebooks", help="Notebook directory (default: notebooks/)."),
+) -> None:
     """The notebooks the pipeline would run, with their parameters."""
     with handle_errors():
         from ojpanel.pipeline import discover, notebook_parameters
@@ -65,4 +70,5 @@ def paper(
 def register(app: typer.Typer) -> None:
     """Add the ``pipeline`` command group and ``paper``."""
     app.add_typer(pipeline_app, name="pipeline")
-    app.command("paper")(paper)
+    app.command("paper", cls=Command, epilog=examples("ojpanel paper --out reports",
+                                                      "ojpanel paper --smoke --rerun --out reports"))(paper)

@@ -44,6 +44,7 @@ from ojpanel.errors import DataError, ParameterError
 from ojpanel.models.fe import fit_batch, prepare_batch
 from ojpanel.models.within import demean, factorize
 from ojpanel.peers import loo_mean_np
+from ojpanel.progress import progress as report_progress
 
 __all__ = [
     "DESIGNS",
@@ -443,7 +444,7 @@ def power(
     # one seed per effect plus one for the null reference, so adding the null never moves the others
     ss = np.random.SeedSequence(int(seed)).spawn(len(effects) + 1)
 
-    def pvalues(eff: float, s: np.random.SeedSequence) -> np.ndarray:
+    def pvalues(eff: float, s: np.random.SeedSequence, bar) -> np.ndarray:
         chunks = map_seeded(
             _simulate_chunk,
             chunk_sizes(n_sims, chunk_size),
@@ -459,13 +460,16 @@ def power(
                 cov=cov,
                 convention=convention,
             ),
+            progress=bar.advance,
         )
         return np.concatenate(chunks)
 
-    pv = [pvalues(eff, s) for eff, s in zip(effects, ss[:-1], strict=True)]
-    null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
-    if null is None and size_adjusted:
-        null = pvalues(0.0, ss[-1])
+    runs = len(effects) + int(size_adjusted and 0.0 not in effects)
+    with report_progress(f"power ({design})", total=runs * int(n_sims)) as bar:
+        pv = [pvalues(eff, s, bar) for eff, s in zip(effects, ss[:-1], strict=True)]
+        null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
+        if null is None and size_adjusted:
+            null = pvalues(0.0, ss[-1], bar)
     crit = alpha if null is None else size_adjusted_level(null, alpha)
     rows = []
     for eff, p in zip(effects, pv, strict=True):

@@ -35,7 +35,7 @@ Draws are made in chunks with seeds spawned from one root seed, so a run on a da
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ import pandas as pd
 from ojpanel.designs.parallel import chunk_sizes, map_seeded
 from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.within import factorize
+from ojpanel.progress import progress as report_progress
 
 __all__ = [
     "WEIGHTS",
@@ -352,30 +353,34 @@ def wild_cluster_bootstrap(
     enum = _check_weights(weights, enumerate, p.G)
     c, H = _restricted_parts(p, null)
     V = None
-    if enum:
-        V = enumerate_rademacher(p.G)
-        tb = _tboot(p, c, H, V)
-    else:
-        # the draws run as seeded chunks (on the dask client when given)
-        parts = [(c, H, p.ssc, np.arange(p.G))]
-        tb = np.concatenate(
-            map_seeded(
-                _tstat_chunk,
-                chunk_sizes(int(n_draws), chunk_size),
-                seed,
-                client=client,
-                args=(parts,),
-                kwargs={"kind": weights, "G": p.G},
-            ),
-            axis=0,
-        )[:, 0]
-    t = (p.beta[j] - null) / p.se
-    pval = _exceed(t, tb)
-    ci = (np.nan, np.nan)
-    if level is not None:
-        if V is None:  # the same weights again (same chunk seeds), drawn locally
-            V, _ = _weights_matrix(weights, p.G, int(n_draws), seed, False, None, chunk_size)
-        ci = _invert(p, V, 1 - float(level))
+    steps = (0 if enum else int(n_draws)) + (2 if level is not None else 0)
+    with report_progress("wild cluster bootstrap", total=steps or None) as bar:
+        if enum:
+            V = enumerate_rademacher(p.G)
+            tb = _tboot(p, c, H, V)
+        else:
+            # the draws run as seeded chunks (on the dask client when given)
+            parts = [(c, H, p.ssc, np.arange(p.G))]
+            tb = np.concatenate(
+                map_seeded(
+                    _tstat_chunk,
+                    chunk_sizes(int(n_draws), chunk_size),
+                    seed,
+                    client=client,
+                    args=(parts,),
+                    kwargs={"kind": weights, "G": p.G},
+                    progress=bar.advance,
+                ),
+                axis=0,
+            )[:, 0]
+        t = (p.beta[j] - null) / p.se
+        pval = _exceed(t, tb)
+        ci = (np.nan, np.nan)
+        if level is not None:
+            if V is None:  # the same weights again (same chunk seeds), drawn locally
+                V, _ = _weights_matrix(weights, p.G, int(n_draws), seed, False, None, chunk_size)
+            bar.note("confidence interval by test inversion")
+            ci = _invert(p, V, 1 - float(level), tick=bar.advance)
     return WildBootstrapResult(
         term=name,
         estimate=float(p.beta[j]),
@@ -400,10 +405,13 @@ def _pval_at(p: _Prepared, V: np.ndarray, r: float) -> float:
     return _exceed(t, tb)
 
 
-def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7) -> tuple[float, float]:
+def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7,
+            tick: Callable[[int], None] | None = None) -> tuple[float, float]:
     est, se = p.beta[p.j], p.se
     out = []
     for sign in (-1.0, 1.0):
+        if tick is not None and out:
+            tick(1)  # the lower bound is done
         inner, step = est, se
         outer = est + sign * step
         for _ in range(60):
@@ -423,6 +431,8 @@ def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7) -> tup
             else:
                 outer = mid
         out.append((inner + outer) / 2)
+    if tick is not None:
+        tick(1)
     return float(out[0]), float(out[1])
 
 
@@ -473,16 +483,18 @@ def wild_bootstrap_tstats(
         c, H = _restricted_parts(p, null)
         parts.append((c, H, p.ssc, np.unique(cb)))
         t_obs[b] = (p.beta[p.j] - null) / p.se
-    t_boot = np.concatenate(
-        map_seeded(
-            _tstat_chunk,
-            chunk_sizes(int(n_draws), chunk_size),
-            seed,
-            client=client,
-            args=(parts,),
-            kwargs={"kind": weights, "G": G},
-        ),
-        axis=0,
-    )
+    with report_progress("wild cluster bootstrap", total=int(n_draws)) as bar:
+        t_boot = np.concatenate(
+            map_seeded(
+                _tstat_chunk,
+                chunk_sizes(int(n_draws), chunk_size),
+                seed,
+                client=client,
+                args=(parts,),
+                kwargs={"kind": weights, "G": G},
+                progress=bar.advance,
+            ),
+            axis=0,
+        )
     pv = np.array([_exceed(t_obs[b], t_boot[:, b]) for b in range(K)])
     return t_obs, t_boot, pv

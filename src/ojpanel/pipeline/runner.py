@@ -17,7 +17,7 @@ from typing import Any
 
 from ojpanel.config import REPO_ROOT
 from ojpanel.errors import OJPanelError, ParameterError
-from ojpanel.pipeline.parameters import check_parameters, notebook_parameters
+from ojpanel.pipeline.parameters import check_parameters, check_smoke_conflicts, notebook_parameters
 from ojpanel.pipeline.record import read_records
 from ojpanel.provenance import library_versions, utc_now
 
@@ -89,6 +89,8 @@ def plan(notebooks: list[Path], parameters: Mapping[str, Any] | None, *, smoke: 
     for nb in notebooks:
         given = scoped[nb.stem]
         check_parameters(nb.name, defaults[nb.stem], given)
+        if smoke:
+            check_smoke_conflicts(nb, given)
         auto = {"smoke": smoke, "out_dir": str((out_dir / nb.stem).resolve())}
         if seed is not None:
             auto["seed"] = seed

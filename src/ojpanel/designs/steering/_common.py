@@ -127,7 +127,7 @@ def item_top(da: xr.DataArray) -> np.ndarray:
     if "scale" not in da.coords:
         raise DataError("the panel needs an indicator coordinate 'scale' (binary/ordinal)")
     scale = np.asarray(da["scale"].values).astype(str)
-    bad = sorted({s for s in scale if s not in ("binary", "ordinal")})
+    bad = sorted({str(s) for s in scale if s not in ("binary", "ordinal")})
     if bad:
         ids = [str(i) for i, s in zip(da["indicator"].values, scale, strict=True) if s in bad]
         raise DataError(

@@ -51,6 +51,7 @@ import pandas as pd
 from ojpanel.designs.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, VarianceComponents, _interpolate_mde
 from ojpanel.errors import DataError, ModelError, ParameterError
+from ojpanel.progress import progress as report_progress
 
 __all__ = ["DESIGNS", "SteeringPowerResult", "steering_power"]
 
@@ -265,18 +266,20 @@ def steering_power(
     draws: dict[int, np.ndarray] = {}
     planted: dict[int, float] = {}
     analytic: float | None = None
-    for k in order:
-        eff = grid[k] * analytic if relative and grid[k] != 0.0 else grid[k]
-        if relative and grid[k] != 0.0 and not np.isfinite(eff):
-            raise ParameterError("the design reported no finite MDE at effect 0; give absolute effects")
-        planted[k] = _calibrate(design, eff, pilot, simulator_kwargs)
-        sub_seed = int(children[k + 1].generate_state(1)[0])
-        draws[k] = np.concatenate(map_seeded(
-            _chunk, chunk_sizes(int(n_sims), int(chunk_size)), sub_seed, client=client,
-            kwargs=dict(design=design, planted=planted[k], sim_kwargs=simulator_kwargs),
-        ))
-        if grid[k] == 0.0 and analytic is None:
-            analytic = float(np.nanmean(draws[k][:, 2]))
+    with report_progress(f"steering power ({design})", total=len(grid) * int(n_sims)) as bar:
+        for k in order:
+            eff = grid[k] * analytic if relative and grid[k] != 0.0 else grid[k]
+            if relative and grid[k] != 0.0 and not np.isfinite(eff):
+                raise ParameterError("the design reported no finite MDE at effect 0; give absolute effects")
+            planted[k] = _calibrate(design, eff, pilot, simulator_kwargs)
+            sub_seed = int(children[k + 1].generate_state(1)[0])
+            draws[k] = np.concatenate(map_seeded(
+                _chunk, chunk_sizes(int(n_sims), int(chunk_size)), sub_seed, client=client,
+                kwargs=dict(design=design, planted=planted[k], sim_kwargs=simulator_kwargs),
+                progress=bar.advance,
+            ))
+            if grid[k] == 0.0 and analytic is None:
+                analytic = float(np.nanmean(draws[k][:, 2]))
     rows = []
     for k, g in enumerate(grid):
         d = draws[k]
