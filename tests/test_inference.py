@@ -195,12 +195,12 @@ def test_joint_bootstrap_feeds_romano_wolf():
     )
     x = ds["value"].shift(year=1)
     y, X, labels, rows = panel_arrays(ds["value"], {"lag": x})
-    from ojpanel.models.fe import _column
+    from ojpanel.models.fe import column_codes
 
     n = len(rows)
-    factors = [_column(rows, "municipality", n), _column(rows, "year", n)]
+    factors = [column_codes(rows, "municipality", n), column_codes(rows, "year", n)]
     t_obs, t_boot, p = wild_bootstrap_tstats(
-        y, X, _column(rows, "county", n), factors=factors, n_draws=199, seed=1
+        y, X, column_codes(rows, "county", n), factors=factors, n_draws=199, seed=1
     )
     assert t_boot.shape == (199, 4)
     fits = fit_indicators(ds["value"], {"lag": x}, cluster="county", convention="none")
@@ -242,7 +242,7 @@ def _calibration_pvalues(
     n_sims: int, B: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from ojpanel.designs.simulate import simulate_panel
-    from ojpanel.models.fe import _column, fit_batch, panel_arrays, prepare_batch
+    from ojpanel.models.fe import column_codes, fit_batch, panel_arrays, prepare_batch
 
     ds = simulate_panel(
         n_municipalities=105,
@@ -264,15 +264,15 @@ def _calibration_pvalues(
     fd = prepare_batch(
         y,
         X,
-        factors=[_column(rows, "municipality", n), _column(rows, "year", n)],
-        clusters=[_column(rows, "county", n)],
+        factors=[column_codes(rows, "municipality", n), column_codes(rows, "year", n)],
+        clusters=[column_codes(rows, "county", n)],
         names=["x"],
         labels=labels,
     )
     naive = fit_batch(fd, cov="clustered", convention="stata").pvalues["x"].to_numpy()
     robust = fit_batch(fd, cov="robust").pvalues["x"].to_numpy()
-    factors = [_column(rows, "municipality", n), _column(rows, "year", n)]
-    county = _column(rows, "county", n)
+    factors = [column_codes(rows, "municipality", n), column_codes(rows, "year", n)]
+    county = column_codes(rows, "county", n)
     boot = np.array(
         [
             wild_cluster_bootstrap(

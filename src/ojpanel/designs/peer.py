@@ -51,7 +51,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.errors import DataError, ModelError, ParameterError
-from ojpanel.models.fe import _column, fit_indicators, panel_arrays, prepare_batch
+from ojpanel.models.fe import column_codes, fit_indicators, panel_arrays, prepare_batch
 from ojpanel.models.fe_results import BatchFEResults
 from ojpanel.peers import improved, lagged, loo_group_mean, top_quartile_flag
 
@@ -164,7 +164,7 @@ def fit_peer(
     years: Sequence[int] | None = None,
     cov: str = "clustered",
     cluster: str | Sequence[str] | None = "county",
-    convention: str = "linearmodels",
+    convention: str = "stata",
 ) -> BatchFEResults:
     """Peer regressions for every indicator of a panel (one vectorised pass).
 
@@ -252,7 +252,7 @@ def peer_inference(
     entity_effects: bool = False,
     years: Sequence[int] | None = None,
     cluster: str = "county",
-    convention: str = "linearmodels",
+    convention: str = "stata",
     n_draws: int = 9999,
     weights: str = "webb",
     seed: int = 0,
@@ -284,13 +284,13 @@ def peer_inference(
     y, regs = _fit_arrays(frame, years)
     yy, X, labels, rows = panel_arrays(y, regs)
     n = len(rows)
-    factors = [_column(rows, (shocks, "year") if shocks else "year", n)]
+    factors = [column_codes(rows, (shocks, "year") if shocks else "year", n)]
     if entity_effects:
-        factors.append(_column(rows, "municipality", n))
+        factors.append(column_codes(rows, "municipality", n))
     t_obs, t_boot, p_wild = wild_bootstrap_tstats(
         yy,
         X,
-        _column(rows, cluster, n),
+        column_codes(rows, cluster, n),
         factors=factors,
         term=list(regs).index("peer"),
         n_draws=n_draws,
@@ -330,8 +330,8 @@ class _PeerStatistic:
         n = len(rows)
         self.factors = []
         if entity_effects:
-            self.factors.append(_column(rows, "municipality", n))
-        self.factors.append(_column(rows, (shocks, "year") if shocks else "year", n))
+            self.factors.append(column_codes(rows, "municipality", n))
+        self.factors.append(column_codes(rows, (shocks, "year") if shocks else "year", n))
         self.X_other = X
         self.n_years = y.sizes["year"]
         self.peer_years = y["year"].values

@@ -111,8 +111,7 @@ def bootstrap_design(
     """
     from scipy.linalg import qr
 
-    from ojpanel.models.covariance import is_nested
-    from ojpanel.models.within import absorb_batch
+    from ojpanel.models.within import absorb_batch, is_nested
 
     X = np.asarray(X, float).reshape(len(y), -1)
     y = np.asarray(y, float).ravel()

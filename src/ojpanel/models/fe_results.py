@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ojpanel.errors import ParameterError
+from ojpanel.errors import ModelError, ParameterError
+from ojpanel.models.covariance import COVARIANCE, covariance
+from ojpanel.models.within import BatchOLS, FitData, indicator_matrix
 
 __all__ = ["TIDY_COLUMNS", "FEResults", "BatchFEResults", "Comparison", "compare", "tidy_frame"]
 
@@ -49,6 +51,13 @@ def _stars(estimate: float, p: float) -> str:
     return regression_stars(estimate, p)
 
 
+def _se(variances: np.ndarray) -> np.ndarray:
+    """Square roots of variances; a negative variance (a two-way estimate that is not positive
+    semi-definite, already warned about) is NaN."""
+    v = np.asarray(variances, dtype=float)
+    return np.sqrt(np.where(v >= 0, v, np.nan))
+
+
 def _pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
     df = np.broadcast_to(np.asarray(df, dtype=float), np.shape(t))
     out = np.where(
@@ -78,6 +87,27 @@ def tidy_frame(rows: Sequence[Mapping[str, Any]], **meta: Any) -> pd.DataFrame:
     return df[TIDY_COLUMNS + extra]
 
 
+def _with_clusters(data: FitData, cov: str, cluster: Any) -> FitData:
+    """``data`` with the cluster variables a recomputed covariance needs."""
+    if cov not in COVARIANCE:
+        raise ParameterError(f"cov must be one of {tuple(COVARIANCE)}; got {cov!r}")
+    need = COVARIANCE[cov].clusters
+    if cluster is None:
+        if need and len(data.clusters) != need:
+            raise ParameterError(
+                f"cov={cov!r} needs {need} cluster variable(s) and the fit has "
+                f"{len(data.clusters)}; pass cluster=..."
+            )
+        return data
+    specs = list(cluster) if need == 2 else [cluster]
+    if need and len(specs) != need:
+        raise ParameterError(f"cov={cov!r} needs {need} cluster variable(s); got {len(specs)}")
+    if data.columns is None and any(isinstance(c, str | tuple) for c in specs):
+        raise ParameterError("name clusters by code arrays: this fit keeps no column lookup")
+    codes = [c if isinstance(c, np.ndarray) else data.columns(c) for c in specs]
+    return data.with_clusters(codes)
+
+
 class FEResults:
     """One fixed-effects regression.
 
@@ -101,6 +131,7 @@ class FEResults:
         label: str | None = None,
         engine: str = "ojpanel",
         resid: np.ndarray | None = None,
+        source: tuple[FitData, BatchOLS] | None = None,
     ) -> None:
         self._params = pd.Series(np.asarray(params, float), index=list(names), name="parameter")
         self._cov = pd.DataFrame(np.asarray(cov, float), index=list(names), columns=list(names))
@@ -115,6 +146,7 @@ class FEResults:
         self._label = label
         self._engine = engine
         self._resid = resid
+        self._source = source
 
     # --- read-only properties -------------------------------------------------------------
     @property
@@ -131,7 +163,7 @@ class FEResults:
     def std_errors(self) -> pd.Series:
         """Standard errors."""
         return pd.Series(
-            np.sqrt(np.diag(self._cov.values)), index=self._params.index, name="std_error"
+            _se(np.diag(self._cov.values)), index=self._params.index, name="std_error"
         )
 
     @property
@@ -206,6 +238,36 @@ class FEResults:
         c = _crit(level, self._df)
         se = self.std_errors
         return pd.DataFrame({"lower": self._params - c * se, "upper": self._params + c * se})
+
+    def vcov(
+        self,
+        cov: str = "clustered",
+        *,
+        cluster: Any = None,
+        convention: str | None = None,
+    ) -> FEResults:
+        """The same fit with another covariance (recomputed, nothing refitted).
+
+        Parameters
+        ----------
+        cov
+            Estimator (:data:`ojpanel.models.covariance.COVARIANCE`).
+        cluster
+            Cluster column name(s) of the fitted data (a tuple of two for ``"twoway"``), or code
+            arrays; default the clusters of the fit.
+        convention
+            Small-sample convention; default the fit's.
+        """
+        if self._source is None:
+            raise ModelError(
+                "this result keeps no fitted data (engine='linearmodels'); refit with "
+                "engine='vectorised' to recompute its covariance"
+            )
+        data, fit = self._source
+        return BatchFEResults.from_fit(
+            _with_clusters(data, cov, cluster), fit, cov=cov,
+            convention=convention or self._convention, dependent=self._dependent,
+        )[data.labels[0]]  # fmt: skip
 
     def to_frame(self, **meta: Any) -> pd.DataFrame:
         """Tidy rows (one per term) in the replication schema; ``meta`` fills other columns."""
@@ -298,6 +360,7 @@ class BatchFEResults:
         convention: str,
         effects: Sequence[str],
         dependent: str = "y",
+        source: tuple[FitData, BatchOLS] | None = None,
     ) -> None:
         self._labels = [str(x) for x in labels]
         if len(set(self._labels)) != len(self._labels):
@@ -313,6 +376,55 @@ class BatchFEResults:
         self._convention = convention
         self._effects = tuple(effects)
         self._dependent = dependent
+        self._source = source
+
+    @classmethod
+    def from_fit(
+        cls,
+        data: FitData,
+        fit: BatchOLS,
+        *,
+        cov: str = "clustered",
+        convention: str = "linearmodels",
+        dependent: str = "y",
+    ) -> BatchFEResults:
+        """Results of least-squares fits with the covariance ``cov`` under ``convention``."""
+        cv = covariance(data, fit, cov, convention)
+        ent = (np.asarray(indicator_matrix(data.entity).T @ data.mask.T.astype(float)) > 0).sum(0)
+        return cls(
+            labels=data.labels,
+            names=data.names,
+            params=fit.beta,
+            cov=cv.cov,
+            df_resid=cv.df,
+            nobs=data.mask.sum(1),
+            n_entities=ent,
+            n_clusters=cv.n_clusters,
+            cov_type=cov,
+            convention=convention,
+            effects=data.effects,
+            dependent=dependent,
+            source=(data, fit),
+        )
+
+    def vcov(
+        self,
+        cov: str = "clustered",
+        *,
+        cluster: Any = None,
+        convention: str | None = None,
+    ) -> BatchFEResults:
+        """The same fits with another covariance (see :meth:`FEResults.vcov`)."""
+        if self._source is None:
+            raise ModelError(
+                "these results keep no fitted data (engine='linearmodels'); refit with "
+                "engine='vectorised' to recompute their covariance"
+            )
+        data, fit = self._source
+        return BatchFEResults.from_fit(
+            _with_clusters(data, cov, cluster), fit, cov=cov,
+            convention=convention or self._convention, dependent=self._dependent,
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -330,7 +442,13 @@ class BatchFEResults:
             b = self._labels.index(str(label))
         except ValueError:
             raise KeyError(f"no fit labelled {label!r}; labels: {self._labels[:10]}…") from None
+        source = None
+        if self._source is not None:
+            data, fit = self._source
+            one = BatchOLS(fit.beta[b : b + 1], fit.resid[b : b + 1], fit.xtx_inv[b : b + 1], fit.nobs[b : b + 1])
+            source = (data.member(b), one)
         return FEResults(
+            source=source,
             params=self._params[b],
             cov=self._cov[b],
             names=self._names,
@@ -356,7 +474,7 @@ class BatchFEResults:
     @property
     def std_errors(self) -> pd.DataFrame:
         """Standard errors, one row per fit."""
-        return self._frame(np.sqrt(np.einsum("bkk->bk", self._cov)))
+        return self._frame(_se(np.einsum("bkk->bk", self._cov)))
 
     @property
     def tstats(self) -> pd.DataFrame:

@@ -111,7 +111,7 @@ def fit_slope(
 def _fit_clustered(y: np.ndarray, x: np.ndarray, year: np.ndarray | None, cluster: np.ndarray) -> SlopeFit:
     """Clustered fit through the package's fixed-effects engine (year effects absorbed).
 
-    ``convention="stata"`` gives CR1 (``G/(G-1)·(N-1)/(N-K)``) with a t(G-1) reference, the same
+    ``convention="areg"`` (every parameter counted) gives CR1 (``G/(G-1)·(N-1)/(N-K)``) with a t(G-1) reference, the same
     numbers as statsmodels ``OLS(...).fit(cov_type="cluster", use_t=True)`` with year dummies.
     """
     from ojpanel.models.fe import fit_panel
@@ -124,7 +124,7 @@ def _fit_clustered(y: np.ndarray, x: np.ndarray, year: np.ndarray | None, cluste
     res = fit_panel(
         data, "y", ["x"] if year is not None else ["const", "x"], entity="entity", time="year",
         entity_effects=False, time_effects=year is not None, cov="clustered", cluster=cl,
-        convention="stata",
+        convention="areg",
     )
     b = float(res.params["x"])
     var = float(res.cov.loc["x", "x"])
