@@ -19,9 +19,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.models.fe import fit_indicators
 from ojpanel.peers import lagged, loo_group_mean
+from ojpanel.simulate.panel import simulate_panel
 
 ANCHOR_S = 2.4
 TARGET_SPEEDUP = 20.0

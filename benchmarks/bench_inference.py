@@ -12,9 +12,9 @@ import time
 
 from ojpanel.designs.peer import peer_frame
 from ojpanel.designs.power import power
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.inference import romano_wolf, wild_bootstrap_tstats
 from ojpanel.models.fe import column_codes, panel_arrays
+from ojpanel.simulate.panel import simulate_panel
 
 ANCHOR_S = 60.0
 

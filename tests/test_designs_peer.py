@@ -17,8 +17,8 @@ from ojpanel.designs.peer import (
     peer_placebo,
     tidy_peer,
 )
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.errors import ModelError, ParameterError
+from ojpanel.simulate.panel import simulate_panel
 
 
 def _equal_groups(n_groups=10, size=6, years=6, rho=0.6, seed=0) -> xr.Dataset:

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from ojpanel.designs.simulate import simulate_panel
+from ojpanel.core.tidy import TIDY_COLUMNS
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.models import compare, fit_indicators, fit_panel
-from ojpanel.models.fe_results import TIDY_COLUMNS
+from ojpanel.simulate.panel import simulate_panel
 
 
 @pytest.fixture(scope="module")

@@ -104,8 +104,8 @@ def test_crv3_refits_when_effects_are_not_nested():
 def test_county_by_year_effects_equal_pyfixest():
     """Municipality + county×year effects for several indicators at once, as pyfixest
     ``feols("y ~ x | municipality + county^year")`` fits them one by one (with its defaults)."""
-    from ojpanel.designs.simulate import simulate_panel
     from ojpanel.peers import lagged, loo_group_mean
+    from ojpanel.simulate.panel import simulate_panel
 
     ds = simulate_panel(
         n_municipalities=80, n_counties=8, years=range(2016, 2021), n_indicators=3, rho=0.3,

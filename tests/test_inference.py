@@ -187,8 +187,8 @@ def test_romano_wolf_matches_stored_reference():
 
 
 def test_joint_bootstrap_feeds_romano_wolf():
-    from ojpanel.designs.simulate import simulate_panel
     from ojpanel.models.fe import fit_indicators, panel_arrays
+    from ojpanel.simulate.panel import simulate_panel
 
     ds = simulate_panel(
         n_municipalities=84, n_counties=12, years=range(2016, 2020), n_indicators=4, seed=2
@@ -241,8 +241,8 @@ def test_permutation_test_agrees_with_scipy_exact():
 def _calibration_pvalues(
     n_sims: int, B: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from ojpanel.designs.simulate import simulate_panel
     from ojpanel.models.fe import column_codes, fit_batch, panel_arrays, prepare_batch
+    from ojpanel.simulate.panel import simulate_panel
 
     ds = simulate_panel(
         n_municipalities=105,

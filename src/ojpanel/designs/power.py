@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.models.fe import fit_batch, prepare_batch
 from ojpanel.models.within import demean, factorize
@@ -55,6 +55,7 @@ __all__ = [
     "power",
     "minimum_detectable_effect",
     "size_adjusted_level",
+    "interpolate_mde",
 ]
 
 DESIGNS = ("users", "peer")
@@ -486,7 +487,7 @@ def power(
         table=table,
         components=vc,
         target_power=target_power,
-        mde=_interpolate_mde(table, target_power, "power_size_adjusted" if size_adjusted else "power"),
+        mde=interpolate_mde(table, target_power, "power_size_adjusted" if size_adjusted else "power"),
         analytic=ana,
         settings=dict(
             share_treated=share_treated,
@@ -522,7 +523,9 @@ def size_adjusted_level(null_pvalues: np.ndarray, alpha: float) -> float:
     return float(min(alpha, p[k - 1]))
 
 
-def _interpolate_mde(table: pd.DataFrame, target: float, column: str = "power") -> float:
+def interpolate_mde(table: pd.DataFrame, target: float, column: str = "power") -> float:
+    """The effect at which ``column`` of a power table first reaches ``target`` (linear
+    interpolation between the grid points around it; NaN if never reached)."""
     t = table.sort_values("effect")
     pos = t[t["effect"] > 0]
     above = pos[pos[column] >= target]

@@ -29,7 +29,7 @@ those out too (what bootstrapping pre-demeaned data amounts to) over-rejects: on
 exact version (``tests/test_inference.py``).
 
 Draws are made in chunks with seeds spawned from one root seed, so a run on a dask client
-(:mod:`ojpanel.designs.parallel`) equals the serial run.
+(:mod:`ojpanel.core.parallel`) equals the serial run.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.within import factorize
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.errors import ParameterError
 
 __all__ = ["PermutationResult", "permute_labels", "permutation_test"]

@@ -16,38 +16,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ojpanel.core.stars import regression_stars
+from ojpanel.core.tidy import tidy_frame
 from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.covariance import COVARIANCE, covariance
 from ojpanel.models.within import BatchOLS, FitData, indicator_matrix
 
-__all__ = ["TIDY_COLUMNS", "FEResults", "BatchFEResults", "Comparison", "compare", "tidy_frame"]
-
-#: Column order of tidy result tables (shared with ``ojpanel.replication``).
-TIDY_COLUMNS = [
-    "analysis",
-    "area",
-    "indicator",
-    "indicator_group",
-    "peer_group",
-    "lag",
-    "outcome",
-    "sample",
-    "period",
-    "term",
-    "estimate",
-    "std_error",
-    "statistic",
-    "p_value",
-    "n_obs",
-    "n_municipalities",
-    "stars",
-    "mode",
-]
-
+__all__ = ["FEResults", "BatchFEResults", "Comparison", "compare"]
 
 def _stars(estimate: float, p: float) -> str:
-    from ojpanel.report.stars import regression_stars
-
     return regression_stars(estimate, p)
 
 
@@ -73,18 +50,6 @@ def _crit(level: float, df: float) -> float:
         raise ParameterError(f"confidence level must be in (0, 1); got {level}")
     q = 0.5 + level / 2
     return float(stats.t.ppf(q, df)) if np.isfinite(df) else float(stats.norm.ppf(q))
-
-
-def tidy_frame(rows: Sequence[Mapping[str, Any]], **meta: Any) -> pd.DataFrame:
-    """Build a tidy table with :data:`TIDY_COLUMNS` (missing fields are NA; extra keys kept last)."""
-    df = pd.DataFrame(list(rows))
-    for k, v in meta.items():
-        df[k] = v
-    for c in TIDY_COLUMNS:
-        if c not in df.columns:
-            df[c] = pd.NA
-    extra = [c for c in df.columns if c not in TIDY_COLUMNS]
-    return df[TIDY_COLUMNS + extra]
 
 
 def _with_clusters(data: FitData, cov: str, cluster: Any) -> FitData:

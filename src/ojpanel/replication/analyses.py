@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.stars import anova_stars, regression_stars
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.peers import improved, lagged, loo_group_mean, top_quartile_flag
 from ojpanel.replication.engine import SlopeFit, fit_slope, mean_test, one_way_anova
 from ojpanel.replication.tables import COLUMNS
-from ojpanel.report.stars import anova_stars, regression_stars
 
 __all__ = [
     "COLUMNS",

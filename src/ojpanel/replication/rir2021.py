@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.synthetic import is_synthetic
 from ojpanel.data.ojusers import read_oj_users
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.replication import analyses as an
@@ -204,7 +205,7 @@ def rir2021(
         "Raw KPI panels: combined audit variables (e.g. AUDIT/DUDIT, settings) are analysed per KPI "
         "component; harmonised panels carry the combined variables."
     )
-    synthetic = str(ds.attrs.get("synthetic", "")).strip().lower() in {"1", "true", "yes"}
+    synthetic = is_synthetic(ds)
     if synthetic:
         for t in rendered:
             t.notes.insert(0, "SYNTHETIC DATA (simulated; not Öppna jämförelser results).")
@@ -237,15 +238,15 @@ def rir2021(
 
 def _change_note(name: str, changes: pd.DataFrame) -> str:
     # Table names are "<analysis>_<area slug>_..."; match the changes of that analysis and area.
-    from ojpanel.replication.tables import _slug
+    from ojpanel.replication.tables import slug
 
     if "_peer_mean_" in name:
         return "Improved mode only (no faithful counterpart): the peers' leave-one-out mean kept continuous."
     analysis = name.split("_", 1)[0]
-    sub = changes[(changes["analysis"] == analysis) & (changes["area"].map(_slug) == name.split("_")[1])]
+    sub = changes[(changes["analysis"] == analysis) & (changes["area"].map(slug) == name.split("_")[1])]
     if analysis == "D":
         parts = name.split("_")
-        sub = sub[sub["peer_group"].map(_slug) == parts[2]]
+        sub = sub[sub["peer_group"].map(slug) == parts[2]]
         sub = sub[sub["term"] == ("peer_mean" if "_peer_mean_" in name else "peer_top_quartile")]
     if sub.empty:
         return "Compared with faithful mode: no cell changes sign or significance."

@@ -195,8 +195,8 @@ def tidy(rows: Iterable[Mapping[str, Any]], *, df: float | None = None, **meta: 
     ``df`` is the reference t distribution of rows without an ``mde`` (None: normal; see
     :func:`reference_df`).
     """
-    from ojpanel.models.fe_results import tidy_frame
-    from ojpanel.report.stars import regression_stars
+    from ojpanel.core.stars import regression_stars
+    from ojpanel.core.tidy import tidy_frame
 
     rows = [dict(r) for r in rows]
     for r in rows:

@@ -31,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
-from ojpanel.designs.steering.transitions import _restrict_items, adoption_frame
+from ojpanel.designs.steering.transitions import adoption_frame, restrict_items
 from ojpanel.errors import DataError
 
 __all__ = ["CombinedResult", "steering_vs_benchmarking"]
@@ -116,7 +116,7 @@ def steering_vs_benchmarking(
     CombinedResult
     """
     f = adoption_frame(ds, coloured=coloured, peer_group=peer_group)
-    f = _restrict_items(ds, f, items)
+    f = restrict_items(ds, f, items)
     if f["red_prev"].isna().all():
         raise DataError(
             "the panel has no colour flags ('coloured', indicator × year); the checklist signal needs "

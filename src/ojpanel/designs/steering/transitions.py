@@ -38,6 +38,7 @@ __all__ = [
     "transition_rates",
     "adoption_summary",
     "adoption_frame",
+    "restrict_items",
     "AdoptionResult",
     "fit_adoption",
     "red_flag_comparison",
@@ -344,7 +345,9 @@ def _full_rank(X: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     return X[cols]
 
 
-def _restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
+def restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
+    """Rows of an adoption frame for ``items="established"`` (asked before the panel starts) or
+    ``"all"`` items."""
     da = value_array(ds)
     if items == "all" or "introduced" not in da.coords:
         return f
@@ -405,7 +408,7 @@ def fit_adoption(
     if bad:
         raise ParameterError(f"terms must be among 'red_prev', 'peer_prev'; got {bad}")
     f = adoption_frame(ds, coloured=coloured, peer_group=peer_group)
-    f = _restrict_items(ds, f, items)
+    f = restrict_items(ds, f, items)
     if "red_prev" in terms and f["red_prev"].isna().all():
         raise DataError(
             "the panel has no colour flags ('coloured', indicator × year), so the red-flag effect cannot "
@@ -448,7 +451,7 @@ def red_flag_comparison(
     (descriptive, no adjustment for item or municipality differences; the regression is
     :func:`fit_adoption`).
     """
-    f = _restrict_items(ds, adoption_frame(ds, coloured=coloured, peer_group=None), items)
+    f = restrict_items(ds, adoption_frame(ds, coloured=coloured, peer_group=None), items)
     if f["red_prev"].isna().all():
         raise DataError("the panel has no colour flags ('coloured'); pass coloured=...")
     g = f.assign(red=f["red_prev"] > 0).groupby(["area", "year", "red"])["adopt"].agg(["size", "mean"]).unstack("red")
@@ -488,7 +491,7 @@ def adoption_bayes(
     from ojpanel.models.bayes.fit import fit_binary
 
     f = adoption_frame(ds, coloured=coloured, peer_group=None, at_risk_only=True)
-    f = _restrict_items(ds, f, items)
+    f = restrict_items(ds, f, items)
     if f["red_prev"].isna().all():
         raise DataError("the panel has no colour flags ('coloured'); pass coloured=...")
     da = value_array(ds).sel(indicator=sorted(f["indicator"].unique()))
