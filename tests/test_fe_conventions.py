@@ -131,3 +131,22 @@ def test_county_by_year_effects_equal_pyfixest():
         one = ours[ind]
         np.testing.assert_allclose(one.params.values, ref.coef().values, atol=1e-8, rtol=0)
         np.testing.assert_allclose(one.std_errors.values, ref.se().values, rtol=1e-6)
+
+
+def test_the_one_cr1_equals_statsmodels():
+    """``covariance.cr1`` (used by the replication, the RD and the bootstrap) is statsmodels'
+    ``cov_type="cluster"`` with its default correction."""
+    import statsmodels.api as sm
+
+    from ojpanel.models.covariance import cr1
+
+    rng = np.random.default_rng(3)
+    n = 120
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n)])
+    g = rng.integers(0, 9, n)
+    y = X @ np.array([1.0, 0.5, -0.2]) + rng.normal(size=n) + rng.normal(size=9)[g]
+    ref = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": g})
+    beta = np.linalg.solve(X.T @ X, X.T @ y)
+    cov, G = cr1(X, y - X @ beta, np.linalg.inv(X.T @ X), g)
+    assert G == 9
+    np.testing.assert_allclose(cov, ref.cov_params(), rtol=1e-10)

@@ -44,6 +44,7 @@ import pandas as pd
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.errors import ModelError, ParameterError
+from ojpanel.models.covariance import cr1, cr1_scale
 from ojpanel.models.within import factorize
 
 __all__ = [
@@ -162,12 +163,10 @@ def _prepare(X: np.ndarray, y: np.ndarray, clusters: np.ndarray, j: int) -> _Pre
     np.add.at(Xgy, codes, X * y[:, None])
     A = np.linalg.inv(XgXg.sum(0))
     beta = A @ Xgy.sum(0)
-    u = y - X @ beta
-    s = np.zeros((G, k))
-    np.add.at(s, codes, X * u[:, None])
-    ssc = G / (G - 1) * (n - 1) / (n - k)
-    var = ssc * (A @ (s.T @ s) @ A)[j, j]
-    return _Prepared(X, y, codes, G, A, beta, XgXg, Xgy, ssc, float(np.sqrt(var)), j)
+    # the observed t uses the registry's CR1; the bootstrap t statistics the same factor
+    cov, _ = cr1(X, y - X @ beta, A, codes)
+    ssc = cr1_scale(n, k, G)
+    return _Prepared(X, y, codes, G, A, beta, XgXg, Xgy, ssc, float(np.sqrt(cov[j, j])), j)
 
 
 def _restricted_parts(p: _Prepared, r: float) -> tuple[np.ndarray, np.ndarray]:

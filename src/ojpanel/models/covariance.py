@@ -96,6 +96,7 @@ __all__ = [
     "check_options",
     "cluster_sums",
     "cr1",
+    "cr1_scale",
 ]
 
 
@@ -252,8 +253,9 @@ class Stata(Convention):
 
     def cluster(self, c, clusters, G):
         gmin = np.min(np.stack(G[:2]), axis=0)
-        scale = gmin / (gmin - 1) * (c.n - 1) / _positive(c.n - self._k(c, clusters))
-        return [scale] * len(G), gmin - 1
+        K = self._k(c, clusters)
+        _positive(c.n - K)
+        return [cr1_scale(c.n, K, gmin)] * len(G), gmin - 1
 
 
 class Areg(Stata):
@@ -289,8 +291,8 @@ class Statsmodels(Convention):
         return c.n / denom, np.full(len(c.n), np.inf)
 
     def cluster(self, c, clusters, G):
-        denom = _positive(c.n - c.k - c.rank)
-        return [g / (g - 1) * (c.n - 1) / denom for g in G], np.full(len(c.n), np.inf)
+        _positive(c.n - c.k - c.rank)
+        return [cr1_scale(c.n, c.k + c.rank, g) for g in G], np.full(len(c.n), np.inf)
 
 
 class NoAdjustment(Convention):
@@ -541,6 +543,11 @@ def covariance(
     return est().compute(data, fit, CONVENTION[convention])
 
 
+def cr1_scale(n: float, k: float, G: float) -> float:
+    """The CR1 factor ``G/(G−1)·(n−1)/(n−k)`` (Stata's ``regress, vce(cluster)``)."""
+    return G / (G - 1) * (n - 1) / (n - k)
+
+
 def cr1(
     X: np.ndarray, resid: np.ndarray, xtx_inv: np.ndarray, clusters: np.ndarray
 ) -> tuple[np.ndarray, int]:
@@ -558,5 +565,5 @@ def cr1(
     if G < 2:
         raise ModelError("clustered standard errors need at least two clusters")
     s = cluster_sums((X * np.asarray(resid, float)[:, None])[None], codes)[0]
-    cov = xtx_inv @ (s.T @ s) @ xtx_inv * (G / (G - 1) * (n - 1) / (n - k))
+    cov = xtx_inv @ (s.T @ s) @ xtx_inv * cr1_scale(n, k, G)
     return (cov + cov.T) / 2, G
