@@ -9,6 +9,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "PeerDesign": "ojpanel.designs.peer",
+    "UsersDesign": "ojpanel.designs.users",
     "fit_peer": "ojpanel.designs.peer",
     "peer_frame": "ojpanel.designs.peer",
     "peer_placebo": "ojpanel.designs.peer",
