@@ -94,7 +94,8 @@ def test_fe_bootstrap_on_demeaned_data_equals_dummy_regression():
 def test_bootstrap_ci_inverts_the_test():
     X, y, cl = _clustered_data(4, G=10)
     r = wild_cluster_bootstrap(X, y, cl, term=1, level=0.9)
-    lo, hi = r.conf_int
+    lo, hi = r.interval
+    assert r.conf_int().loc[r.term].tolist() == [lo, hi]
     assert lo < r.estimate < hi
     inside = wild_cluster_bootstrap(X, y, cl, term=1, null=lo + 1e-4 * (hi - lo), level=None)
     outside = wild_cluster_bootstrap(X, y, cl, term=1, null=lo - 0.05 * (hi - lo), level=None)
@@ -108,7 +109,7 @@ def test_webb_weights_and_seeds():
     assert not a.enumerated and a.n_draws == 999
     assert a.p_value == b.p_value
     ci = wild_cluster_bootstrap(X, y, cl, term=1, weights="webb", n_draws=999, seed=3, level=0.9)
-    assert ci.p_value == a.p_value and ci.conf_int[0] < ci.estimate < ci.conf_int[1]
+    assert ci.p_value == a.p_value and ci.interval[0] < ci.estimate < ci.interval[1]
     # Webb weights have mean 0 and variance 1
     from ojpanel.inference import draw_weights
 

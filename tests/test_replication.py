@@ -427,7 +427,7 @@ def test_schema_and_modes(rep):
     assert set(rep.tables["D"]["sample"]) == {"all", "oj_users"}
     assert set(rep.tables["D"]["peer_group"]) == {"county", "kommungrupp"}
     assert rep.n_regressions > 0 and rep.n_anovas > 0
-    text = rep.summary()
+    text = rep.summary
     assert "Ran:" in text and "Skipped:" in text and "Choices:" in text
     assert "75th percentile" in text
     assert "<strong>" in rep._repr_html_()

@@ -69,7 +69,7 @@ def test_planted_peer_effect_shows_and_null_mostly_not(smoke):
         null = _cells(d, NULL)
         null_positive += int(null["stars"].isin(["+", "++"]).sum())
         assert rep.settings["synthetic"] is True
-        assert "SYNTHETIC DATA" in rep.summary()
+        assert "SYNTHETIC DATA" in rep.summary
         # B ran on the random users file; users were assigned at random, so mostly no effect.
         b = rep.tables["B"]
         assert not b.empty and set(b["area"]) == {"ekonomiskt bistånd", "barn och unga"}

@@ -65,7 +65,7 @@ def rir2021(
             groupings[name.strip()] = Path(file.strip())
         ds = load_panel(panel) if panel else build_panel()
         rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
-        console.print(rep.summary(), highlight=False)
+        console.print(rep.summary, highlight=False)
 
 
 @reproduce_app.command("all")
@@ -100,7 +100,7 @@ def _replication_step(ds, out: Path, smoke: bool) -> None:
     from ojpanel.replication import write_rir2021
 
     rep = write_rir2021(ds, out / "rir2021", mode="both")
-    console.print(rep.summary(), highlight=False)
+    console.print(rep.summary, highlight=False)
 
 
 def _pipeline_step(ds, out: Path, smoke: bool) -> None:

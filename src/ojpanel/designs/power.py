@@ -40,6 +40,7 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.core.results import Result
 from ojpanel.designs.design import RegressionDesign
 from ojpanel.designs.peer import PeerDesign
 from ojpanel.designs.users import UsersDesign
@@ -287,8 +288,10 @@ def _simulate_chunk(
 
 
 @dataclass(frozen=True)
-class PowerResult:
+class PowerResult(Result):
     """Simulated power by effect size, with Monte Carlo standard errors and the MDE."""
+
+    title = "Power"
 
     design: str
     indicator: str | None

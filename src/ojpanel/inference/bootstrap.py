@@ -37,12 +37,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.core.results import Result
 from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.covariance import cr1, cr1_scale
 from ojpanel.models.within import factorize
@@ -221,7 +222,7 @@ def _check_weights(kind: str, enumerate_: str | bool, G: int) -> bool:
 
 
 @dataclass(frozen=True)
-class WildBootstrapResult:
+class WildBootstrapResult(Result):
     """Wild cluster bootstrap test of one coefficient.
 
     Attributes
@@ -231,8 +232,9 @@ class WildBootstrapResult:
         scaling, as ``wildboottest``).
     p_value
         Bootstrap p-value of ``H0: β = null`` (two-sided, ``mean(|t| < |t*|)``).
-    conf_int
-        ``(lower, upper)`` by test inversion at ``level`` (NaN if not requested).
+    interval
+        ``(lower, upper)`` by test inversion at ``level`` (NaN if not requested); also
+        :meth:`conf_int`.
     n_draws, enumerated, weights, n_clusters, null
         Bootstrap settings.
     t_boot
@@ -244,7 +246,7 @@ class WildBootstrapResult:
     std_error: float
     statistic: float
     p_value: float
-    conf_int: tuple[float, float]
+    interval: tuple[float, float]
     level: float
     n_draws: int
     enumerated: bool
@@ -252,6 +254,8 @@ class WildBootstrapResult:
     n_clusters: int
     null: float
     t_boot: np.ndarray
+
+    title: ClassVar[str] = "Wild cluster bootstrap"
 
     def to_frame(self) -> pd.DataFrame:
         """One tidy row (replication-schema names where they apply)."""
@@ -263,8 +267,8 @@ class WildBootstrapResult:
                     "std_error": self.std_error,
                     "statistic": self.statistic,
                     "p_value": self.p_value,
-                    "ci_lower": self.conf_int[0],
-                    "ci_upper": self.conf_int[1],
+                    "ci_lower": self.interval[0],
+                    "ci_upper": self.interval[1],
                     "level": self.level,
                     "n_draws": self.n_draws,
                     "enumerated": self.enumerated,
@@ -274,8 +278,16 @@ class WildBootstrapResult:
             ]
         )
 
-    def _repr_html_(self) -> str:
-        return self.to_frame().to_html(index=False)
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """The test-inversion interval (computed at :attr:`level` when the bootstrap ran)."""
+        if level is not None and not np.isclose(level, self.level):
+            raise ParameterError(
+                f"the interval was computed at level {self.level}; rerun the bootstrap with "
+                f"level={level}"
+            )
+        return pd.DataFrame(
+            {"lower": [self.interval[0]], "upper": [self.interval[1]]}, index=[self.term]
+        )
 
 
 def _weights_matrix(
@@ -380,7 +392,7 @@ def wild_cluster_bootstrap(
         std_error=p.se,
         statistic=float(t),
         p_value=pval,
-        conf_int=ci,
+        interval=ci,
         level=float(level) if level is not None else np.nan,
         n_draws=tb.size,
         enumerated=enum,

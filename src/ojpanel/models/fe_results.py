@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ojpanel.core.results import Result, critical_value
 from ojpanel.core.stars import regression_stars
 from ojpanel.core.tidy import tidy_frame
 from ojpanel.errors import ModelError, ParameterError
@@ -45,13 +46,6 @@ def _pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
     return out
 
 
-def _crit(level: float, df: float) -> float:
-    if not 0 < level < 1:
-        raise ParameterError(f"confidence level must be in (0, 1); got {level}")
-    q = 0.5 + level / 2
-    return float(stats.t.ppf(q, df)) if np.isfinite(df) else float(stats.norm.ppf(q))
-
-
 def _with_clusters(data: FitData, cov: str, cluster: Any) -> FitData:
     """``data`` with the cluster variables a recomputed covariance needs."""
     if cov not in COVARIANCE:
@@ -73,11 +67,13 @@ def _with_clusters(data: FitData, cov: str, cluster: Any) -> FitData:
     return data.with_clusters(codes)
 
 
-class FEResults:
+class FEResults(Result):
     """One fixed-effects regression.
 
     Parameters are set by the estimators in :mod:`ojpanel.models.fe`; use the properties.
     """
+
+    title = "Fixed-effects regression"
 
     def __init__(
         self,
@@ -200,7 +196,7 @@ class FEResults:
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Confidence intervals with the same reference distribution as :attr:`pvalues`."""
-        c = _crit(level, self._df)
+        c = critical_value(level, self._df)
         se = self.std_errors
         return pd.DataFrame({"lower": self._params - c * se, "upper": self._params + c * se})
 
@@ -286,9 +282,6 @@ class FEResults:
         head = "\n".join(f"{k:<14}{v}" for k, v in self._header())
         return f"Fixed-effects regression\n{head}\n\n{self._table().to_string(float_format=lambda x: f'{x:.4f}')}"
 
-    def __str__(self) -> str:
-        return self.summary
-
     def __repr__(self) -> str:
         return f"<FEResults {self._dependent} ~ {', '.join(self._params.index)}; n={self._nobs}>"
 
@@ -303,12 +296,14 @@ class FEResults:
         )
 
 
-class BatchFEResults:
+class BatchFEResults(Result):
     """Many fits with the same specification (e.g. one per indicator), stored stacked.
 
     Index with a label to get one :class:`FEResults`; ``params``, ``std_errors``, ``pvalues`` are
     frames with one row per label.
     """
+
+    title = "Fixed-effects regressions"
 
     def __init__(
         self,
@@ -495,6 +490,20 @@ class BatchFEResults:
                 )
         return tidy_frame(rows, **meta)
 
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Intervals for every fit and term (t with each fit's reference df), indexed by
+        ``(label, term)``."""
+        q = critical_value(level, self._df)[:, None] * np.ones((1, len(self._names)))
+        se = self.std_errors.values
+        idx = pd.MultiIndex.from_product([self._labels, self._names], names=["label", "term"])
+        return pd.DataFrame(
+            {
+                "lower": (self._params - q * se).ravel(),
+                "upper": (self._params + q * se).ravel(),
+            },
+            index=idx,
+        )
+
     @property
     def summary(self) -> str:
         """Plain-text table of all fits."""
@@ -511,8 +520,10 @@ class BatchFEResults:
         return f"<BatchFEResults {len(self)} fits of {self._dependent} ~ {', '.join(self._names)}>"
 
 
-class Comparison:
+class Comparison(Result):
     """Side-by-side table of fits: coefficient with stars over the standard error in parentheses."""
+
+    title = "Comparison of fits"
 
     def __init__(
         self, results: Sequence[FEResults], labels: Sequence[str] | None = None, digits: int = 3
@@ -591,11 +602,21 @@ class Comparison:
         """HTML table."""
         return self.table.to_html(escape=True)
 
+    def to_frame(self) -> pd.DataFrame:
+        """The cells (same as :attr:`table`)."""
+        return self.table
+
+    @property
+    def summary(self) -> str:
+        """The table as plain text."""
+        return self.table.to_string()
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Not defined for a table of several fits: ask each fit."""
+        raise ParameterError("a comparison holds several fits; call conf_int() on each of them")
+
     def _repr_html_(self) -> str:
         return self.to_html()
-
-    def __str__(self) -> str:
-        return self.table.to_string()
 
 
 def compare(

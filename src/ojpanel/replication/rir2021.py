@@ -1,7 +1,7 @@
 """RiR 2021:17's statistical appendix (analyses A–E) as one call.
 
 >>> rep = rir2021(panel, oj_users="users.csv", mode="both")   # doctest: +SKIP
->>> print(rep.summary())                                      # doctest: +SKIP
+>>> print(rep.summary)                                      # doctest: +SKIP
 >>> write_rir2021(panel, "out/")                              # doctest: +SKIP
 """
 
@@ -299,7 +299,7 @@ def write_rir2021(
     for name, fig in rep.figures.items():
         save_figure(fig, fdir / f"{name}.png")
         figs.append(name)
-    lines = ["# RiR 2021:17 statistical appendix: replication", "", "```", rep.summary(), "```", ""]
+    lines = ["# RiR 2021:17 statistical appendix: replication", "", "```", rep.summary, "```", ""]
     if figs:
         lines += ["## Figures (analysis A)", ""] + [f"![{n}](figures/{n}.png)" for n in figs] + [""]
     lines += ["## Tables", ""]

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
 from ojpanel.designs.steering.transitions import adoption_frame, restrict_items
 from ojpanel.errors import DataError
@@ -37,8 +38,10 @@ from ojpanel.errors import DataError
 __all__ = ["CombinedResult", "steering_vs_benchmarking"]
 
 
-class CombinedResult:
+class CombinedResult(Result):
     """Joint steering/benchmarking estimates (read-only) with the difference and its SE."""
+
+    title = "Steering vs benchmarking"
 
     def __init__(self, table: pd.DataFrame, fit: Any, sd: dict[str, float], settings: dict[str, Any]):
         self._table = table

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import fit_fe, item_top, mde, reference_df, tidy, value_array
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.peers import loo_mean_np
@@ -231,8 +232,10 @@ def adoption_frame(
     return out.reset_index(drop=True)
 
 
-class AdoptionResult:
+class AdoptionResult(Result):
     """Hazard regression of adoption on the red flag (read-only; tidy rows with MDE)."""
+
+    title = "Adoption regression"
 
     def __init__(self, model: str, params: pd.Series, std_errors: pd.Series, pvalues: pd.Series,
                  nobs: int, n_municipalities: int, fit: Any, settings: dict[str, Any]):
