@@ -15,6 +15,7 @@ from ojpanel.data.snapshot import read_snapshot
 from ojpanel.errors import ParameterError
 from ojpanel.indicators.harmonise import harmonise
 from ojpanel.indicators.spec import load_spec
+from ojpanel.panel import from_harmonised
 
 runner = CliRunner()
 
@@ -90,7 +91,7 @@ def test_preset_rir2021_default_years_and_missing_kpis(srv, tmp_path):
     exp = real[(real["kpi"] == "U21468") & (real["gender"] == "T") & real["year"].between(2016, 2019)]
     assert len(got) == len(exp.dropna(subset=["value"])) > 1000
     assert set(got["year"]) == {2016, 2017, 2018, 2019}  # faithful: no 2020 user survey
-    ds = h.to_panel()
+    ds = from_harmonised(h)
     assert "ao_bemanning_ssk_vardag" in set(ds["indicator"].values)
     assert ds.sizes["municipality"] == 290
 

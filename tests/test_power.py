@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from ojpanel.designs.power import analytic_mde, power, size_adjusted_level, variance_components
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.errors import ParameterError
+from ojpanel.simulate.panel import simulate_panel
 
 
 def test_variance_components_recover_the_simulation():

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.progress import LOGGER_NAME, progress, progress_mode, track
 
 
@@ -95,7 +95,7 @@ def test_map_seeded_reports_every_chunk_and_keeps_its_results():
 
 def test_power_reports_progress_and_gives_the_same_table(log_mode, monkeypatch):
     from ojpanel.designs.power import power
-    from ojpanel.designs.simulate import simulate_panel
+    from ojpanel.simulate.panel import simulate_panel
 
     ds = simulate_panel(layout="real", years=range(2016, 2020), seed=6)
     kw = dict(design="users", effects=[0.0, 0.5], n_sims=40, chunk_size=10, seed=3)

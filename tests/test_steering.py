@@ -12,6 +12,7 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.tidy import TIDY_COLUMNS
 from ojpanel.designs.steering import (
     adoption_frame,
     adoption_summary,
@@ -32,9 +33,8 @@ from ojpanel.designs.steering import (
     twfe_event_study,
 )
 from ojpanel.designs.steering._common import mde
-from ojpanel.designs.steering.transitions import _restrict_items
+from ojpanel.designs.steering.transitions import restrict_items
 from ojpanel.errors import DataError, ParameterError
-from ojpanel.models.fe_results import TIDY_COLUMNS
 
 Z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
 
@@ -175,7 +175,7 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
     import statsmodels.formula.api as smf
 
     res = fit_adoption(small.panel, model="lpm", terms=["red_prev", "peer_prev"])
-    f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
+    f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     ols = smf.ols("adopt ~ red_prev + peer_prev + C(municipality) + C(indicator) + C(area_year)", data=f).fit()
@@ -192,7 +192,7 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
 
 def test_logit_equals_pyfixest_feglm(small):
     res = fit_adoption(small.panel, model="logit", terms=["red_prev", "peer_prev"])
-    f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
+    f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     fx = pf.feglm("adopt ~ red_prev + peer_prev | indicator + area_year + county", data=f, family="logit",
@@ -411,7 +411,7 @@ def test_missing_users_file_says_so_plainly(sim, tmp_path):
 
 def test_combined_difference_and_se_from_joint_covariance(small):
     r = steering_vs_benchmarking(small.panel)
-    f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
+    f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     fx = pf.feols("adopt ~ red_prev + peer_prev | municipality + indicator + area_year", data=f,

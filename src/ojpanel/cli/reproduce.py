@@ -73,7 +73,7 @@ def rir2021(
             groupings[name.strip()] = Path(file.strip())
         ds = load_verified(panel, no_verify) if panel else build_panel()
         rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
-        console.print(rep.summary(), highlight=False)
+        console.print(rep.summary, highlight=False)
         console.print("", highlight=False)
         console.print(rep.compare_published().summary(), highlight=False, soft_wrap=True)
         console.print(f"cell table: {out / 'fidelity' / 'cells.csv'}", highlight=False)
@@ -122,7 +122,7 @@ def _replication_step(ds, out: Path, smoke: bool) -> None:
     from ojpanel.replication import write_rir2021
 
     rep = write_rir2021(ds, out / "rir2021", mode="both")
-    console.print(rep.summary(), highlight=False)
+    console.print(rep.summary, highlight=False)
     console.print(rep.compare_published().summary(max_items=10), highlight=False, soft_wrap=True)
 
 

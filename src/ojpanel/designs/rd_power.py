@@ -17,8 +17,8 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
-from ojpanel.designs.power import PowerResult, VarianceComponents, _interpolate_mde
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.designs.power import PowerResult, VarianceComponents, interpolate_mde
 from ojpanel.designs.rd import _cap, local_linear, rd_data, rd_jump, select_bandwidths
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.progress import progress as report_progress
@@ -119,6 +119,6 @@ def rd_power(
     return PowerResult(design="colour_rd", indicator="all result indicators (pooled)" if indicators is None
                        else ",".join(indicators),
                        alpha=alpha, n_sims=n_sims, table=table, components=comps, target_power=target_power,
-                       mde=_interpolate_mde(table, target_power), analytic=analytic,
+                       mde=interpolate_mde(table, target_power), analytic=analytic,
                        settings={"cutoff": cutoff, "bandwidth": h, "real_jump": real["estimate"],
                                  "real_se": real["std_error"], "seed": seed})

@@ -29,7 +29,7 @@ those out too (what bootstrapping pre-demeaned data amounts to) over-rejects: on
 exact version (``tests/test_inference.py``).
 
 Draws are made in chunks with seeds spawned from one root seed, so a run on a dask client
-(:mod:`ojpanel.designs.parallel`) equals the serial run.
+(:mod:`ojpanel.core.parallel`) equals the serial run.
 """
 
 from __future__ import annotations
@@ -37,13 +37,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.core.results import Result
 from ojpanel.errors import ModelError, ParameterError
+from ojpanel.models.covariance import cr1, cr1_scale
 from ojpanel.models.within import factorize
 from ojpanel.progress import progress as report_progress
 
@@ -112,8 +114,7 @@ def bootstrap_design(
     """
     from scipy.linalg import qr
 
-    from ojpanel.models.covariance import is_nested
-    from ojpanel.models.within import absorb_batch
+    from ojpanel.models.within import absorb_batch, is_nested
 
     X = np.asarray(X, float).reshape(len(y), -1)
     y = np.asarray(y, float).ravel()
@@ -164,12 +165,10 @@ def _prepare(X: np.ndarray, y: np.ndarray, clusters: np.ndarray, j: int) -> _Pre
     np.add.at(Xgy, codes, X * y[:, None])
     A = np.linalg.inv(XgXg.sum(0))
     beta = A @ Xgy.sum(0)
-    u = y - X @ beta
-    s = np.zeros((G, k))
-    np.add.at(s, codes, X * u[:, None])
-    ssc = G / (G - 1) * (n - 1) / (n - k)
-    var = ssc * (A @ (s.T @ s) @ A)[j, j]
-    return _Prepared(X, y, codes, G, A, beta, XgXg, Xgy, ssc, float(np.sqrt(var)), j)
+    # the observed t uses the registry's CR1; the bootstrap t statistics the same factor
+    cov, _ = cr1(X, y - X @ beta, A, codes)
+    ssc = cr1_scale(n, k, G)
+    return _Prepared(X, y, codes, G, A, beta, XgXg, Xgy, ssc, float(np.sqrt(cov[j, j])), j)
 
 
 def _restricted_parts(p: _Prepared, r: float) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +223,7 @@ def _check_weights(kind: str, enumerate_: str | bool, G: int) -> bool:
 
 
 @dataclass(frozen=True)
-class WildBootstrapResult:
+class WildBootstrapResult(Result):
     """Wild cluster bootstrap test of one coefficient.
 
     Attributes
@@ -234,8 +233,9 @@ class WildBootstrapResult:
         scaling, as ``wildboottest``).
     p_value
         Bootstrap p-value of ``H0: β = null`` (two-sided, ``mean(|t| < |t*|)``).
-    conf_int
-        ``(lower, upper)`` by test inversion at ``level`` (NaN if not requested).
+    interval
+        ``(lower, upper)`` by test inversion at ``level`` (NaN if not requested); also
+        :meth:`conf_int`.
     n_draws, enumerated, weights, n_clusters, null
         Bootstrap settings.
     t_boot
@@ -247,7 +247,7 @@ class WildBootstrapResult:
     std_error: float
     statistic: float
     p_value: float
-    conf_int: tuple[float, float]
+    interval: tuple[float, float]
     level: float
     n_draws: int
     enumerated: bool
@@ -255,6 +255,8 @@ class WildBootstrapResult:
     n_clusters: int
     null: float
     t_boot: np.ndarray
+
+    title: ClassVar[str] = "Wild cluster bootstrap"
 
     def to_frame(self) -> pd.DataFrame:
         """One tidy row (replication-schema names where they apply)."""
@@ -266,8 +268,8 @@ class WildBootstrapResult:
                     "std_error": self.std_error,
                     "statistic": self.statistic,
                     "p_value": self.p_value,
-                    "ci_lower": self.conf_int[0],
-                    "ci_upper": self.conf_int[1],
+                    "ci_lower": self.interval[0],
+                    "ci_upper": self.interval[1],
                     "level": self.level,
                     "n_draws": self.n_draws,
                     "enumerated": self.enumerated,
@@ -277,8 +279,16 @@ class WildBootstrapResult:
             ]
         )
 
-    def _repr_html_(self) -> str:
-        return self.to_frame().to_html(index=False)
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """The test-inversion interval (computed at :attr:`level` when the bootstrap ran)."""
+        if level is not None and not np.isclose(level, self.level):
+            raise ParameterError(
+                f"the interval was computed at level {self.level}; rerun the bootstrap with "
+                f"level={level}"
+            )
+        return pd.DataFrame(
+            {"lower": [self.interval[0]], "upper": [self.interval[1]]}, index=[self.term]
+        )
 
 
 def _weights_matrix(
@@ -387,7 +397,7 @@ def wild_cluster_bootstrap(
         std_error=p.se,
         statistic=float(t),
         p_value=pval,
-        conf_int=ci,
+        interval=ci,
         level=float(level) if level is not None else np.nan,
         n_draws=tb.size,
         enumerated=enum,

@@ -41,8 +41,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "simulate_steering": "ojpanel.designs.steering.simulate",
-    "SteeringSimulation": "ojpanel.designs.steering.simulate",
+    "simulate_steering": "ojpanel.simulate.steering",
+    "SteeringSimulation": "ojpanel.simulate.steering",
     "transition_rates": "ojpanel.designs.steering.transitions",
     "adoption_summary": "ojpanel.designs.steering.transitions",
     "adoption_frame": "ojpanel.designs.steering.transitions",

@@ -97,13 +97,15 @@ def fit_fe(
     """One FE linear (probability) model with clustered SEs, through :func:`ojpanel.models.fe.fit_panel`.
 
     No year effects of their own: the steering designs name their shock cells (``area×year``,
-    ``indicator×year``) in ``other_effects``.
+    ``indicator×year``) in ``other_effects``. An observation is a municipality's item in a year,
+    so the keys that must not repeat include the item (``indicator``).
     """
     from ojpanel.models.fe import fit_panel
 
+    keys = [entity, "year"] + (["indicator"] if "indicator" in frame and entity != "pair" else [])
     return fit_panel(
         frame, y, x, entity=entity, time="year", entity_effects=entity_effects, time_effects=False,
-        other_effects=other_effects, cov="clustered", cluster=cluster, label=label,
+        other_effects=other_effects, cov="clustered", cluster=cluster, label=label, keys=keys,
     )
 
 
@@ -194,8 +196,8 @@ def tidy(rows: Iterable[Mapping[str, Any]], *, df: float | None = None, **meta: 
     ``df`` is the reference t distribution of rows without an ``mde`` (None: normal; see
     :func:`reference_df`).
     """
-    from ojpanel.models.fe_results import tidy_frame
-    from ojpanel.report.stars import regression_stars
+    from ojpanel.core.stars import regression_stars
+    from ojpanel.core.tidy import tidy_frame
 
     rows = [dict(r) for r in rows]
     for r in rows:

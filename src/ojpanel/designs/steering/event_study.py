@@ -59,6 +59,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import (
     fit_fe,
     item_top,
@@ -106,12 +107,14 @@ def introduction_cohorts(
     return s.astype(np.int64).rename("introduced")
 
 
-class EventStudyResult:
+class EventStudyResult(Result):
     """Event-study estimates (read-only) with tidy output and a plot.
 
     Attributes are exposed as properties: ``cells`` (per area, cohort and event time), ``event``
     (aggregated by event time), ``overall`` (average post-introduction effect), ``method``.
     """
+
+    title = "Item-introduction event study"
 
     def __init__(self, method: str, cells: pd.DataFrame, event: pd.DataFrame, overall: dict[str, float],
                  settings: dict[str, Any], accounting: dict[str, pd.DataFrame] | None = None,

@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
 from ojpanel.designs.steering.transitions import adoption_frame
 from ojpanel.errors import DataError, ParameterError
@@ -45,8 +46,10 @@ MISSING_USERS_MESSAGE = (
 )
 
 
-class ModeratorResult:
+class ModeratorResult(Result):
     """Users vs non-users adoption with the pre-period placebo (read-only)."""
+
+    title = "OJ use as a moderator"
 
     def __init__(self, table: pd.DataFrame, by_year: pd.DataFrame, placebo_wald: dict[str, float],
                  settings: dict[str, Any], message: str = ""):

@@ -12,13 +12,16 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
 from ojpanel.errors import DataError
 
 __all__ = ["SteeringResults", "run_steering"]
 
 
-class SteeringResults:
+class SteeringResults(Result):
     """Results of :func:`run_steering` (read-only)."""
+
+    title = "Knowledge-steering designs"
 
     def __init__(self, results: dict[str, Any], skipped: dict[str, str], descriptive: dict[str, pd.DataFrame],
                  synthetic: bool, power: dict[str, Any] | None = None):
