@@ -107,18 +107,24 @@ def test_runner_passes_calibrated_and_catches_wrong_prior():
 # --------------------------------------------------------------------------------- hierarchical SBC
 def _structure(lik: str, smoke: bool):
     """Real panel structure: 290 municipalities in 21 counties (outcome replaced in every simulation)."""
-    n_ind, n_years = (3, 2) if smoke else (8, 4)
+    n_ind, n_years = (2, 2) if smoke else (8, 4)
     ds = simulate_panel(lik, n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=n_ind,
                         n_years=n_years, n_trials_range=(5, 574), exposure="continuous", seed=0)
     return prepare_data(ds, "exposure", likelihood=lik)
+
+
+#: Across the prior, some draws make the municipality level strongly informed (a small residual
+#: spread): the centred form samples those well, the non-centred one does not (R-hat ~1.6 at
+#: these run lengths in a trial), so SBC runs the centred form with a higher acceptance target.
+_SAMPLING = dict(parametrization="centered", target_accept=0.9)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lik", ["normal", "binomial", "bernoulli", "ordinal"])
 def test_sbc_every_likelihood_on_real_structure(lik, smoke):
     data = _structure(lik, smoke)
-    n_sim, n_ranks, draws = (24, 40, 100) if smoke else (200, 100, 500)
-    res = sbc(data, n_simulations=n_sim, n_ranks=n_ranks, draws=draws, tune=draws, seed=11)
+    n_sim, n_ranks, draws, tune = (10, 30, 150, 300) if smoke else (200, 100, 500, 500)
+    res = sbc(data, n_simulations=n_sim, n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
     expected = {"mu_beta", "tau_beta", "sigma_group", "sigma_municipality"}
     assert expected <= {q.split("[")[0] for q in res.p_values.index}
     assert res.passed, res.summary()
@@ -128,10 +134,10 @@ def test_sbc_every_likelihood_on_real_structure(lik, smoke):
 def test_sbc_catches_a_misspecified_prior(smoke):
     """Data from a pooled effect with prior s.d. 1, fitted with prior s.d. 0.1: SBC must fail."""
     data = _structure("normal", smoke)
-    n_sim, n_ranks, draws = (24, 40, 100) if smoke else (100, 100, 300)
+    n_sim, n_ranks, draws, tune = (10, 30, 150, 300) if smoke else (100, 100, 500, 500)
     pri = Priors.default("normal")
     res = sbc(data, priors=pri.updated(mu_beta_sd=0.1), generating_priors=pri, n_simulations=n_sim,
-              n_ranks=n_ranks, draws=draws, tune=draws, seed=11)
+              n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
     assert not res.passed, res.summary()
     assert res.p_values["mu_beta"] < res.threshold
     fig = res.plot(var_names=["mu_beta"])
