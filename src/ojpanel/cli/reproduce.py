@@ -107,8 +107,8 @@ def reproduce_all(
         ds = build_panel()
         save_panel(ds, out / "panel.nc")
         _done(t)
-        t = _step("descriptive report")
-        write_descriptive_report(ds, out / "describe")
+        t = _step("descriptive report" + (" (smoke: elderly care only)" if smoke else ""))
+        write_descriptive_report(ds.oj.select(area="äldreomsorg") if smoke else ds, out / "describe")
         _done(t)
         for step in _EXTRA_STEPS:
             t = _step(step.__doc__.strip().splitlines()[0])
