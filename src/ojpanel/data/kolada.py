@@ -615,14 +615,14 @@ class KoladaClient:
                     f"Nothing from this request was kept; try again after {_utc_after(wait)} "
                     "(UTC), or use --base-url for a mirror."
                 )
-            how = f"waiting {wait:.0f} s as asked (Retry-After: {failure.retry_after_raw})"
+            how = f"in {wait:.0f} s (Retry-After: {failure.retry_after_raw})"
         else:
             wait = policy.wait(attempt)
             if wait >= left:
                 raise self._deadline_error(url, "while retrying", failure.reason)
-            how = f"waiting {wait:g} s"
-        self._event(f"{failure.reason} from {_short(url)}; {how}, then retry "
-                    f"{attempt} of {policy.retries}")
+            how = f"in {wait:g} s"
+        # most important first: a narrow progress bar cuts the end off
+        self._event(f"retry {attempt}/{policy.retries} {how} after {failure.reason} — {_short(url)}")
         if wait > 0:
             self._sleep(wait)
 
