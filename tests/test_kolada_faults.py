@@ -138,10 +138,10 @@ def test_every_retry_and_wait_is_reported(srv):
                      retry=RetryPolicy(backoff=0.5, timeout=10))
     c.data(kpi=["U21468"], year=[2019])
     assert len(seen) == 3
-    assert "HTTP 503" in seen[0] and "waiting 0.5 s, then retry 1 of 5" in seen[0]
-    assert "HTTP 429" in seen[1] and "waiting 3 s as asked (Retry-After: 3)" in seen[1]
-    assert "malformed or truncated JSON" in seen[2] and "retry 3 of 5" in seen[2]
-    assert "/data/kpi/U21468/year/2019" in seen[0]
+    assert seen[0].startswith("retry 1/5 in 0.5 s after HTTP 503")
+    assert seen[1].startswith("retry 2/5 in 3 s (Retry-After: 3) after HTTP 429")
+    assert seen[2].startswith("retry 3/5 in 2 s after malformed or truncated JSON")
+    assert seen[0].endswith("/v3/data/kpi/U21468/year/2019?per_page=5000")
 
 
 def test_fetch_shows_retries_as_log_lines_when_not_on_a_terminal(srv, tmp_path, monkeypatch):
@@ -152,8 +152,8 @@ def test_fetch_shows_retries_as_log_lines_when_not_on_a_terminal(srv, tmp_path, 
     assert r.exit_code == 0, r.output
     lines = [ln for ln in r.output.splitlines() if ln.startswith("Kolada: ") and "retry" in ln]
     assert len(lines) == 2, r.output
-    assert "HTTP 503" in lines[0] and "retry 1 of 5" in lines[0]
-    assert "HTTP 502" in lines[1] and "retry 2 of 5" in lines[1]
+    assert lines[0].startswith("Kolada: retry 1/5 in 0 s after HTTP 503")
+    assert lines[1].startswith("Kolada: retry 2/5 in 0 s after HTTP 502")
 
 
 # ---------------------------------------------------------------------------- 410 and empty results

@@ -62,15 +62,14 @@ def _logger() -> logging.Logger:
 
 
 def log_to_stderr() -> None:
-    """Send progress lines to standard error only (what the command line uses).
+    """Write progress lines to standard error whatever else handles logging (the command line).
 
-    Idempotent. Records no longer propagate to the root logger, so they are not written twice.
+    Idempotent. Records still reach the root logger's handlers too (a command-line run has none).
     """
     log = logging.getLogger(LOGGER_NAME)
     log.setLevel(logging.INFO)
     if not any(isinstance(h, _CurrentStderr) for h in log.handlers):
         log.addHandler(_CurrentStderr())
-    log.propagate = False
 
 
 def progress_mode(enabled: bool | None = None) -> str:
@@ -112,6 +111,7 @@ _BAR: dict[str, Any] = {"progress": None, "users": 0}
 def _shared_bar() -> Any:
     if _BAR["progress"] is None:
         from rich.console import Console
+        from rich.table import Column
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -121,14 +121,17 @@ def _shared_bar() -> Any:
         )
         from rich.progress import Progress as RichProgress
 
+        console = Console(stderr=True)
         bar = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, min_width=12)),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[note]}"),
-            console=Console(stderr=True),
+            # a long note (a retry) is cut at the right edge rather than squeezing the bar
+            TextColumn("{task.fields[note]}", table_column=Column(
+                no_wrap=True, overflow="ellipsis", max_width=max(console.width - 64, 20))),
+            console=console,
             transient=True,
         )
         bar.start()

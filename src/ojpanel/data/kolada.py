@@ -176,6 +176,48 @@ class _Retryable(Exception):
         self.retry_after_raw = retry_after_raw
 
 
+def _is_data_url(url: str) -> bool:
+    root = urllib.parse.urlsplit(url).path.rstrip("/").split("/")
+    return "data" in root or "oudata" in root
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _record_problem(values: list[Any]) -> str:
+    """What is wrong with the records of a ``/data`` or ``/oudata`` page ("" if nothing)."""
+    for i, rec in enumerate(values):
+        if not isinstance(rec, dict):
+            return f"record {i} is {type(rec).__name__}, not an object"
+        unit = rec.get("municipality", rec.get("municipality_id", rec.get("ou")))
+        if rec.get("kpi") is None or unit is None or rec.get("period", rec.get("year")) is None:
+            return f"record {i} lacks kpi, municipality/ou or period: {json.dumps(rec)[:120]}"
+        period = rec.get("period", rec.get("year"))
+        if not (isinstance(period, int) and not isinstance(period, bool)) and not (
+            isinstance(period, str) and period.isdigit()
+        ):
+            return f"record {i} has period {period!r}, not a year"
+        entries = rec.get("values", [rec])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            return f"record {i} has values {json.dumps(entries)[:80]}, not a list of objects"
+        for e in entries:
+            v = e.get("value")
+            if v is not None and not _is_number(v):
+                return f"record {i} has value {v!r}, not a number"
+    return ""
+
+
 def _short(url: str) -> str:
     """Path and query of a URL, for messages that repeat often."""
     parts = urllib.parse.urlsplit(url)
@@ -541,7 +583,12 @@ class KoladaClient:
             if left <= 0:
                 raise self._deadline_error(request + where, "before requesting", last)
             try:
-                return self._open_json(page_url, timeout=min(policy.timeout, left)), attempt + 1
+                page = self._open_json(page_url, timeout=min(policy.timeout, left))
+                if _is_data_url(page_url):
+                    problem = _record_problem(page["values"])
+                    if problem:  # never cache (or tidy) a page that is not Kolada data
+                        raise _Retryable(f"malformed data page: {problem}")
+                return page, attempt + 1
             except _Retryable as exc:
                 last_exc = exc
                 last = exc.reason
@@ -568,14 +615,14 @@ class KoladaClient:
                     f"Nothing from this request was kept; try again after {_utc_after(wait)} "
                     "(UTC), or use --base-url for a mirror."
                 )
-            how = f"waiting {wait:.0f} s as asked (Retry-After: {failure.retry_after_raw})"
+            how = f"in {wait:.0f} s (Retry-After: {failure.retry_after_raw})"
         else:
             wait = policy.wait(attempt)
             if wait >= left:
                 raise self._deadline_error(url, "while retrying", failure.reason)
-            how = f"waiting {wait:g} s"
-        self._event(f"{failure.reason} from {_short(url)}; {how}, then retry "
-                    f"{attempt} of {policy.retries}")
+            how = f"in {wait:g} s"
+        # most important first: a narrow progress bar cuts the end off
+        self._event(f"retry {attempt}/{policy.retries} {how} after {failure.reason} — {_short(url)}")
         if wait > 0:
             self._sleep(wait)
 

@@ -88,6 +88,9 @@ def tidy_values(
     rows: list[tuple[Any, ...]] = []
     n_deleted = 0
     for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise DataError(f"Kolada record {i} is {type(rec).__name__}, not an object; "
+                            "the response is not a /data response")
         kpi = rec.get("kpi")
         where = rec.get(unit, rec.get(f"{unit}_id"))
         year = rec.get("period", rec.get("year"))
@@ -100,6 +103,9 @@ def tidy_values(
         entries = rec.get("values")
         if entries is None:  # a flat record carries its own value
             entries = [rec]
+        if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+            raise DataError(f"Kolada record {i} ({kpi}/{where}/{year}) has values {entries!r:.80}, "
+                            "not a list of objects")
         for e in entries:
             deleted = outer_deleted or _truthy(e.get("isdeleted", e.get("is_deleted", False)))
             if deleted and not keep_deleted:
@@ -113,14 +119,21 @@ def tidy_values(
                     f"Kolada value {v!r} for {kpi}/{where}/{year} is not a number"
                 ) from exc
             count = e.get("count")
+            try:
+                year_i, count_i = int(year), None if count is None else int(count)
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"Kolada record {i} ({kpi}/{where}) has period {year!r} or count {count!r}, "
+                    "not whole numbers"
+                ) from exc
             rows.append(
                 (
                     str(kpi),
                     str(where),
-                    int(year),
+                    year_i,
                     str(e.get("gender") or "T"),
                     value,
-                    None if count is None else int(count),
+                    count_i,
                     "" if e.get("status") is None else str(e.get("status")),
                     deleted,
                 )
@@ -454,30 +467,41 @@ def read_snapshot(snapshot_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, d
             )
     try:
         prov = json.loads(ppath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{ppath} is not valid JSON ({exc}); fetch the snapshot again") from exc
-    if prov.get("format") != SNAPSHOT_FORMAT:
+    if not isinstance(prov, dict) or prov.get("format") != SNAPSHOT_FORMAT:
+        found = prov.get("format") if isinstance(prov, dict) else type(prov).__name__
         raise DataError(
-            f"{ppath}: unknown snapshot format {prov.get('format')!r} (expected {SNAPSHOT_FORMAT})"
+            f"{ppath}: unknown snapshot format {found!r} (expected {SNAPSHOT_FORMAT}); fetch the "
+            "snapshot again"
         )
     expected = prov.get("values_sha256")
-    if expected and _sha256(vpath) != expected:
+    if not isinstance(expected, str) or not expected.startswith("sha256:"):
+        raise DataError(
+            f"{ppath} has no checksum of {vpath.name}, so the values cannot be trusted; fetch the "
+            "snapshot again"
+        )
+    if _sha256(vpath) != expected:
         raise DataError(
             f"{vpath} does not match the checksum in {ppath}: it changed after the fetch; fetch again"
         )
-    values = pd.read_csv(
-        vpath,
-        dtype={
-            "kpi": str,
-            "municipality": str,
-            "gender": str,
-            "status": str,
-            "year": "int64",
-            "value": "float64",
-        },
-        keep_default_na=False,
-        na_values={"value": [""], "count": [""]},
-    )
+    try:
+        values = pd.read_csv(
+            vpath,
+            dtype={
+                "kpi": str,
+                "municipality": str,
+                "gender": str,
+                "status": str,
+                "year": "int64",
+                "value": "float64",
+            },
+            keep_default_na=False,
+            na_values={"value": [""], "count": [""]},
+        )
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            ValueError) as exc:
+        raise DataError(f"cannot read {vpath} ({exc}); fetch the snapshot again") from exc
     missing = [c for c in SNAPSHOT_COLUMNS if c not in values.columns]
     if missing:
         raise DataError(f"{vpath} lacks column(s) {missing}")

@@ -113,6 +113,11 @@ def _missing_arrays(path: Path, ds: xr.Dataset) -> list[str]:
     return missing
 
 
+# What the netCDF/zarr stacks raise on a damaged file (truncated, corrupt chunks, bad metadata).
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError,
+                EOFError)
+
+
 def _open(path: Path, chunks: dict | None) -> tuple[xr.Dataset, str]:
     if not path.exists():
         raise FileNotFoundError(f"panel file {path} does not exist; build one with `ojpanel build --out {path}`")
@@ -122,16 +127,14 @@ def _open(path: Path, chunks: dict | None) -> tuple[xr.Dataset, str]:
             ds = xr.open_dataset(path, engine="h5netcdf", chunks=chunks)
         else:
             ds = xr.open_zarr(path, chunks=chunks, consolidated=True)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"cannot read {path} as a panel ({exc})") from exc
-    ds = _text_as_object(ds)
-    if chunks is None:
-        try:
+        ds = _text_as_object(ds)
+        if chunks is None:
             ds = ds.load()
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"cannot read the arrays of {path} ({exc}); the file is damaged") from exc
-        if fmt == "netcdf":
-            ds.close()
+            if fmt == "netcdf":
+                ds.close()
+    except _READ_ERRORS as exc:
+        raise DataError(f"cannot read {path} as a panel ({type(exc).__name__}: {exc}); the file "
+                        "is damaged or not a panel") from exc
     return ds, fmt
 
 
@@ -151,7 +154,11 @@ def _problems(path: Path, ds: xr.Dataset, fmt: str) -> list[str]:
             "ojpanel.save_panel, so its integrity cannot be checked"
         )
     else:
-        actual = hash_dataset(ds)
+        try:
+            actual = hash_dataset(ds)  # reads every value (lazy arrays included)
+        except _READ_ERRORS as exc:
+            raise DataError(f"cannot read the arrays of {path} ({type(exc).__name__}: {exc}); "
+                            "the file is damaged") from exc
         if actual != stored:
             problems.append(
                 f"content hash mismatch: stored {stored}, computed {actual}; values or "
