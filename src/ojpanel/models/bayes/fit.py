@@ -217,7 +217,7 @@ def fit(
     priors: Priors | None = None,
     municipality_effects: bool = True,
     year_effects: bool = True,
-    parametrization: Literal["auto", "noncentered", "centered"] = "auto",
+    parametrization: str = "auto",
     sampler: Sampler = "nutpie",
     draws: int = 1000,
     tune: int = 1000,

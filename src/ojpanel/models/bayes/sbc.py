@@ -90,7 +90,7 @@ def uniformity_pvalues(ranks: xr.Dataset, n_ranks: int) -> pd.Series:
     for name, da in ranks.data_vars.items():
         pit = (da.astype(float) + 0.5) / n_ranks
         pv, _, _ = pit.azstats.uniformity_test(dim=["chain", "draw"], method="pot_c")
-        extra = [d for d in pv.dims]
+        extra = list(pv.dims)
         if not extra:
             out[str(name)] = float(pv)
             continue
@@ -272,7 +272,6 @@ def simulation_based_calibration(
     if chains * draws < n_ranks - 1:
         raise ParameterError(f"chains * draws ({chains * draws}) must be at least n_ranks - 1 ({n_ranks - 1})")
     gen = generator if generator is not None else model
-    names = [data_name]
     if data_name not in model.named_vars or not hasattr(model[data_name], "get_value"):
         raise ParameterError(f"the model has no data container '{data_name}' for the observed values")
     missing = [v for v in var_names if v not in model.named_vars or v not in gen.named_vars]
@@ -288,7 +287,7 @@ def simulation_based_calibration(
     rows = []
     try:
         for s in range(n_simulations):
-            pm.set_data({names[0]: ypred[s].astype(baseline.dtype)}, model=model)
+            pm.set_data({data_name: ypred[s].astype(baseline.dtype)}, model=model)
             idata, _ = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
                                     seed=fit_seeds[s], target_accept=target_accept)
             post = idata["posterior"].to_dataset()
@@ -298,7 +297,7 @@ def simulation_based_calibration(
             rep = diagnose(idata, [v for v in var_names if v in post])
             rows.append((s, fit_seeds[s], rep.max_rhat, rep.min_ess_bulk, rep.n_divergences, rep.passed))
     finally:
-        pm.set_data({names[0]: baseline}, model=model)
+        pm.set_data({data_name: baseline}, model=model)
     data_vars = {}
     for v in var_names:
         arr = np.stack(ranks[v])[None]
