@@ -72,10 +72,8 @@ def steering_command(
     every design that runs succeeds.
     """
     with handle_errors():
-        import matplotlib
-
-        matplotlib.use("Agg")
         from ojpanel.config import PROCESSED_SOURCE_NOTE
+        from ojpanel.core.style import save_figure
         from ojpanel.designs.steering import plot_adoption_curves, plot_event_study, run_steering
         from ojpanel.errors import ParameterError
         from ojpanel.provenance import provenance_attrs
@@ -96,11 +94,11 @@ def steering_command(
             if power_sims > 0:
                 res.mde_table().to_csv(tmp / "mde_simulated.csv", index=False)
             (tmp / "summary.txt").write_text(res.summary + "\n", encoding="utf-8")
-            plot_adoption_curves(ds).savefig(tmp / "adoption_curves.png", dpi=90)
+            save_figure(plot_adoption_curves(ds), tmp / "adoption_curves.png")
             if "event_cohort" in res.results:
-                plot_event_study([res["event_cohort"], res["event_twfe"]],
-                                 labels=["staggered (group-time ATT)", "naive TWFE"],
-                                 ds=ds).savefig(tmp / "event_study.png", dpi=90)
+                save_figure(plot_event_study([res["event_cohort"], res["event_twfe"]],
+                                             labels=["staggered (group-time ATT)", "naive TWFE"],
+                                             ds=ds), tmp / "event_study.png")
             meta = provenance_attrs(None)
             meta["library_versions"] = json.loads(meta["library_versions"])
             meta.update(source_note=PROCESSED_SOURCE_NOTE, designs_run=sorted(res.results),

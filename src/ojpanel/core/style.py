@@ -316,6 +316,9 @@ def source_note(fig, text: str) -> None:
     The note is the figure's ``supxlabel``, which the constrained layout keeps clear of the axes
     and of legends placed outside them; figures with a source note use no other ``supxlabel``.
     """
+    # Wrap to the figure's width (about 0.55 em per character) so a narrow figure keeps it whole.
+    chars = max(30, int(fig.get_figwidth() * 72 / (_NOTE_SIZE * 0.55)) - 4)
+    text = "\n".join(wrap(line, chars) for line in str(text).splitlines())
     fig.supxlabel(text, x=0.005, ha="left", fontsize=_NOTE_SIZE, color="0.35")
 
 
