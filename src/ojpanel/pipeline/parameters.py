@@ -6,8 +6,6 @@ import ast
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from ojpanel.errors import ParameterError
 
 __all__ = ["notebook_parameters", "check_parameters", "parse_cli_parameter"]
@@ -22,6 +20,8 @@ def notebook_parameters(path: Path | str) -> dict[str, Any]:
         If the notebook has no (or more than one) ``parameters`` cell, or the cell holds anything
         but ``name = literal`` assignments.
     """
+    import nbformat  # here, not at the top: importing it takes seconds, and every kernel imports this package
+
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
