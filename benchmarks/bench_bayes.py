@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 from ojpanel.models.bayes.data import prepare_data
 from ojpanel.models.bayes.diagnostics import diagnose
@@ -34,6 +35,35 @@ GOAL_SECONDS = 120.0
 COUNTY_SIZES = (14,) * 17 + (13,) * 4  # 290 municipalities in 21 counties
 
 
+def backend_cost(model, repeats: int = 200) -> None:
+    """Compile the model's log density and gradient with PyTensor's numba and C backends and time them.
+
+    ojpanel compiles with numba (``COMPILE_KWARGS``); the C backend is what PyTensor used before
+    3.0 and what needs a system BLAS, which a pip-only install lacks (PyTensor then warns that it
+    "could not link to a BLAS installation"). The check of the C backend's BLAS is printed as is.
+    """
+    from pytensor.compile.mode import Mode
+
+    ip = model.initial_point()
+    outs = [model.logp(), model.dlogp()]
+    for name, mode in (("numba (ojpanel)", "NUMBA"), ("C, no BLAS", Mode(linker="cvm", optimizer="o4"))):
+        t0 = time.perf_counter()
+        f = model.compile_fn(outs, mode=mode, point_fn=True)
+        f(ip)
+        t1 = time.perf_counter()
+        for _ in range(repeats):
+            f(ip)
+        per = (time.perf_counter() - t1) / repeats * 1e3
+        print(f"  PyTensor backend {name:<16} compile {t1 - t0:5.1f} s, log density + gradient {per:6.2f} ms")
+    import pytensor
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flags = pytensor.config.blas__ldflags
+    said = [str(w.message).splitlines()[0] for w in caught if "BLAS" in str(w.message)]
+    print(f"  C backend's BLAS link flags: {flags!r}" + (f" (PyTensor: {said[0]})" if said else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
@@ -42,6 +72,7 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--anchor-setup", action="store_true", help="non-centred, 500 + 500 draws")
+    ap.add_argument("--backends", action="store_true", help="only time PyTensor's numba vs C backend")
     a = ap.parse_args()
     ds = simulate_panel("bernoulli", n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=40,
                         n_years=4, seed=2026)
@@ -51,6 +82,9 @@ def main() -> None:
     print(f"observations: {data.n_obs:,}  municipalities: {len(data.municipalities)}  counties: "
           f"{len(data.groups)}  indicators: {len(data.indicators)}  years: {len(data.years)}")
     print(f"sampler {a.sampler}, {a.chains} chains x ({tune} tune + {draws} draws), parametrisation {par}")
+    if a.backends:
+        backend_cost(build_model(data, parametrization=par))
+        return
     t0 = time.perf_counter()
     model = build_model(data, parametrization=par)
     if a.sampler == "nutpie":

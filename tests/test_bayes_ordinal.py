@@ -71,12 +71,12 @@ def test_map_with_weak_priors_matches_ordered_model_mle():
                         exposure="continuous", exposure_level="cell", sigma_group=0.0, sigma_municipality=0.0, seed=3)
     d = prepare_data(ds, "exposure", likelihood="ordinal", grouping=None, standardize_exposure=False)
     m = build_model(d, Priors.weak(100.0), municipality_effects=False)
-    mp = pm.find_MAP(model=m, progressbar=False, return_raw=False)
+    mp = pm.find_MAP(model=m, progressbar=False, return_raw=False, jitter=False, return_inferencedata=True)["posterior"].isel(chain=0, draw=0)
     fr = d.frame
     exog = np.column_stack([fr["x"], fr["year_code"] == 1, fr["year_code"] == 2]).astype(float)
     res = OrderedModel(d.y, exog, distr="logit").fit(method="bfgs", disp=False, maxiter=2000)
     thr = res.model.transform_threshold_params(res.params)[1:-1]
     # statsmodels' P(y <= k) = F(thr_k - x'b): same sign convention as ours
-    assert mp["beta"][0] == pytest.approx(res.params[0], abs=5e-3)
+    assert float(mp["beta"][0]) == pytest.approx(res.params[0], abs=5e-3)
     np.testing.assert_allclose(mp["year_effect"], res.params[1:3], atol=5e-3)
     np.testing.assert_allclose(mp["cutpoints"][0], thr, atol=5e-3)

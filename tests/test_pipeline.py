@@ -103,12 +103,6 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path):
     assert read_records(tmp_path / "out" / "01_ok.ipynb") == {"answer": 42}
 
 
-@pytest.fixture(scope="session")
-def smoke_pipeline(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pipeline")
-    return run_pipeline(out_dir=out, smoke=True, progress=False)
-
-
 @pytest.mark.notebook
 def test_smoke_pipeline_runs_every_notebook(smoke_pipeline):
     names = [r.name for r in smoke_pipeline.runs]
@@ -196,3 +190,20 @@ def test_smoke_pipeline_bayesian_results(smoke_pipeline):
     assert diag["passed"] == (diag["max_rhat"] <= 1.01 and diag["min_ess_bulk"] >= 400
                               and diag["min_ess_tail"] >= 400 and diag["divergences"] == 0)
     assert len(rec["fe_comparison"]) == rec["n_indicators"] + 1
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_geography_results(smoke_pipeline):
+    rec = smoke_pipeline.records["08_geography"]
+    assert rec["geo_graph"]["pairs"] == 694 and rec["geo_graph"]["islands"] == "exclude"
+    assert rec["geo_graph"]["without_neighbours"] == ["0125", "0186", "0980", "1407", "1419"]
+    ids = [r["indicator"] for r in rec["geo_indicators"]]
+    assert ids == ["U21468", "U23471"]  # smoke: the first two elderly-care user-survey indicators
+    assert [r["indicator"] for r in rec["yardstick"]] == sorted(ids)
+    for r in rec["yardstick"]:
+        assert r["se_conley"] > 0 and r["se_county"] > 0 and 0 <= r["p_conley"] <= 1
+        assert abs(r["estimate"]) < 1  # a share of the neighbours' deviation
+    for r in rec["yardstick_placebo"]:
+        assert 1 / 20 <= r["p_value"] <= 1 and r["n_rewirings"] == 19
+    assert {r["indicator"] for r in rec["neighbour_peer"]} == set(ids)
+    assert 0 <= rec["yardstick_power"][0]["size_at_zero"] <= 1

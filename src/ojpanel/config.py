@@ -14,7 +14,6 @@ __all__ = [
     "REPO_ROOT",
     "data_dir",
     "cache_dir",
-    "is_ci",
     "smoke_default",
     "KOLADA_CITATION",
     "PROCESSED_SOURCE_NOTE",
@@ -61,13 +60,10 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "ojpanel"
 
 
-def is_ci() -> bool:
-    """True when running under CI (``CI`` set to a true value)."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def smoke_default() -> bool:
-    """Whether slow statistical checks should run at smoke size (CI unless ``OJPANEL_FULL=1``)."""
-    if os.environ.get("OJPANEL_FULL", "").strip() in {"1", "true"}:
-        return False
-    return is_ci()
+    """Whether slow statistical checks run at smoke size.
+
+    ``make test`` is the same fast suite on every machine, in CI or not; only ``OJPANEL_FULL=1``
+    (set by ``make test-full``) asks for full size.
+    """
+    return os.environ.get("OJPANEL_FULL", "").strip().lower() not in {"1", "true", "yes"}

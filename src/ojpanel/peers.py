@@ -12,9 +12,15 @@ import xarray as xr
 
 from ojpanel.errors import DataError, ParameterError
 
+#: The peer definition "the municipalities that share a border" (beside county, kommungrupp, …).
+NEIGHBOURS = "neighbours"
+
 __all__ = [
+    "NEIGHBOURS",
     "loo_mean_np",
     "loo_group_mean",
+    "neighbour_mean_np",
+    "neighbour_mean",
     "group_mean",
     "lagged",
     "top_quartile_flag",
@@ -100,6 +106,80 @@ def loo_group_mean(da: xr.DataArray, groups: xr.DataArray | str) -> xr.DataArray
     res = moved.copy(data=out).transpose(*da.dims)
     res.name = f"{da.name or 'value'}_loo_mean"
     res.attrs = {"description": "mean of the other municipalities of the same group (leave-one-out)"}
+    return res
+
+
+def neighbour_mean_np(values: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Weighted mean over each row's neighbours, re-normalised over the neighbours with a value.
+
+    Parameters
+    ----------
+    values
+        Shape ``(n,)`` or ``(n, k)``; NaN marks missing.
+    W
+        ``(n, n)`` non-negative neighbour weights with a zero diagonal (so the unit itself is left
+        out, as in :func:`loo_mean_np`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``Σ_j w_ij·v_j / Σ_j w_ij·1{v_j present}``; NaN where no neighbour has a value or a unit
+        has no neighbours.
+    """
+    v = np.asarray(values, dtype=float)
+    W = np.asarray(W, dtype=float)
+    if W.shape != (len(v), len(v)):
+        raise ParameterError(f"weights must be {len(v)}×{len(v)}; got {W.shape}")
+    if np.any(np.diag(W) != 0) or np.any(W < 0):
+        raise ParameterError("neighbour weights must be non-negative with a zero diagonal")
+    v2 = v.reshape(len(v), -1)
+    present = ~np.isnan(v2)
+    num = W @ np.where(present, v2, 0.0)
+    den = W @ present.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / den, np.nan)
+    return out.reshape(v.shape)
+
+
+def neighbour_mean(
+    da: xr.DataArray, graph=None, weights: str = "contiguity", *, islands: str = "exclude"
+) -> xr.DataArray:
+    """Mean of each municipality's neighbours (never itself), per year (and indicator).
+
+    Parameters
+    ----------
+    da
+        Values with a ``municipality`` dim.
+    graph
+        A :class:`ojpanel.data.geo.NeighbourGraph` (e.g. rook or queen contiguity, or a rewired
+        placebo graph); default the embedded rook graph with the ``islands`` rule.
+    weights
+        ``"contiguity"`` (equal weights), ``"border"`` (shared border length) or
+        ``"inverse_distance"`` (1/centroid distance); see :func:`ojpanel.data.geo.weights_matrix`.
+    islands
+        Island rule when ``graph`` is not given: ``"exclude"`` or ``"nearest"``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Same dims and coords as ``da``; attrs name the graph, weights and the municipalities
+        without neighbours (whose mean is missing).
+    """
+    from ojpanel.data.geo import neighbour_graph, weights_matrix
+
+    g = graph if graph is not None else neighbour_graph(islands=islands)
+    codes = [str(c) for c in da["municipality"].values]
+    W = weights_matrix(g, weights, codes=codes)
+    moved = da.transpose("municipality", ...)
+    out = neighbour_mean_np(moved.values, W)
+    res = moved.copy(data=out).transpose(*da.dims)
+    res.name = f"{da.name or 'value'}_neighbour_mean"
+    no_nb = [c for c, s in zip(codes, W.sum(1), strict=True) if s == 0]
+    res.attrs = {
+        "description": f"{weights}-weighted mean of the neighbouring municipalities ({g.contiguity} "
+        f"contiguity, islands={g.islands!r})",
+        "without_neighbours": ",".join(no_nb),
+    }
     return res
 
 

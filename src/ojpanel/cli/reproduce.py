@@ -45,10 +45,16 @@ def rir2021(
     panel: Path | None = typer.Option(None, "--panel", help="Panel file; default: build from the embedded data."),
     oj_users: Path | None = typer.Option(None, "--oj-users", help="CSV municipality,area,status (user|non_user|other)."),
     mode: str = typer.Option("faithful", help="faithful, improved or both."),
-    grouping: list[str] = typer.Option([], help="Extra peer grouping NAME=FILE.csv (e.g. a socioeconomic group); repeatable."),
+    grouping: list[str] = typer.Option(
+        [], help="Extra peer grouping NAME=FILE.csv; repeatable. Name Socialstyrelsen's grouping "
+                 "'socioeconomic' to compare it with the audit's socioeconomic columns."),
+    evaluate_choices: bool = typer.Option(
+        True, "--evaluate-choices/--no-evaluate-choices",
+        help="Score the method choices the audit left open against its published cells."),
     out: Path = typer.Option(Path("reports/rir2021"), "--out", "-o", help="Output directory."),
 ) -> None:
-    """RiR 2021:17's statistical appendix (analyses A–E): tidy and audit-style tables, figures, report."""
+    """RiR 2021:17's statistical appendix (analyses A–E): tidy and audit-style tables, figures,
+    report, and the comparison with the audit's published Tables 2–17 (``fidelity/``)."""
     with handle_errors():
         from ojpanel.errors import ParameterError
         from ojpanel.panel.build import build_panel
@@ -66,6 +72,19 @@ def rir2021(
         ds = load_panel(panel) if panel else build_panel()
         rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
         console.print(rep.summary(), highlight=False)
+        console.print("", highlight=False)
+        console.print(rep.compare_published().summary(), highlight=False, soft_wrap=True)
+        console.print(f"cell table: {out / 'fidelity' / 'cells.csv'}", highlight=False)
+        for stale in ("choices.csv", "choices.txt"):  # a choice table from an earlier run would go stale
+            (out / "fidelity" / stale).unlink(missing_ok=True)
+        if evaluate_choices:
+            from ojpanel.replication.choices import evaluate_choices as _evaluate
+
+            ev = _evaluate(ds, oj_users=oj_users, groupings=groupings or None)
+            ev.write(out / "fidelity" / "choices.csv")
+            (out / "fidelity" / "choices.txt").write_text(ev.summary() + "\n", encoding="utf-8")
+            console.print("", highlight=False)
+            console.print(ev.summary(), highlight=False, soft_wrap=True)
 
 
 @reproduce_app.command("all")
@@ -101,6 +120,7 @@ def _replication_step(ds, out: Path, smoke: bool) -> None:
 
     rep = write_rir2021(ds, out / "rir2021", mode="both")
     console.print(rep.summary(), highlight=False)
+    console.print(rep.compare_published().summary(max_items=10), highlight=False, soft_wrap=True)
 
 
 def _pipeline_step(ds, out: Path, smoke: bool) -> None:

@@ -1,5 +1,6 @@
-"""Research designs beyond the audit: the peer design done right, power and minimum detectable
-effects, the colour-threshold regression discontinuity, a labelled synthetic-panel simulator and
+"""Research designs beyond the audit: the peer design done right (with county, kommungrupp or
+neighbour peers), the spatial yardstick design, power and minimum detectable effects, the
+colour-threshold regression discontinuity, a labelled synthetic-panel simulator and
 seeded (optionally dask-distributed) execution, and the knowledge-steering designs
 (``ojpanel.designs.steering``). Submodules load on first use."""
 
@@ -22,6 +23,10 @@ _LAZY = {
     "colour_rd": "ojpanel.designs.rd",
     "plot_rd": "ojpanel.designs.rd",
     "rd_power": "ojpanel.designs.rd_power",
+    "yardstick": "ojpanel.designs.spatial",
+    "fit_yardstick": "ojpanel.designs.spatial",
+    "rewiring_placebo": "ojpanel.designs.spatial",
+    "yardstick_power": "ojpanel.designs.spatial",
     "simulate_panel": "ojpanel.designs.simulate",
     "map_seeded": "ojpanel.designs.parallel",
     "run_steering": "ojpanel.designs.steering",

@@ -13,6 +13,12 @@ percentile" flag. This module keeps that as one option and adds what the questio
   neighbours "become good at the same time"); ``shocks=None`` absorbs year effects only. The peer
   variable then has to vary *within* the shock cells — e.g. kommungrupp peers with county×year
   effects.
+* **Neighbour peers**: ``group="neighbours"`` (or a :class:`~ojpanel.data.geo.NeighbourGraph`)
+  uses the mean of the municipalities that share a land border (``weights=`` contiguity, border
+  length or inverse distance; ``islands=`` rule, see :mod:`ojpanel.data.geo`). Neighbour sets
+  differ for every municipality, so the exclusion bias below does not arise with county×year
+  effects; the spatial yardstick design (:mod:`ojpanel.designs.spatial`) adds inference and a
+  placebo that respect the geography.
 * **Permutation placebo** (:func:`peer_placebo`): the same regression with random pseudo-groups of
   the real sizes; the real coefficient is compared with that distribution.
 
@@ -53,7 +59,14 @@ import xarray as xr
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.models.fe import _column, fit_indicators, panel_arrays, prepare_batch
 from ojpanel.models.fe_results import BatchFEResults
-from ojpanel.peers import improved, lagged, loo_group_mean, top_quartile_flag
+from ojpanel.peers import (
+    NEIGHBOURS,
+    improved,
+    lagged,
+    loo_group_mean,
+    neighbour_mean,
+    top_quartile_flag,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -94,15 +107,30 @@ def _flag(p: xr.DataArray) -> xr.DataArray:
     return out
 
 
+def _peer_mean(v: xr.DataArray, group: Any, weights: str, islands: str) -> xr.DataArray:
+    from ojpanel.data.geo import NeighbourGraph
+
+    if isinstance(group, NeighbourGraph):
+        return neighbour_mean(v, group, weights)
+    if isinstance(group, str) and group == NEIGHBOURS:
+        return neighbour_mean(v, None, weights, islands=islands)
+    return loo_group_mean(v, group)
+
+
 def peer_frame(
     ds: xr.Dataset | xr.DataArray,
     *,
-    group: str | xr.DataArray = "county",
+    group: Any = "county",
     lag: int = 1,
     outcome: str = "ancova",
     peer: str = "continuous",
+    weights: str = "contiguity",
+    islands: str = "exclude",
 ) -> dict[str, xr.DataArray]:
     """Outcome and regressors of the peer design as ``indicator × municipality × year`` arrays.
+
+    ``group`` is a municipality coordinate, a DataArray of labels, ``"neighbours"`` or a
+    :class:`~ojpanel.data.geo.NeighbourGraph`; ``weights`` and ``islands`` apply to neighbours.
 
     Returns
     -------
@@ -117,7 +145,7 @@ def peer_frame(
     if int(lag) < 1:
         raise ParameterError(f"lag must be a positive number of years; got {lag}")
     v = _value(ds)
-    p = lagged(loo_group_mean(v, group), lag)
+    p = lagged(_peer_mean(v, group, weights, islands), lag)
     if peer == "binary":
         p = _flag(p)
     out: dict[str, xr.DataArray] = {"peer": p}
@@ -165,6 +193,8 @@ def fit_peer(
     cov: str = "clustered",
     cluster: str | Sequence[str] | None = "county",
     convention: str = "linearmodels",
+    weights: str = "contiguity",
+    islands: str = "exclude",
 ) -> BatchFEResults:
     """Peer regressions for every indicator of a panel (one vectorised pass).
 
@@ -176,7 +206,8 @@ def fit_peer(
         OJ panel (``value`` with ``indicator``, ``municipality``, ``year``) with the grouping
         coordinates named in ``group``, ``shocks`` and ``cluster``.
     group
-        Peer group coordinate (e.g. ``"kommungrupp_2017"``, ``"county"``).
+        Peer group coordinate (e.g. ``"kommungrupp_2017"``, ``"county"``), or ``"neighbours"``
+        (land-border neighbours; a :class:`~ojpanel.data.geo.NeighbourGraph` also works).
     lag
         Years between the peers' results and the own outcome.
     outcome
@@ -189,6 +220,9 @@ def fit_peer(
         Also absorb municipality effects. Off by default: with the own lag on the right-hand side
         and five years, municipality effects induce Nickell bias in the lag and, through it, in
         the peer coefficient.
+    weights, islands
+        Neighbour weights (``"contiguity"``, ``"border"``, ``"inverse_distance"``) and island rule
+        (``"exclude"``, ``"nearest"``) for ``group="neighbours"``.
     years
         Estimation years (outcome years); default all years with data.
     cov, cluster, convention
@@ -201,7 +235,8 @@ def fit_peer(
         When the peer variable is collinear with the effects and the own lag (peer group equal to
         the shock group with the ANCOVA outcome); the message explains the exclusion bias.
     """
-    frame = peer_frame(ds, group=group, lag=lag, outcome=outcome, peer=peer)
+    frame = peer_frame(ds, group=group, lag=lag, outcome=outcome, peer=peer, weights=weights,
+                       islands=islands)
     y, regs = _fit_arrays(frame, years)
     other = [(shocks, "year")] if shocks else None
     try:
@@ -383,6 +418,11 @@ def peer_placebo(
     from ojpanel.inference.randomization import permutation_test
 
     v = _value(ds)
+    if isinstance(group, str) and group == NEIGHBOURS:
+        raise ParameterError(
+            "relabelling groups has no meaning for neighbour peers; use the rewired-graph placebo "
+            "ojpanel.designs.spatial.rewiring_placebo (same degree for every municipality)"
+        )
     if group not in v.coords:
         raise ParameterError(f"peer group '{group}' is not a municipality coordinate of the panel")
     stat = _PeerStatistic(v, group, lag, outcome, peer, shocks, entity_effects, years, "peer")

@@ -55,6 +55,7 @@ __all__ = [
     "power",
     "minimum_detectable_effect",
     "size_adjusted_level",
+    "interpolate_mde",
 ]
 
 DESIGNS = ("users", "peer")
@@ -547,3 +548,7 @@ def _interpolate_mde(table: pd.DataFrame, target: float, column: str = "power") 
 def minimum_detectable_effect(ds: xr.Dataset | xr.DataArray, **kwargs: Any) -> float:
     """The MDE at ``target_power`` (default 0.8) from :func:`power` (NaN if not reached)."""
     return power(ds, **kwargs).mde
+
+
+#: The effect at which a power curve first reaches ``target`` (linear interpolation; NaN if never).
+interpolate_mde = _interpolate_mde

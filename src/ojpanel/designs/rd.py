@@ -15,18 +15,60 @@ colour, so a jump in next year's change at the threshold estimates the effect of
   *negative* jump means the municipalities just coloured red improved *more* than those just
   above; at 0.75 a positive jump means the green ones improved more. Standard errors are
   clustered by municipality (CRV1, ``G/(G−1)·(n−1)/(n−k)``), normal reference.
-* Robust bias-corrected inference (Calonico, Cattaneo and Titiunik 2014) beside the conventional
-  one: with the pilot bandwidth set equal to ``h``, the bias-corrected jump and its robust SE are
-  those of the local quadratic fit at ``h`` (``estimate_bc``, ``std_error_robust``,
-  ``p_value_robust``, ``ci_robust_lower/upper``). Report these for confidence intervals; the
-  conventional interval around an MSE-optimal bandwidth is too short.
-* Bandwidth rule (documented choice): the Imbens–Kalyanaraman (2012) MSE-optimal rule —
-  pilot ``h₁ = 1.84·sd(r)·n^{−1/5}`` for the density and the variances on each side, a global cubic
-  for the third derivative, quadratic fits in ``h₂ = 3.56·(σ²/(f·m₃²))^{1/7}·n^{−1/7}`` for the
-  curvatures, regularisation ``720σ²/(n₂·h₂⁴)``, and
-  ``h = 3.4375·[(σ²₋ + σ²₊)/(f·((m''₊ − m''₋)² + r₋ + r₊))]^{1/5}·n^{−1/5}`` — then capped at the
-  distance to the nearest other threshold or the edge of ``(0, 1)`` (0.25 for the real cut-offs), so
-  that a window never straddles two colour changes. Pass ``bandwidth=`` to override.
+* The Cattaneo–Idrobo–Titiunik workflow, through the maintained packages where they do the work
+  (``rdrobust``, ``rddensity``, ``rdlocrand``; Calonico, Cattaneo, Farrell and Titiunik):
+
+  1. **Bandwidths** (``rdrobust.rdbwselect``): the MSE-optimal ``h`` (``mserd``) with its own,
+     separately chosen pilot bandwidth ``b`` for the bias correction, and the CER-optimal ``h``
+     (``cerrd``) for inference; errors clustered by municipality. Each is then capped at the
+     distance to the nearest other threshold or the edge of ``(0, 1)`` (0.25 for the real
+     cut-offs), so that a window never straddles two colour changes (``bandwidth_capped``).
+     ``bandwidth=`` fixes ``h`` (and ``b = h``).
+  2. **Estimates** (``rdrobust.rdrobust`` at those ``h`` and ``b``, triangular kernel, CR1
+     clustered by municipality): the conventional jump and SE (``estimate``, ``std_error``,
+     ``p_value``) and the robust bias-corrected ones (``estimate_bc``, ``std_error_robust``,
+     ``p_value_robust``, ``ci_robust_lower/upper``) at the MSE bandwidth, and the robust p-value
+     and interval at the CER bandwidth (``p_value_robust_cer``, ``ci_cer_lower/upper``). Report
+     the robust intervals: the conventional one around an MSE-optimal bandwidth is too short.
+  3. **Density (manipulation) test** (``rddensity``) on the *raw* indicator value, centred on that
+     indicator-year's colour threshold (the ``c``-quantile of the values, in the better direction)
+     and scaled by the indicator's SD: the percentile rank itself is uniform by construction and
+     cannot show bunching (:attr:`RDResult.density`).
+  4. **Balance** of predetermined variables (``rdrobust`` with each as the outcome, its own MSE
+     bandwidth): the lagged outcome (change ``t−1 → t``) and the lagged level (``t−1``), both
+     standardised like the outcome (:attr:`RDResult.balance`).
+  5. **Local randomisation** (``rdlocrand``): symmetric windows around the cut-off chosen by
+     ``rdwinselect`` on the predetermined variables (the largest window in which their balance
+     p-values stay above 0.15), then Fisher randomisation inference on the difference in means
+     (``rdrandinf``; :attr:`RDResult.local_randomisation`).
+  6. **RD plot** (:func:`plot_rd`): binned means with 95 % intervals, bins that never straddle the
+     cut-off, and the local linear fits.
+
+Where the panel logic differs from the packages (and what the tests check)
+-------------------------------------------------------------------------
+* *Per-year thresholds, pooled.* Each indicator-year has its own threshold in raw values; in
+  percentile ranks they are all at ``c``. Pooling the normalised running variable across
+  indicators and years is the "normalise and pool" estimator of multi-cut-off RD. The packages
+  see one running variable and one cut-off; given the pooled frame (:func:`rd_data`) the numbers
+  are exactly theirs (tested), and for a single indicator-year the pooled logic *is* the plain
+  package call (tested).
+* *Repeated units.* A municipality appears in many indicator-years, so ``rdrobust`` clusters by
+  municipality. ``rddensity`` and ``rdlocrand`` have no cluster option: the density test and the
+  randomisation p-values treat indicator-year rows as independent and are therefore too liberal
+  when a municipality's rows move together; read them as diagnostics.
+* *Mass points.* The rank takes the values ``(k − ½)/n``: the running variable is discrete and
+  the same values recur across indicator-years. ``rdrobust`` detects this and adjusts
+  (``masspoints="adjust"``); :func:`local_linear`, the package's own estimator at a given ``h``
+  with ``b = h`` and no mass-point adjustment, equals ``rdrobust(..., h=h, b=h,
+  masspoints="off")`` (tested). In small symmetric windows the discreteness makes the numbers of
+  rows on the two sides unequal, which ``rdwinselect``'s binomial test reports.
+* *The cap.* The packages know of one cut-off; ours cap ``h`` and ``b`` so that a window never
+  reaches the other colour change.
+
+The earlier rule (Imbens–Kalyanaraman with pilot = main bandwidth, :func:`ik_bandwidth`) is kept
+for comparison; on the embedded elderly-care data it chose the cap (0.25) where ``rdrobust``
+chooses about 0.06–0.08.
+
 * Placebo cut-offs (default 0.375, 0.5, 0.625) lie where no colour changes: jumps there should be
   zero.
 """
@@ -34,7 +76,7 @@ colour, so a jump in next year's change at the threshold estimates the effect of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,7 +86,19 @@ from scipy import stats
 
 from ojpanel.errors import DataError, ParameterError
 
-__all__ = ["rd_data", "local_linear", "ik_bandwidth", "RDResult", "colour_rd", "plot_rd"]
+__all__ = [
+    "rd_data",
+    "density_running_variable",
+    "local_linear",
+    "ik_bandwidth",
+    "select_bandwidths",
+    "rd_jump",
+    "density_test",
+    "local_randomisation",
+    "RDResult",
+    "colour_rd",
+    "plot_rd",
+]
 
 
 def rd_data(
@@ -53,7 +107,10 @@ def rd_data(
     """Pooled running variable and outcome: one row per indicator × municipality × year ``t``.
 
     Columns: ``indicator``, ``municipality``, ``year``, ``rank`` (percentile rank in ``t``),
-    ``change`` (standardised change to ``t+1`` in the better direction).
+    ``change`` (standardised change to ``t+1`` in the better direction), the predetermined
+    ``lag_change`` (standardised change ``t−1 → t``) and ``lag_level`` (level in ``t−1`` minus the
+    indicator's mean, in SDs), and ``value_std`` (the level in ``t``, same units; all in the better
+    direction). Rows without a rank or a next-year change are dropped; lagged columns may be NaN.
     """
     da = ds["value"] if isinstance(ds, xr.Dataset) else ds
     if "indicator" not in da.dims:
@@ -86,6 +143,9 @@ def rd_data(
     sd = np.nanstd(v, axis=(1, 2), ddof=1)
     sd[~np.isfinite(sd) | (sd == 0)] = np.nan
     change = (nxt - v) / sd[:, None, None]
+    prev = np.full_like(v, np.nan)
+    prev[:, :, 1:] = np.where(consecutive[None, None, :], v[:, :, :-1], np.nan)
+    mu = np.nanmean(v, axis=(1, 2))[:, None, None]
     frame = pd.DataFrame(
         {
             "indicator": np.repeat(np.asarray(da["indicator"].values).astype(str), N * T),
@@ -95,9 +155,46 @@ def rd_data(
             "year": np.tile(years, K * N),
             "rank": rank.ravel(),
             "change": change.ravel(),
+            "lag_change": ((v - prev) / sd[:, None, None]).ravel(),
+            "lag_level": ((prev - mu) / sd[:, None, None]).ravel(),
+            "value_std": ((v - mu) / sd[:, None, None]).ravel(),
         }
     )
     return frame.dropna(subset=["rank", "change"]).reset_index(drop=True)
+
+
+def density_running_variable(
+    ds: xr.Dataset | xr.DataArray, cutoff: float, *, indicators: Sequence[str] | None = None
+) -> np.ndarray:
+    """Raw values centred on each indicator-year's colour threshold, in indicator SDs.
+
+    ``x = (d·y − Q_c) / sd`` with ``Q_c`` the ``c``-quantile of that indicator-year's values in the
+    better direction (Hazen's definition, ``(k − ½)/n``, the one that matches the rank's ``r ≥ c``),
+    ``sd`` the indicator's SD over municipalities and years. One value per indicator ×
+    municipality × year with at least four municipalities in the year. The density test runs on
+    this, not on the rank (which is uniform by construction).
+    """
+    da = ds["value"] if isinstance(ds, xr.Dataset) else ds
+    if "indicator" not in da.dims:
+        da = da.expand_dims(indicator=[str(da.name or "value")])
+    if indicators is not None:
+        da = da.sel(indicator=list(indicators))
+    da = da.transpose("indicator", "municipality", "year")
+    if "direction" not in da.coords:
+        raise DataError("the colour RD needs the indicator coordinate 'direction' (+1/−1)")
+    d = np.asarray(da["direction"].values, dtype=float)
+    v = da.values * d[:, None, None]
+    sd = np.nanstd(v, axis=(1, 2), ddof=1)
+    out = []
+    for k in range(v.shape[0]):
+        for t in range(v.shape[2]):
+            col = v[k, :, t]
+            col = col[np.isfinite(col)]
+            if col.size >= 4 and np.isfinite(sd[k]) and sd[k] > 0:
+                out.append((col - np.quantile(col, cutoff, method="hazen")) / sd[k])
+    if not out:
+        raise DataError("no indicator-year has four or more values for the density test")
+    return np.concatenate(out)
 
 
 def _local_poly(
@@ -205,13 +302,151 @@ def ik_bandwidth(r: np.ndarray, y: np.ndarray, cutoff: float, cap: float | None 
     return float(h)
 
 
+def _quiet(func, *args, **kwargs):
+    """Call a package function without its console notes (mass points, progress)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return func(*args, **kwargs)
+
+
+def select_bandwidths(
+    r: np.ndarray, y: np.ndarray, cutoff: float, clusters: np.ndarray | None = None,
+    cap: float | None = None,
+) -> dict:
+    """MSE- and CER-optimal bandwidths with a separate pilot, by ``rdrobust.rdbwselect``.
+
+    Returns ``h_mse``, ``b_mse`` (pilot for the bias correction), ``h_cer``, ``b_cer`` (all capped at
+    ``cap``) and the uncapped ``h_mse_raw``; triangular kernel, local linear (``p = 1``, ``q = 2``),
+    clustered by ``clusters`` when given.
+    """
+    from rdrobust import rdbwselect
+
+    bw = _quiet(rdbwselect, np.asarray(y, float), np.asarray(r, float), c=cutoff,
+                cluster=None if clusters is None else pd.factorize(np.asarray(clusters))[0],
+                all=True).bws
+    out = {"h_mse_raw": float(bw.loc["mserd"].iloc[0]), "b_mse_raw": float(bw.loc["mserd"].iloc[2]),
+           "h_cer_raw": float(bw.loc["cerrd"].iloc[0]), "b_cer_raw": float(bw.loc["cerrd"].iloc[2])}
+    c = np.inf if cap is None else float(cap)
+    for k in ("h_mse", "b_mse", "h_cer", "b_cer"):
+        out[k] = min(out[k + "_raw"], c)
+    return out
+
+
+def rd_jump(
+    r: np.ndarray, y: np.ndarray, cutoff: float, h: float, b: float, clusters: np.ndarray | None = None
+) -> dict:
+    """``rdrobust`` at bandwidth ``h`` and pilot ``b`` (triangular kernel, CR1 by ``clusters``).
+
+    Conventional and robust bias-corrected jump, SE, p-value and 95 % interval, and the effective
+    numbers of rows on each side.
+    """
+    from rdrobust import rdrobust
+
+    cl = None if clusters is None else pd.factorize(np.asarray(clusters))[0]
+
+    res = _quiet(rdrobust, np.asarray(y, float), np.asarray(r, float), c=cutoff, h=h, b=b,
+                 cluster=cl)
+    coef, se, pv, ci = res.coef.iloc[:, 0], res.se.iloc[:, 0], res.pv.iloc[:, 0], res.ci
+    return {
+        "estimate": float(coef["Conventional"]), "std_error": float(se["Conventional"]),
+        "statistic": float(coef["Conventional"] / se["Conventional"]),
+        "p_value": float(pv["Conventional"]),
+        "estimate_bc": float(coef["Robust"]), "std_error_robust": float(se["Robust"]),
+        "p_value_robust": float(pv["Robust"]),
+        "ci_robust_lower": float(ci.loc["Robust"].iloc[0]), "ci_robust_upper": float(ci.loc["Robust"].iloc[1]),
+        "n_left": int(res.N_h[0]), "n_right": int(res.N_h[1]),
+        "n_clusters": None if res.n_clust is None else int(res.n_clust),
+    }
+
+
+def density_test(x: np.ndarray) -> dict:
+    """``rddensity`` manipulation test at 0 (local quadratic densities, jackknife SE).
+
+    Returns ``density_t``, ``density_p`` (robust bias-corrected), the density estimates on each
+    side and the bandwidths.
+    """
+    from rddensity import rddensity
+
+    res = _quiet(rddensity, X=np.asarray(x, float), c=0)
+    return {"density_t": float(res.test["t_jk"]), "density_p": float(res.test["p_jk"]),
+            "density_left": float(res.hat["left"]), "density_right": float(res.hat["right"]),
+            "density_h_left": float(res.h["left"]), "density_h_right": float(res.h["right"]),
+            "density_n": int(np.isfinite(x).sum())}
+
+
+def local_randomisation(
+    r: np.ndarray, y: np.ndarray, cutoff: float, covariates: np.ndarray, *,
+    wmin: float = 0.0025, wstep: float = 0.0025, nwindows: int = 8, reps: int = 999, seed: int = 0,
+) -> dict:
+    """Window selection (``rdwinselect``) and randomisation inference (``rdrandinf``).
+
+    The window is the largest of ``nwindows`` symmetric windows ``±(wmin + j·wstep)`` in which no
+    predetermined covariate differs at level 0.15 (the package's rule; asymptotic balance p-values).
+    If even the smallest window fails that rule, the smallest window is used and
+    ``lr_window_balanced`` is False: local randomisation is then not supported by the data, and the
+    p-value is reported as a diagnostic only. Rows with a missing covariate are left out of the
+    selection only. The global numpy random state
+    that ``rdlocrand`` uses is saved and restored, so callers' streams are unaffected; ``seed``
+    makes the p-value reproducible (the packages receive ``seed + 1``: they take positive seeds).
+    """
+    from rdlocrand import rdrandinf, rdwinselect
+
+    r = np.asarray(r, float)
+    y = np.asarray(y, float)
+    X = np.asarray(covariates, float).reshape(len(r), -1)
+    ok = np.isfinite(X).all(1)
+    if seed < 0:
+        raise ParameterError(f"seed must be a non-negative integer; got {seed}")
+    left, right = r[ok & (r < cutoff)], r[ok & (r >= cutoff)]
+    if left.size == 0 or right.size == 0:
+        raise DataError(f"no rows on one side of the cut-off {cutoff} for local randomisation")
+    # the rank is discrete: the smallest window must reach the nearest mass point on each side
+    wmin = max(wmin, (cutoff - left.max()) * (1 + 1e-9), (right.min() - cutoff) * (1 + 1e-9))
+    state = np.random.get_state()  # noqa: NPY002 (rdlocrand draws from the global state)
+    try:
+        # rdlocrand takes positive seeds only
+        ws = _quiet(rdwinselect, r[ok], X[ok], cutoff=cutoff, wmin=wmin, wstep=wstep,
+                    nwindows=nwindows, approx=True, seed=seed + 1, quietly=True)
+        balanced = bool(np.isfinite(ws["w_right"]))
+        w = float(ws["w_right"]) - cutoff if balanced else wmin
+        ri = _quiet(rdrandinf, y, r, cutoff=cutoff, wl=cutoff - w, wr=cutoff + w, reps=reps,
+                    seed=seed + 1, quietly=True)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    table = ws["results"]
+    return {"lr_window": w, "lr_n_left": int(ri["sumstats"][1][0]), "lr_n_right": int(ri["sumstats"][1][1]),
+            "lr_diff_means": float(np.ravel(ri["obs.stat"])[0]), "lr_p_value": float(np.ravel(ri["p.value"])[0]),
+            "lr_p_asymptotic": float(np.ravel(ri["asy.pvalue"])[0]), "lr_reps": reps,
+            "lr_window_balanced": balanced,
+            "lr_balance_p": float(table.loc[np.isclose(table["w_right"], w), "p-value"].min())}
+
+
 @dataclass(frozen=True)
 class RDResult:
-    """Jumps at the colour thresholds and at placebo cut-offs."""
+    """Jumps at the colour thresholds and at placebo cut-offs, with the RD diagnostics.
+
+    Attributes
+    ----------
+    table
+        One row per cut-off (module docstring for the columns).
+    data
+        The pooled frame (:func:`rd_data`).
+    thresholds
+        The real colour cut-offs.
+    density, balance, local_randomisation
+        Per real threshold: the ``rddensity`` test on the raw values; ``rdrobust`` jumps in the
+        lagged outcome and lagged level; the local-randomisation window and p-values (empty when
+        ``diagnostics=False``).
+    """
 
     table: pd.DataFrame
     data: pd.DataFrame
     thresholds: tuple[float, ...]
+    density: pd.DataFrame = field(default_factory=pd.DataFrame)
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    local_randomisation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per cut-off (``kind`` = threshold or placebo), replication-schema names."""
@@ -219,21 +454,19 @@ class RDResult:
 
     @property
     def summary(self) -> str:
-        """Plain-text table."""
-        cols = [
-            "kind",
-            "cutoff",
-            "bandwidth",
-            "estimate",
-            "std_error",
-            "p_value",
-            "estimate_bc",
-            "std_error_robust",
-            "p_value_robust",
-            "n_left",
-            "n_right",
-        ]
-        return self.table[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}")
+        """Plain-text tables: jumps, then the diagnostics."""
+        cols = ["kind", "cutoff", "bandwidth", "bandwidth_pilot", "bandwidth_cer", "estimate",
+                "std_error", "p_value", "estimate_bc", "std_error_robust", "p_value_robust",
+                "p_value_robust_cer", "n_left", "n_right"]
+        f = lambda x: f"{x:.4f}"  # noqa: E731
+        out = ["Colour-threshold RD (rdrobust; clustered by municipality)",
+               self.table[cols].to_string(index=False, float_format=f)]
+        for name, tab in (("Density test on raw values (rddensity)", self.density),
+                          ("Balance of predetermined variables (rdrobust)", self.balance),
+                          ("Local randomisation (rdlocrand)", self.local_randomisation)):
+            if len(tab):
+                out += [name, tab.to_string(index=False, float_format=f)]
+        return "\n".join(out)
 
     def _repr_html_(self) -> str:
         return self.table.to_html(index=False)
@@ -252,8 +485,11 @@ def colour_rd(
     placebo: Sequence[float] = (0.375, 0.5, 0.625),
     bandwidth: float | None = None,
     cluster: str = "municipality",
+    diagnostics: bool = True,
+    lr_reps: int = 999,
+    seed: int = 0,
 ) -> RDResult:
-    """Colour-threshold RD pooled over the chosen indicators and years.
+    """Colour-threshold RD pooled over the chosen indicators and years (module docstring).
 
     Parameters
     ----------
@@ -264,79 +500,122 @@ def colour_rd(
     placebo
         Cut-offs where no colour changes.
     bandwidth
-        Fixed bandwidth for every cut-off; default the rule in the module docstring.
+        Fixed ``h`` (and pilot ``b = h``) for every cut-off; default ``rdbwselect``'s MSE- and
+        CER-optimal choices with a separate pilot, capped (module docstring).
     cluster
         ``"municipality"`` (default) or ``"none"`` for heteroskedasticity-robust errors.
+    diagnostics
+        Run the density test, balance and local randomisation at the real thresholds.
+    lr_reps, seed
+        Randomisation draws and seed of the local-randomisation p-values.
     """
     frame = rd_data(ds, indicators=indicators)
     if len(frame) < 50:
         raise DataError(
             f"only {len(frame)} indicator×municipality×year cells with a rank and a next-year change"
         )
+    if cluster not in ("municipality", "none"):
+        raise ParameterError(f"cluster must be 'municipality' or 'none'; got {cluster!r}")
     r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
-    cl = None if cluster == "none" else frame[cluster].to_numpy()
-    rows = []
+    cl = None if cluster == "none" else pd.factorize(frame[cluster].to_numpy())[0]
+    rows, dens, bal, lr = [], [], [], []
     for kind, cuts in (("threshold", thresholds), ("placebo", placebo)):
         for c in cuts:
             if not 0 < c < 1:
                 raise ParameterError(f"cut-offs are percentile ranks in (0, 1); got {c}")
             cap = _cap(c, thresholds)
-            h = (
-                min(float(bandwidth), cap)
-                if bandwidth is not None
-                else ik_bandwidth(r, y, c, cap=cap)
-            )
-            res = local_linear(r, y, c, h, cl)
-            res["kind"] = kind
-            res["flag"] = (
-                "red below"
-                if np.isclose(c, 0.25)
-                else ("green above" if np.isclose(c, 0.75) else "")
-            )
+            if bandwidth is not None:
+                h = min(float(bandwidth), cap)
+                bws = {"h_mse": h, "b_mse": h, "h_cer": h, "b_cer": h, "h_mse_raw": float(bandwidth)}
+            else:
+                bws = select_bandwidths(r, y, c, cl, cap=cap)
+            res = rd_jump(r, y, c, bws["h_mse"], bws["b_mse"], cl)
+            cer = rd_jump(r, y, c, bws["h_cer"], bws["b_cer"], cl)
+            ll = local_linear(r, y, c, bws["h_mse"], None)
+            res.update({
+                "cutoff": c, "kind": kind, "bandwidth": bws["h_mse"], "bandwidth_pilot": bws["b_mse"],
+                "bandwidth_cer": bws["h_cer"], "bandwidth_capped": bws["h_mse_raw"] > cap + 1e-12,
+                "p_value_robust_cer": cer["p_value_robust"], "ci_cer_lower": cer["ci_robust_lower"],
+                "ci_cer_upper": cer["ci_robust_upper"],
+                "intercept_left": ll["intercept_left"], "slope_left": ll["slope_left"],
+                "slope_right": ll["slope_right"],
+                "flag": "red below" if np.isclose(c, 0.25) else ("green above" if np.isclose(c, 0.75) else ""),
+            })
             rows.append(res)
+            if kind == "threshold" and diagnostics:
+                dens.append({"cutoff": c, **density_test(density_running_variable(ds, c, indicators=indicators))})
+                for var in ("lag_change", "lag_level"):
+                    ok = frame[var].notna().to_numpy()
+                    bb = select_bandwidths(r[ok], frame[var].to_numpy()[ok], c,
+                                           None if cl is None else cl[ok], cap=cap)
+                    b = rd_jump(r[ok], frame[var].to_numpy()[ok], c, bb["h_mse"], bb["b_mse"],
+                                      None if cl is None else cl[ok])
+                    bal.append({"cutoff": c, "variable": var, "bandwidth": bb["h_mse"],
+                                "estimate": b["estimate"], "estimate_bc": b["estimate_bc"],
+                                "std_error_robust": b["std_error_robust"], "p_value_robust": b["p_value_robust"],
+                                "n_left": b["n_left"], "n_right": b["n_right"]})
+                lr.append({"cutoff": c, **local_randomisation(
+                    r, y, c, frame[["lag_change", "lag_level"]].to_numpy(), reps=lr_reps, seed=seed)})
     table = pd.DataFrame(rows)
+    lead = ["cutoff", "kind", "flag", "bandwidth", "bandwidth_pilot", "bandwidth_cer", "bandwidth_capped"]
+    table = table[lead + [c for c in table.columns if c not in lead]]
     table.insert(0, "analysis", "colour_rd")
     table["term"] = "jump"
     table["n_obs"] = table["n_left"] + table["n_right"]
     table["outcome"] = "standardised change t→t+1"
-    return RDResult(table=table, data=frame, thresholds=tuple(float(t) for t in thresholds))
+    return RDResult(table=table, data=frame, thresholds=tuple(float(t) for t in thresholds),
+                    density=pd.DataFrame(dens), balance=pd.DataFrame(bal),
+                    local_randomisation=pd.DataFrame(lr))
 
 
 def plot_rd(
-    result: RDResult, *, cutoff: float | None = None, bins: int = 40, ax: Any | None = None
+    result: RDResult, *, cutoff: float | None = None, bins: int = 20, ax: Any | None = None
 ):
-    """Binned means of the next-year change against the rank, with the local linear fits.
+    """Binned RD plot: means of the next-year change in evenly spaced bins on each side of the
+    cut-off (a bin never straddles it) with 95 % intervals, and the local linear fits.
 
-    Returns the matplotlib Figure. The caption notes that the figure shows processed data.
+    ``bins`` is the number of bins on each side within ``[c − 2h, c + 2h]`` (clipped to (0, 1)).
+    Returns the matplotlib Figure; the note says the figure shows processed data.
     """
-    import matplotlib.pyplot as plt
-
     from ojpanel.config import PROCESSED_SOURCE_NOTE
+    from ojpanel.core.style import new_figure, source_note, style
 
     d = result.data
-    fig = ax.figure if ax is not None else plt.figure(figsize=(7, 4))
-    ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
-    edges = np.linspace(0, 1, bins + 1)
-    idx = np.clip(np.digitize(d["rank"], edges) - 1, 0, bins - 1)
-    means = d.groupby(idx)["change"].mean()
-    centres = (edges[:-1] + edges[1:]) / 2
-    ax.scatter(centres[means.index], means.to_numpy(), s=12, color="0.4", label="binned mean")
     rows = result.table[result.table["kind"] == "threshold"]
     if cutoff is not None:
         rows = result.table[np.isclose(result.table["cutoff"], cutoff)]
+        if rows.empty:
+            raise ParameterError(f"no cut-off {cutoff} in the result; it has {result.table['cutoff'].tolist()}")
+    with style():
+        fig, ax = (ax.figure, ax) if ax is not None else new_figure(size=(7, 4.2))
+        _draw_rd(ax, d, rows, bins)
+        if ax.get_legend() is None:
+            ax.legend(loc="best")
+        source_note(fig, PROCESSED_SOURCE_NOTE)
+    return fig
+
+
+def _draw_rd(ax, d: pd.DataFrame, rows: pd.DataFrame, bins: int) -> None:
+    first = True
     for _, row in rows.iterrows():
         c, h = row["cutoff"], row["bandwidth"]
+        lo, hi = max(0.0, c - 2 * h), min(1.0, c + 2 * h)
+        for a, b in ((lo, c), (c, hi)):
+            edges = np.linspace(a, b, bins + 1)
+            sel = (d["rank"] >= a) & (d["rank"] < b)
+            sub = d[sel]
+            idx = np.clip(np.digitize(sub["rank"], edges) - 1, 0, bins - 1)
+            g = sub.groupby(idx)["change"].agg(["mean", "std", "count"])
+            mid = (edges[:-1] + edges[1:])[g.index] / 2
+            ax.errorbar(mid, g["mean"], yerr=1.96 * g["std"] / np.sqrt(g["count"]), fmt="o", ms=3,
+                        color="0.35", lw=0.8, label="medelvärde per intervall, 95 % KI" if first else None)
+            first = False
         xl = np.linspace(c - h, c, 20)
         xr_ = np.linspace(c, c + h, 20)
-        ax.plot(xl, row["intercept_left"] + row["slope_left"] * (xl - c), color="C3")
-        ax.plot(
-            xr_,
-            row["intercept_left"] + row["estimate"] + row["slope_right"] * (xr_ - c),
-            color="C2",
-        )
+        ax.plot(xl, row["intercept_left"] + row["slope_left"] * (xl - c), color="#c0392b",
+                label="lokal linjär anpassning" if c == rows["cutoff"].iloc[0] else None)
+        ax.plot(xr_, row["intercept_left"] + row["estimate"] + row["slope_right"] * (xr_ - c), color="#2e8b57")
         ax.axvline(c, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("percentile rank in year t (better →)")
-    ax.set_ylabel("standardised change t → t+1")
-    ax.set_title("Colour thresholds: next-year change around the cut-offs")
-    fig.text(0.01, 0.01, PROCESSED_SOURCE_NOTE, fontsize=7, color="0.4")
-    return fig
+    ax.set_xlabel("Percentilrang år t (bättre →); röd under 25:e, grön över 75:e percentilen")
+    ax.set_ylabel("Förändring t → t+1 (indikatorns standardavvikelser)")
+    ax.set_title("Färgtrösklar: förändringen året efter kring gränserna", loc="left")

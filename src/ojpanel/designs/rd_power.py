@@ -19,7 +19,7 @@ from scipy import stats
 
 from ojpanel.designs.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, VarianceComponents, _interpolate_mde
-from ojpanel.designs.rd import _cap, ik_bandwidth, local_linear, rd_data
+from ojpanel.designs.rd import _cap, local_linear, rd_data, rd_jump, select_bandwidths
 from ojpanel.errors import ParameterError
 
 __all__ = ["rd_power"]
@@ -72,7 +72,7 @@ def rd_power(
     n_sims
         Replications per effect (the same resamples are used for every effect).
     bandwidth
-        Fixed bandwidth; default the real data's rule (as in ``colour_rd``).
+        Fixed bandwidth; default the real data's MSE-optimal bandwidth (as in ``colour_rd``).
     client
         Optional dask client; results equal the serial run for the same seed.
 
@@ -86,8 +86,14 @@ def rd_power(
     frame = rd_data(ds, indicators=indicators)
     r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
     muni = frame["municipality"].to_numpy()
-    h = float(bandwidth) if bandwidth is not None else ik_bandwidth(r, y, cutoff, cap=_cap(cutoff, (0.25, 0.75)))
-    real = local_linear(r, y, cutoff, h, muni)
+    if bandwidth is not None:
+        h = b = float(bandwidth)
+    else:
+        bws = select_bandwidths(r, y, cutoff, muni, cap=_cap(cutoff, (0.25, 0.75)))
+        h, b = bws["h_mse"], bws["b_mse"]
+    # the real jump and its SE as colour_rd reports them (rdrobust); replications use the
+    # equivalent local linear fit at h (same estimate; SEs within a few per cent, see rd.py)
+    real = rd_jump(r, y, cutoff, h, b, muni)
     # remove the real jump: the null is "no discontinuity" whatever the data show
     y0 = y - real["estimate"] * (r - cutoff >= 0)
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(target_power)

@@ -125,25 +125,53 @@ class OJAccessor:
 
         return add_grouping(self._ds, spec, name)
 
-    def peer_mean(self, group: str = "county", lag: int = 0, *, loo: bool = True, var: str = "value") -> xr.DataArray:
+    def peer_mean(
+        self,
+        group: str = "county",
+        lag: int = 0,
+        *,
+        loo: bool = True,
+        var: str = "value",
+        weights: str = "contiguity",
+        islands: str = "exclude",
+        contiguity: str = "rook",
+    ) -> xr.DataArray:
         """Mean of the (other) municipalities in the same group, optionally lagged by ``lag`` years.
 
         Parameters
         ----------
         group
-            A grouping coordinate (see :attr:`groupings`).
+            A grouping coordinate (see :attr:`groupings`) or ``"neighbours"``: the municipalities
+            that share a land border (:mod:`ojpanel.data.geo`).
         lag
             Years back: the value placed at year ``t`` is the peer mean of year ``t - lag``.
         loo
-            Leave the municipality itself out (default, as in RiR 2021:17's analysis D).
+            Leave the municipality itself out (default, as in RiR 2021:17's analysis D). Neighbour
+            means always leave it out.
+        weights, islands, contiguity
+            For ``group="neighbours"`` only: ``"contiguity"`` / ``"border"`` /
+            ``"inverse_distance"`` weights, the island rule (``"exclude"`` or ``"nearest"``) and
+            ``"rook"`` or ``"queen"`` contiguity. Municipalities without a neighbour get NaN and
+            are named in the result's ``without_neighbours`` attr.
         """
-        if group not in self.groupings:
-            raise ParameterError(f"unknown peer group {group!r}; available: {self.groupings}")
         if lag < 0:
             raise ParameterError(f"lag must be >= 0, got {lag}")
         da = self._ds[var]
-        pm = peers.loo_group_mean(da, group) if loo else peers.group_mean(da, group)
+        if group == peers.NEIGHBOURS:
+            if not loo:
+                raise ParameterError("neighbour means always leave the municipality out; use loo=True")
+            from ojpanel.data.geo import neighbour_graph
+
+            pm = peers.neighbour_mean(da, neighbour_graph(contiguity, islands), weights)
+        else:
+            if group not in self.groupings:
+                raise ParameterError(
+                    f"unknown peer group {group!r}; available: {[*self.groupings, peers.NEIGHBOURS]}"
+                )
+            pm = peers.loo_group_mean(da, group) if loo else peers.group_mean(da, group)
+        attrs = dict(pm.attrs)
         out = peers.lagged(pm, lag) if lag else pm
+        out.attrs = attrs
         out.name = f"peer_mean_{group}_lag{lag}"
         return out
 

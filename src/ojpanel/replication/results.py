@@ -161,6 +161,37 @@ class RiR2021Result:
         return 0 if t is None else int(t["statistic"].notna().sum())
 
     # ---- views ------------------------------------------------------------------------------
+    def compare_published(
+        self,
+        published: Any = None,
+        *,
+        mode: str | None = None,
+        socioeconomic: str = "socioeconomic",
+        alternatives: bool = False,
+    ) -> Any:
+        """This replication beside the audit's published Tables 2–17, cell by cell.
+
+        Parameters
+        ----------
+        published
+            The transcribed tables (default: ``data/rir2021/published``).
+        mode
+            Mode to compare; default ``faithful`` (``improved`` for an improved-only run).
+        socioeconomic
+            Name of the socioeconomic grouping passed as ``groupings``.
+        alternatives
+            Compare each row's alternative coding (e.g. the other bemötande cut-off).
+
+        Returns
+        -------
+        ojpanel.replication.compare.FidelityReport
+            See :func:`ojpanel.replication.compare.compare_published`.
+        """
+        from ojpanel.replication.compare import compare_published
+
+        mode = mode or ("improved" if self._mode == "improved" else "faithful")
+        return compare_published(self, published, mode=mode, socioeconomic=socioeconomic, alternatives=alternatives)
+
     def to_frame(self) -> pd.DataFrame:
         """All tidy rows A–E in one frame."""
         parts = [t for t in self._tables.values() if len(t)]

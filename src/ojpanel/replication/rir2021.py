@@ -16,10 +16,12 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import save_figure
 from ojpanel.data.ojusers import read_oj_users
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.replication import analyses as an
-from ojpanel.replication.figures import save_figure, trend_figures
+from ojpanel.replication.figures import trend_figures
+from ojpanel.replication.grouprows import GROUP_RULE, add_group_rows
 from ojpanel.replication.results import RiR2021Result, compare_modes
 from ojpanel.replication.spec import audit_indicators
 from ojpanel.replication.tables import build_tables
@@ -114,6 +116,7 @@ def rir2021(
     staffing_units: pd.DataFrame | None = None,
     years: tuple[int, int] = (2016, 2020),
     cluster: str = "county",
+    group_rows: bool = True,
 ) -> RiR2021Result:
     """Reproduce RiR 2021:17's statistical appendix (analyses A–E) on an OJ panel.
 
@@ -143,6 +146,11 @@ def rir2021(
     cluster
         Cluster for improved-mode SEs: ``county`` (default; nests municipalities, so it is robust
         to both serial correlation and common county shocks) or ``municipality``.
+    group_rows
+        Also report the audit's combined rows ("Intern samordning", "Extern samverkan") as the
+        mean of their items, where the panel holds every item
+        (:func:`ojpanel.replication.grouprows.add_group_rows`); not with an explicit
+        ``indicators`` mapping.
 
     Returns
     -------
@@ -162,6 +170,10 @@ def rir2021(
     if end < start + 2:
         raise ParameterError(f"years must span at least three years (t-2 lags), got {years}")
     ds = _load(panel)
+    group_notes: list[str] = []
+    n_before = ds.sizes["indicator"]
+    if group_rows and indicators is None:
+        ds, group_notes = add_group_rows(ds)
     spec, spec_notes = audit_indicators(_panel_indicators(ds), mapping=indicators, end_year=end)
     if spec.empty:
         raise DataError(
@@ -180,7 +192,7 @@ def rir2021(
         k: pd.concat([per_mode[m][0][k] for m in keep], ignore_index=True) for k in _ANALYSES
     }
     ran = [r for m in keep for r in per_mode[m][1]]
-    skipped = list(spec_notes) + list(prep.messages)
+    skipped = list(spec_notes) + group_notes + list(prep.messages)
     for m in keep:
         skipped += [s for s in per_mode[m][2] if s not in skipped]
     if mode != "faithful":
@@ -194,7 +206,9 @@ def rir2021(
             if m == "improved":
                 t.notes.insert(0, _change_note(t.name, changes))
             rendered.append(t)
-    figures = trend_figures(tables["A"], spec, keep[0]) if len(tables["A"]) else {}
+    titles = (dict(zip(ds["indicator"].values.tolist(), ds["title"].values.tolist(), strict=True))
+              if "title" in ds.coords else {})
+    figures = trend_figures(tables["A"], spec, keep[0], titles) if len(tables["A"]) else {}
     choices: dict[str, list[str]] = {}
     for k in ("all", *_ANALYSES):
         choices[k] = [f"[faithful] {c}" for c in an.CHOICES[k]["faithful"]]
@@ -204,6 +218,8 @@ def rir2021(
         "Raw KPI panels: combined audit variables (e.g. AUDIT/DUDIT, settings) are analysed per KPI "
         "component; harmonised panels carry the combined variables."
     )
+    if ds.sizes["indicator"] > n_before:
+        choices["all"].append(GROUP_RULE)
     synthetic = str(ds.attrs.get("synthetic", "")).strip().lower() in {"1", "true", "yes"}
     if synthetic:
         for t in rendered:
@@ -269,7 +285,10 @@ def write_rir2021(
     """Run :func:`rir2021` and write its outputs under ``out_dir``.
 
     Writes ``tables/{A,B,C,D,E}.csv`` (tidy), ``tables/<name>.md`` and ``.tex`` (audit-style),
-    ``tables/metadata.json`` (choices, settings, skipped), ``figures/*.png`` and ``report.md``.
+    ``tables/metadata.json`` (choices, settings, skipped), ``figures/*.png``, the comparison with
+    the published tables (``fidelity/cells.csv``, ``rows.csv``, ``by_table.csv``,
+    ``summary.txt``; a socioeconomic grouping must be passed under the name ``socioeconomic``)
+    and ``report.md``.
     Outputs of an earlier run in the same directory (``tables/[A-E]_*.md|.tex``,
     ``figures/A_*.png``, the CSVs, ``metadata.json``, ``report.md``) are replaced so that none goes
     stale; other files in ``out_dir`` are left alone.
@@ -286,7 +305,7 @@ def write_rir2021(
     fdir.mkdir(parents=True, exist_ok=True)
     # Outputs of an earlier run (e.g. another mode) would go stale beside the new ones: remove
     # the files this function writes, and only those.
-    for old in [*tdir.glob("[A-E]_*.md"), *tdir.glob("[A-E]_*.tex"), *fdir.glob("A_*.png")]:
+    for old in [*tdir.glob("[A-E]_*.md"), *tdir.glob("[A-E]_*.tex"), *fdir.glob("A_*.png"), *fdir.glob("A_*.svg")]:
         old.unlink()
     for k, t in rep.tables.items():
         t.to_csv(tdir / f"{k}.csv", index=False)
@@ -304,6 +323,14 @@ def write_rir2021(
     lines += ["## Tables", ""]
     for t in rep.rendered:
         lines += [t.markdown, ""]
+    fid = rep.compare_published()
+    fid.write(out / "fidelity")
+    lines += [
+        "## Agreement with the published appendix", "",
+        f"Cell by cell against the audit's Tables 2–17 ({fid.mode} mode); the cell table is "
+        "`fidelity/cells.csv`, the row checks `fidelity/rows.csv`.", "",
+        fid.to_markdown(), "", "```", fid.summary(), "```", "",
+    ]
     lines += [f"_Source: {PROCESSED_SOURCE_NOTE}._", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return rep

@@ -2,8 +2,9 @@
 
 Output (all under ``out_dir``): ``coverage.csv`` (indicator × year share of municipalities with
 data), ``coverage_by_area.csv``, ``trends.csv`` (unweighted national mean, sd, n, 95 % band),
-``figures/trends_<area>_<page>.png`` and ``report.md``. Figures show processed data and therefore
-do not name Kolada as their source.
+``figures/trends_<area>_<page>.png``, a map of one indicator in one year
+(``figures/map_<indicator>_<year>.png``, raw values, cited "Källa: Kolada") and ``report.md``.
+Trend figures show processed data and therefore do not name Kolada as their source.
 """
 
 from __future__ import annotations
@@ -17,8 +18,27 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.config import KOLADA_CITATION, PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import (
+    WORDS,
+    indicator_title,
+    new_figure,
+    plot_with_gaps,
+    save_figure,
+    plain_numbers,
+    source_note,
+    style,
+    unit_label,
+    year_axis,
+)
 
-__all__ = ["coverage_table", "trend_table", "plot_trends", "write_descriptive_report"]
+__all__ = [
+    "coverage_table",
+    "trend_table",
+    "plot_trends",
+    "default_map_indicator",
+    "plot_map",
+    "write_descriptive_report",
+]
 
 _PER_PAGE = 20
 
@@ -51,41 +71,78 @@ def trend_table(ds: xr.Dataset) -> pd.DataFrame:
     frame["upper"] = frame["mean"] + 1.96 * frame["se"]
     meta = pd.DataFrame({
         "indicator": ds["indicator"].values, "area": ds["area"].values, "title": ds["title"].values,
-        "kind": ds["kind"].values, "direction": ds["direction"].values,
+        "kind": ds["kind"].values, "scale": ds["scale"].values, "direction": ds["direction"].values,
     })
     out = meta.merge(frame[["indicator", "year", "mean", "sd", "n", "se", "lower", "upper"]], on="indicator")
     return out.sort_values(["area", "indicator", "year"]).reset_index(drop=True)
 
 
-def plot_trends(trends: pd.DataFrame, title: str, path: Path) -> Path:
-    """Small multiples of national means with 95 % bands, one panel per indicator."""
-    import matplotlib
+def plot_trends(trends: pd.DataFrame, title: str, path: Path | None = None):
+    """Small multiples of national means with 95 % bands, one panel per indicator.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    Panels are titled by the indicator's name (the KPI id in small type) and labelled with its
+    unit; years without data are gaps, and short runs show their interval as bars. The figure
+    is saved (PNG and SVG) when ``path`` is given, and returned either way.
 
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     ids = list(dict.fromkeys(trends["indicator"]))
-    ncol = 4
+    ncol = min(4, max(1, len(ids)))
     nrow = max(1, int(np.ceil(len(ids) / ncol)))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 2.6 * nrow), squeeze=False)
-    for ax, kpi in zip(axes.ravel(), ids, strict=False):
-        d = trends[trends["indicator"] == kpi]
-        ax.fill_between(d["year"], d["lower"], d["upper"], alpha=0.25, color="C0", linewidth=0)
-        ax.plot(d["year"], d["mean"], marker="o", ms=2.5, color="C0")
-        label = str(d["title"].iloc[0])
-        ax.set_title(f"{kpi}: {label[:55]}{'…' if len(label) > 55 else ''}", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes.ravel()[len(ids):]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=10)
-    fig.text(0.01, 0.005, f"Unweighted mean over municipalities with data, 95 % band. {PROCESSED_SOURCE_NOTE}.",
-             fontsize=6)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    with style():
+        fig, axes = new_figure(nrow, ncol, size=(3.4 * ncol, 2.7 * nrow + 0.6))
+        axes = np.atleast_2d(axes)
+        for ax, kpi in zip(axes.ravel(), ids, strict=False):
+            d = trends[trends["indicator"] == kpi]
+            plot_with_gaps(ax, d["year"], d["mean"], d["lower"], d["upper"], color="C0")
+            indicator_title(ax, str(d["title"].iloc[0]), kpi, width=34)
+            year_axis(ax)
+            scale = d["scale"].iloc[0] if "scale" in d else None
+            ax.set_ylabel(unit_label(d["title"].iloc[0], scale))
+            plain_numbers(ax)
+        for ax in axes.ravel()[len(ids):]:
+            ax.set_visible(False)
+        fig.suptitle(title)
+        source_note(fig, f"{WORDS['national_mean']} över kommuner med värde, {WORDS['band95']}. "
+                         f"{PROCESSED_SOURCE_NOTE}.")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def default_map_indicator(ds: xr.Dataset) -> tuple[str, int]:
+    """The indicator and year a descriptive map shows by default: among result indicators with a
+    direction (any indicator if none), the one with the highest coverage in its latest year with
+    data; ties go to the smaller id."""
+    cov = ds.oj.coverage()
+    pick = (ds["kind"].values == "result") & (ds["direction"].values != 0)
+    if not pick.any():
+        pick = np.ones(ds.sizes["indicator"], dtype=bool)
+    best = None
+    for ind in np.asarray(ds["indicator"].values)[pick]:
+        c = cov.sel(indicator=ind)
+        years = c["year"].values[c.values > 0]
+        if years.size:
+            y = int(years.max())
+            key = (float(c.sel(year=y)), y)
+            if best is None or key > best[0]:
+                best = (key, str(ind), y)
+    if best is None:
+        raise ValueError("the panel has no values to map")
+    return best[1], best[2]
+
+
+def plot_map(ds: xr.Dataset, indicator: str, year: int, path: Path) -> Path:
+    """A choropleth of one indicator in one year (raw values: "Källa: Kolada"), saved as PNG and SVG."""
+    from ojpanel.report.maps import choropleth
+
+    title = str(ds["title"].sel(indicator=indicator).values)
+    scale = str(ds["scale"].sel(indicator=indicator).values) if "scale" in ds.coords else ""
+    fig = choropleth(ds["value"], indicator=indicator, year=year, title=f"{title} ({indicator}), {year}",
+                     label=unit_label(title, scale), source=KOLADA_CITATION)
+    save_figure(fig, path)
     return path
 
 
@@ -97,8 +154,17 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bool = True) -> dict[str, Path]:
-    """Write coverage and trend tables, trend figures per area, and ``report.md``.
+def write_descriptive_report(
+    ds: xr.Dataset,
+    out_dir: Path | str,
+    *,
+    figures: bool = True,
+    map_indicator: str | None = None,
+    map_year: int | None = None,
+) -> dict[str, Path]:
+    """Write coverage and trend tables, trend figures per area, a map, and ``report.md``.
+
+    The map shows ``map_indicator`` in ``map_year`` (default: :func:`default_map_indicator`).
 
     Returns
     -------
@@ -121,6 +187,7 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
         "trends": out / "trends.csv",
         "report": out / "report.md",
         "figures": [],
+        "map": None,
     }
     cov.to_csv(paths["coverage"], index=False)
     by_area.to_csv(paths["coverage_by_area"], index=False)
@@ -131,9 +198,26 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
             pages = [ids[i:i + _PER_PAGE] for i in range(0, len(ids), _PER_PAGE)]
             for k, page in enumerate(pages, 1):
                 p = out / "figures" / f"trends_{_slug(area)}_{k:02d}.png"
-                plot_trends(d[d["indicator"].isin(page)], f"{area}: national trends ({k}/{len(pages)})", p)
+                title = f"{str(area).capitalize()}: nationella trender ({k}/{len(pages)})"
+                plot_trends(d[d["indicator"].isin(page)], title, p)
                 paths["figures"].append(p)
 
+    map_lines: list[str] = []
+    if figures:
+        ind, yr = default_map_indicator(ds) if map_indicator is None else (map_indicator, None)
+        if map_indicator is not None and map_indicator not in ds["indicator"].values:
+            raise ValueError(f"map_indicator {map_indicator!r} is not in the panel")
+        yr = int(map_year) if map_year is not None else (yr if yr is not None else int(
+            ds["year"].values[ds["value"].sel(indicator=ind).notnull().any("municipality").values].max()))
+        paths["map"] = plot_map(ds, ind, yr, out / "figures" / f"map_{_slug(ind)}_{yr}.png")
+        map_lines = [
+            "## Map",
+            f"{ind} ({ds['title'].sel(indicator=ind).values}), {yr}, by municipality; thick lines are "
+            "county borders. Boundaries derived from SCB's Digitala gränser (CC0), processed.",
+            "",
+            f"![map](figures/{paths['map'].name})",
+            "",
+        ]
     wide = by_area.pivot(index="area", columns="year", values="mean_coverage")
     wide = wide.loc[:, wide.notna().any()].map(lambda x: f"{x:.0%}" if pd.notna(x) else "")
     n_ind = cov.groupby("area")["indicator"].nunique().rename("indicators").reset_index()
@@ -157,6 +241,7 @@ def write_descriptive_report(ds: xr.Dataset, out_dir: Path | str, *, figures: bo
         "",
         *[f"![{p.stem}](figures/{p.name})" for p in paths["figures"]],
         "",
+        *map_lines,
         "## Sources",
         f"Raw values: {KOLADA_CITATION} (snapshot {ds.attrs.get('snapshot_date', 'unknown')}). "
         f"Tables and figures above: {PROCESSED_SOURCE_NOTE}.",

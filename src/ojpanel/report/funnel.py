@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import WORDS, label_points, new_figure, save_figure, source_note, style, wrap
 from ojpanel.errors import DataError
 
 __all__ = [
@@ -127,6 +128,7 @@ def funnel_plot(
     levels: Sequence[float] = (0.95, 0.998),
     labels: Sequence[str] | None = None,
     title: str = "",
+    ylabel: str = "Andel (0–1)",
     path: Path | str | None = None,
 ):
     """Funnel plot: values against precision with control limits.
@@ -140,18 +142,18 @@ def funnel_plot(
     target
         Centre line (default: the pooled proportion or the precision-weighted mean).
     labels
-        Unit labels; the units outside the widest limits are annotated.
+        Unit labels (municipality names); the most extreme units outside the widest limits are
+        named where a label fits without overlapping another.
+    ylabel
+        The values' unit, for the y axis.
+    path
+        Where to save the figure (PNG and SVG), if given.
 
     Returns
     -------
     (matplotlib.figure.Figure, pandas.DataFrame)
         The figure and a table with each unit's value, precision, limits and flag.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     v = np.asarray(values, dtype=float)
     pr = np.asarray(precision, dtype=float)
     ok = ~np.isnan(v) & ~np.isnan(pr) & (pr > 0)
@@ -162,36 +164,40 @@ def funnel_plot(
         grid = np.linspace(pr.min(), pr.max(), 200)
         lim = {lv: binomial_limits(centre, grid, lv) for lv in levels}
         unit = {lv: binomial_limits(centre, pr, lv) for lv in levels}
-        x_grid, x_units, xlabel = grid, pr, "respondents (n)"
+        x_grid, x_units, xlabel = grid, pr, WORDS["respondents"]
     elif kind == "normal":
         w = 1 / pr**2
         centre = target if target is not None else float(np.sum(w * v) / np.sum(w))
         grid = np.linspace(pr.min(), pr.max(), 200)
         lim = {lv: normal_limits(centre, grid, lv) for lv in levels}
         unit = {lv: normal_limits(centre, pr, lv) for lv in levels}
-        x_grid, x_units, xlabel = 1 / grid, 1 / pr, "precision (1 / standard error)"
+        x_grid, x_units, xlabel = 1 / grid, 1 / pr, WORDS["precision"]
     else:
         raise DataError(f"kind must be 'binomial' or 'normal', got {kind!r}")
     widest = max(levels)
     lo, hi = unit[widest]
     flag = np.where(v < lo, "below", np.where(v > hi, "above", "within"))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.scatter(x_units, v, s=12, c=np.where(flag == "within", "0.4", "C3"), zorder=3)
-    for lv, ls in zip(sorted(levels), ("--", ":", "-."), strict=False):
-        ax.plot(x_grid, lim[lv][0], "k" + ls, lw=0.8, label=f"{lv:.1%} limits")
-        ax.plot(x_grid, lim[lv][1], "k" + ls, lw=0.8)
-    ax.axhline(centre, color="C0", lw=1)
-    # Name only the most extreme units outside the limits, so the labels stay readable.
-    half_width = np.maximum((hi - lo) / 2, 1e-12)
-    extremity = np.where(flag == "within", -np.inf, np.abs(v - centre) / half_width)
-    for k in np.argsort(-extremity)[: min(12, int((flag != "within").sum()))]:
-        ax.annotate(str(lab[k]), (x_units[k], v[k]), fontsize=6, xytext=(2, 2), textcoords="offset points")
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.text(0.01, 0.01, PROCESSED_SOURCE_NOTE, fontsize=6)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    with style():
+        fig, ax = new_figure(size=(6.5, 4.4))
+        ax.scatter(x_units, v, s=12, c=np.where(flag == "within", "0.55", "C1"), zorder=3,
+                   linewidths=0)
+        for lv, ls in zip(sorted(levels), ("--", ":", "-."), strict=False):
+            ax.plot(x_grid, lim[lv][0], color="0.2", ls=ls, lw=0.8,
+                    label=f"{lv:.1%} {WORDS['limits']}".replace(".", ","))
+            ax.plot(x_grid, lim[lv][1], color="0.2", ls=ls, lw=0.8)
+        ax.axhline(centre, color="C0", lw=1, label=f"Referensvärde: {centre:.3g}".replace(".", ","))
+        # Name the most extreme units outside the limits, where a name fits.
+        half_width = np.maximum((hi - lo) / 2, 1e-12)
+        extremity = np.where(flag == "within", -np.inf, np.abs(v - centre) / half_width)
+        top = np.argsort(-extremity)[: min(12, int((flag != "within").sum()))]
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(wrap(title, 70), loc="left")
+        ax.legend(loc="lower right")
+        source_note(fig, PROCESSED_SOURCE_NOTE)
+        label_points(ax, x_units[top], v[top], lab[top])
     if path is not None:
-        fig.savefig(path, dpi=90)
+        save_figure(fig, path)
     table = pd.DataFrame({"unit": lab, "value": v, "precision": pr, "lower": lo, "upper": hi, "flag": flag})
     return fig, table

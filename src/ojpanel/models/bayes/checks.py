@@ -1,9 +1,9 @@
 """Model checking: predictive checks, PSIS-LOO with the Pareto-k report, comparison, grouped CV.
 
 * :func:`prior_predictive` / :func:`posterior_predictive` draw replicated data; :func:`plot_ppc`
-  plots them against the observed outcome.
-* :func:`loo` runs PSIS-LOO (ArviZ) and returns a :class:`LooReport` with the Pareto-k table.
-* :func:`compare_models` is ArviZ's comparison table for several fits.
+  plots them against the observed outcome (arviz-plots).
+* :func:`loo` runs PSIS-LOO (arviz-stats) and returns a :class:`LooReport` with the Pareto-k table.
+* :func:`compare_models` is arviz-stats' comparison table for several fits.
 * :func:`leave_group_out_cv` refits the model without each group (county) in turn and scores the
   held-out observations. Pointwise LOO leaves one *cell* out while its municipality stays in the
   data; holding out whole counties asks the harder question "how well does the model predict
@@ -17,16 +17,18 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import arviz as az
+import arviz_plots as azp
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
+import xarray as xr
 from scipy.special import logsumexp
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
-from ojpanel.models.bayes.fit import fit, rebuild_model
+from ojpanel.models.bayes.fit import COMPILE_KWARGS, fit, rebuild_model
 from ojpanel.models.bayes.models import Priors, build_model
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
 
 
 def prior_predictive(data: ModelData, priors: Priors | None = None, *, draws: int = 200, seed: int = 0,
-                     **build_kwargs: Any) -> az.InferenceData:
+                     **build_kwargs: Any) -> xr.DataTree:
     """Draws from the prior and the prior predictive distribution (with the observed data).
 
     Parameters
@@ -56,11 +58,13 @@ def prior_predictive(data: ModelData, priors: Priors | None = None, *, draws: in
     """
     model = build_model(data, priors, **build_kwargs)
     with model:
-        return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+        out = pm.sample_prior_predictive(draws=draws, random_seed=seed, compile_kwargs=dict(COMPILE_KWARGS))
+    out.attrs["likelihood"] = data.likelihood  # chooses the predictive-check plot
+    return out
 
 
-def posterior_predictive(idata: az.InferenceData, data: ModelData, *, seed: int = 0,
-                         thin: int = 1) -> az.InferenceData:
+def posterior_predictive(idata: xr.DataTree, data: ModelData, *, seed: int = 0,
+                         thin: int = 1) -> xr.DataTree:
     """Add a ``posterior_predictive`` group to a fit (model rebuilt from the fit's attrs).
 
     Parameters
@@ -77,74 +81,103 @@ def posterior_predictive(idata: az.InferenceData, data: ModelData, *, seed: int 
     if thin < 1:
         raise ParameterError(f"thin must be >= 1, got {thin}")
     model = rebuild_model(idata, data)
-    post = idata.posterior.isel(draw=slice(None, None, thin))
+    post = idata["posterior"].to_dataset().isel(draw=slice(None, None, thin))
     with model:
-        pp = pm.sample_posterior_predictive(post, random_seed=seed, progressbar=False)
-    if "posterior_predictive" in idata.groups():
-        del idata["posterior_predictive"]
-    idata.add_groups({"posterior_predictive": pp.posterior_predictive})
+        pp = pm.sample_posterior_predictive(post, random_seed=seed, progressbar=False,
+                                           compile_kwargs=dict(COMPILE_KWARGS))
+    idata["posterior_predictive"] = pp["posterior_predictive"].to_dataset()
     return idata
 
 
-def plot_ppc(idata: az.InferenceData, *, group: Literal["prior", "posterior"] = "posterior",
-             num_pp_samples: int = 50, seed: int = 0, ax: Any = None) -> Any:
-    """Predictive check plot (ArviZ ``plot_ppc``) with the processed-data source note.
+_OUTCOME_LABEL = {"normal": "outcome (standard deviations of the indicator)",
+                  "binomial": "successes (count of units)"}
+
+
+def plot_ppc(idata: xr.DataTree, *, group: Literal["prior", "posterior"] = "posterior",
+             num_pp_samples: int = 50) -> Any:
+    """Predictive check plot (arviz-plots) with the processed-data source note.
+
+    The plot suits the outcome: for 0/1 outcomes a PAV-adjusted calibration plot
+    (``plot_ppc_pava``), for ordered categories a rootogram (``plot_ppc_rootogram``), otherwise
+    the predictive distributions over the observed one (``plot_ppc_dist``; an ECDF for counts).
+
+    Parameters
+    ----------
+    idata
+        A fit with ``posterior_predictive`` (or a prior-predictive tree) and ``observed_data``.
+    group
+        ``"prior"`` or ``"posterior"`` predictive draws.
+    num_pp_samples
+        Replicated data sets drawn as lines (distribution plot).
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.figure.Figure
     """
     name = f"{group}_predictive"
-    if name not in idata.groups() or "observed_data" not in idata.groups():
+    if name not in idata.children or "observed_data" not in idata.children:
         raise ParameterError(
-            f"the InferenceData lacks '{name}' or 'observed_data'; run "
+            f"the fit lacks '{name}' or 'observed_data'; run "
             f"{'prior_predictive' if group == 'prior' else 'posterior_predictive'}() first"
         )
-    axes = az.plot_ppc(idata, group=group, num_pp_samples=num_pp_samples, random_seed=seed, ax=ax)
-    a = np.atleast_1d(axes).ravel()[0]
-    a.figure.text(0.01, 0.005, PROCESSED_SOURCE_NOTE, fontsize=7, ha="left", va="bottom")
-    return a
+    lik = idata.attrs.get("likelihood")
+    with warnings.catch_warnings():
+        # arviz-plots reminds that prior draws are not posterior ones: that is the point here
+        warnings.filterwarnings("ignore", message=".*prior", category=UserWarning)
+        if lik == "bernoulli":
+            pc = azp.plot_ppc_pava(idata, group=name, backend="matplotlib")
+        elif lik == "ordinal":
+            pc = azp.plot_ppc_rootogram(idata, group=name, backend="matplotlib")
+        else:
+            kind = "ecdf" if lik == "binomial" else "kde"
+            pc = azp.plot_ppc_dist(idata, group=name, num_samples=num_pp_samples, kind=kind, backend="matplotlib")
+    fig = pc.viz["figure"].item()
+    if lik in _OUTCOME_LABEL and lik not in ("bernoulli", "ordinal"):
+        for ax in fig.axes:
+            ax.set_xlabel(_OUTCOME_LABEL[lik])
+    fig.text(0.01, 0.005, PROCESSED_SOURCE_NOTE, fontsize=7, ha="left", va="bottom")
+    return fig
 
 
 class LooReport:
     """PSIS-LOO estimate and the Pareto-k diagnostic (read-only).
 
-    Pareto k ≤ ``good_k`` (ArviZ's sample-size-dependent threshold, at most 0.7): reliable;
+    Pareto k ≤ ``good_k`` (arviz-stats' sample-size-dependent threshold, at most 0.7): reliable;
     ``good_k``–1: unreliable for those points; > 1: very bad (refit those points or use grouped
     cross-validation).
     """
 
-    def __init__(self, elpd: az.ELPDData):
+    def __init__(self, elpd: azs.ELPDData):
         self._elpd = elpd
 
     @property
     def elpd(self) -> float:
         """Expected log pointwise predictive density."""
-        return float(self._elpd["elpd_loo"])
+        return float(self._elpd.elpd)
 
     @property
     def se(self) -> float:
         """Standard error of ``elpd``."""
-        return float(self._elpd["se"])
+        return float(self._elpd.se)
 
     @property
     def p_loo(self) -> float:
         """Effective number of parameters."""
-        return float(self._elpd["p_loo"])
+        return float(self._elpd.p)
 
     @property
     def pareto_k(self) -> np.ndarray:
         """Pareto k of every observation."""
-        return np.asarray(self._elpd["pareto_k"]).ravel()
+        return np.asarray(self._elpd.pareto_k).ravel()
 
     @property
     def good_k(self) -> float:
         """Threshold below which k is good for this sample size."""
-        return float(self._elpd["good_k"]) if "good_k" in self._elpd else 0.7
+        return float(self._elpd.good_k) if self._elpd.good_k is not None else 0.7
 
     @property
-    def elpd_data(self) -> az.ELPDData:
-        """ArviZ's object (for :func:`arviz.compare` and plots)."""
+    def elpd_data(self) -> azs.ELPDData:
+        """arviz-stats' object (for :func:`arviz_stats.compare` and arviz-plots)."""
         return self._elpd
 
     def k_table(self) -> pd.DataFrame:
@@ -176,27 +209,27 @@ class LooReport:
         return f"<p>PSIS-LOO: elpd {self.elpd:.1f} (se {self.se:.1f}), p_loo {self.p_loo:.1f}</p>" + self.k_table().to_html()
 
 
-def loo(idata: az.InferenceData) -> LooReport:
+def loo(idata: xr.DataTree) -> LooReport:
     """PSIS-LOO of a fit (needs the ``log_likelihood`` group: fit with ``log_likelihood=True``)."""
-    if "log_likelihood" not in idata.groups():
+    if "log_likelihood" not in idata.children:
         raise ParameterError("the fit has no log_likelihood group; refit with log_likelihood=True")
-    # ArviZ warns about large Pareto k; the report carries that information in its k table
+    # arviz-stats warns about large Pareto k; the report carries that information in its k table
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
-        return LooReport(az.loo(idata, pointwise=True))
+        return LooReport(azs.loo(idata, pointwise=True))
 
 
-def compare_models(fits: Mapping[str, az.InferenceData], **kwargs: Any) -> pd.DataFrame:
-    """ArviZ's model comparison (PSIS-LOO, stacking weights) of named fits of the same data."""
+def compare_models(fits: Mapping[str, xr.DataTree], **kwargs: Any) -> pd.DataFrame:
+    """arviz-stats' model comparison (PSIS-LOO, stacking weights) of named fits of the same data."""
     if len(fits) < 2:
         raise ParameterError("compare_models needs at least two fits")
     hashes = {k: v.attrs.get("data_hash") for k, v in fits.items()}
     if len(set(hashes.values())) > 1:
         raise ParameterError(f"the fits are not of the same data (data hashes differ: {hashes})")
-    # large Pareto k shows in loo(); the comparison table carries ArviZ's 'warning' column
+    # large Pareto k shows in loo(); the comparison table carries arviz-stats' diagnostic columns
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
-        return az.compare(dict(fits), ic="loo", **kwargs)
+        return azs.compare(dict(fits), **kwargs)
 
 
 class GroupCVResult:
@@ -292,7 +325,8 @@ def leave_group_out_cv(
         test_model = rebuild_model(idata, train, test)
         # evaluate the held-out likelihood at the fold's posterior draws
         ll = pm.compute_log_likelihood(
-            az.InferenceData(posterior=idata.posterior), model=test_model, extend_inferencedata=False, progressbar=False
+            xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()}), model=test_model,
+            extend_inferencedata=False, progressbar=False, compile_kwargs=dict(COMPILE_KWARGS),
         )["y"].values
         s = ll.reshape(-1, ll.shape[-1])
         lpd = logsumexp(s, axis=0) - np.log(s.shape[0])

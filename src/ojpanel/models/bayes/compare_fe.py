@@ -1,10 +1,10 @@
 """Side by side: the pooled Bayesian effect and fixed-effects estimates of the same specification.
 
 The fixed-effects counterpart of the hierarchical model ``alpha_i + u_m + gamma_t + beta_i x`` is
-estimated with :class:`linearmodels.PanelOLS` on the same cells and the same (model-scale) outcome
+estimated with the package's fixed-effects engine (:func:`ojpanel.models.fe.fit_panel`) on the same cells and the same (model-scale) outcome
 and exposure:
 
-* pooled row: ``y ~ x + indicator dummies + year dummies + municipality effects`` (one common
+* pooled row: ``y ~ x + indicator effects + year effects + municipality effects`` (one common
   slope; the Bayesian counterpart is ``mu_beta``, the mean of the indicator effects);
 * one row per indicator: ``y ~ x + municipality effects + year effects`` on that indicator
   (counterpart ``beta_i``, which is partially pooled towards ``mu_beta``).
@@ -16,15 +16,15 @@ Bayesian rows; the ``scale`` column says so.
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
-from linearmodels import PanelOLS
+import xarray as xr
 from scipy.stats import norm
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.bayes.data import ModelData
+from ojpanel.models.fe import fit_panel
 
 __all__ = ["FEComparison", "compare_fe", "fe_estimates"]
 
@@ -32,26 +32,17 @@ _BAYES_SCALE = {"normal": "s.d. of indicator", "binomial": "log-odds", "bernoull
 _FE_SCALE = {"normal": "s.d. of indicator", "binomial": "share (0-1)", "bernoulli": "probability", "ordinal": "category score"}
 
 
-def _panelols(fr: pd.DataFrame, y: np.ndarray, pooled: bool) -> tuple[float, float, int]:
-    d = pd.DataFrame({"municipality": fr["municipality"].to_numpy(), "y": y, "x": fr["x"].to_numpy()})
-    if pooled:
-        # time index must be unique within municipality: indicator x year cell
-        d["t"] = fr["indicator_code"].to_numpy() * 10_000 + fr["year_code"].to_numpy()
-        dummies = pd.get_dummies(fr[["indicator", "year"]].astype(str), drop_first=True, dtype=float)
-        dummies.index = d.index
-        d = pd.concat([d, dummies], axis=1).set_index(["municipality", "t"])
-        exog = d[["x", *dummies.columns]]
-        mod = PanelOLS(d["y"], exog, entity_effects=True, drop_absorbed=True, check_rank=False)
-    else:
-        d["t"] = fr["year"].to_numpy()
-        d = d.set_index(["municipality", "t"])
-        mod = PanelOLS(d["y"], d[["x"]], entity_effects=True, time_effects=True)
-    res = mod.fit(cov_type="clustered", cluster_entity=True)
+def _fe_slope(fr: pd.DataFrame, y: np.ndarray, pooled: bool) -> tuple[float, float, int]:
+    d = pd.DataFrame({"municipality": fr["municipality"].to_numpy(), "year": fr["year"].to_numpy(),
+                      "indicator": fr["indicator"].to_numpy(), "y": y, "x": fr["x"].to_numpy()})
+    # pooled: indicator and year effects absorbed next to the municipality effects (one slope)
+    res = fit_panel(d, "y", "x", entity="municipality", time="year", entity_effects=True, time_effects=True,
+                    other_effects=["indicator"] if pooled else None, cov="clustered", cluster="municipality")
     return float(res.params["x"]), float(res.std_errors["x"]), int(res.nobs)
 
 
 def fe_estimates(data: ModelData) -> pd.DataFrame:
-    """Fixed-effects slopes of the exposure: pooled and per indicator (PanelOLS).
+    """Fixed-effects slopes of the exposure: pooled and per indicator (:func:`~ojpanel.models.fe.fit_panel`).
 
     Returns
     -------
@@ -65,8 +56,8 @@ def fe_estimates(data: ModelData) -> pd.DataFrame:
         y = y / fr["n"].to_numpy(dtype=float)
     rows = []
     try:
-        rows.append(("pooled", *_panelols(fr, y, pooled=True)))
-    except (ValueError, np.linalg.LinAlgError) as err:
+        rows.append(("pooled", *_fe_slope(fr, y, pooled=True)))
+    except (ValueError, np.linalg.LinAlgError, ModelError) as err:
         raise ModelError(f"the pooled fixed-effects regression failed: {err}") from err
     for i, lab in enumerate(data.indicators):
         sel = (fr["indicator_code"] == i).to_numpy()
@@ -75,8 +66,8 @@ def fe_estimates(data: ModelData) -> pd.DataFrame:
             rows.append((lab, np.nan, np.nan, int(sel.sum())))
             continue
         try:
-            rows.append((lab, *_panelols(sub, y[sel], pooled=False)))
-        except (ValueError, np.linalg.LinAlgError):
+            rows.append((lab, *_fe_slope(sub, y[sel], pooled=False)))
+        except (ValueError, np.linalg.LinAlgError, ModelError):
             rows.append((lab, np.nan, np.nan, int(sel.sum())))
     return pd.DataFrame(rows, columns=["term", "fe_estimate", "fe_se", "fe_nobs"]).set_index("term")
 
@@ -117,7 +108,7 @@ class FEComparison:
         flag = {True: "passed", False: "FAILED — estimates not final", None: "not run"}[self._passed]
         lines = [
             f"Bayesian hierarchical ({self._lik}; scale: {_BAYES_SCALE[self._lik]}) vs fixed effects "
-            f"(PanelOLS; scale: {_FE_SCALE[self._lik]}); {int(self._prob * 100)}% intervals",
+            f"(ojpanel.models.fe; scale: {_FE_SCALE[self._lik]}); {int(self._prob * 100)}% intervals",
             f"Convergence gates: {flag}",
             self._table.to_string(float_format=lambda v: f"{v:.4f}"),
             PROCESSED_SOURCE_NOTE,
@@ -132,7 +123,7 @@ class FEComparison:
         return flag + self._table.to_html(float_format=lambda v: f"{v:.4f}") + f"<p><small>{PROCESSED_SOURCE_NOTE}</small></p>"
 
 
-def compare_fe(idata: az.InferenceData, data: ModelData, *, prob: float = 0.9) -> FEComparison:
+def compare_fe(idata: xr.DataTree, data: ModelData, *, prob: float = 0.9) -> FEComparison:
     """Side-by-side table of the Bayesian effects and the fixed-effects estimates.
 
     Parameters
@@ -152,7 +143,7 @@ def compare_fe(idata: az.InferenceData, data: ModelData, *, prob: float = 0.9) -
         raise ParameterError(f"prob must be in (0, 1), got {prob}")
     if idata.attrs.get("data_hash") not in (None, data.data_hash):
         raise ParameterError("the data do not match the fit (different data hash)")
-    post = idata.posterior
+    post = idata["posterior"].to_dataset()
     lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
     mu = post["mu_beta"].values.ravel()
     beta = post["beta"].values.reshape(-1, post["beta"].shape[-1])

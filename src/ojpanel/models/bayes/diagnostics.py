@@ -2,7 +2,7 @@
 
 A fit passes when every checked quantity has rank-normalised split R-hat ≤ 1.01, bulk and tail
 effective sample size ≥ 400 and the sampler reported no divergent transition. The outcome is
-written into the InferenceData attrs (``diagnostics_passed`` 1/0, ``diagnostics_failures`` JSON)
+written into the fit's attrs (ArviZ 1 :class:`xarray.DataTree`) (``diagnostics_passed`` 1/0, ``diagnostics_failures`` JSON)
 and into ``posterior.attrs`` so that it survives saving; a failing fit raises
 :class:`~ojpanel.errors.DiagnosticsError` or emits a :class:`ConvergenceWarning`, as asked.
 """
@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
+from arviz_stats import ess, rhat
 
 from ojpanel.errors import DiagnosticsError, OJPanelWarning, ParameterError
 
@@ -142,7 +143,7 @@ class DiagnosticsReport:
         return (f"<div><b style='color:{colour}'>{self.summary().splitlines()[0]}</b><br>{body}</div>")
 
     def to_attrs(self) -> dict[str, str | int | float]:
-        """Attrs written onto the InferenceData (strings and numbers only)."""
+        """Attrs written onto the fit (strings and numbers only)."""
         return {
             "diagnostics_passed": int(self.passed),
             "diagnostics_failures": json.dumps(self.failures),
@@ -156,7 +157,7 @@ class DiagnosticsReport:
 
 
 def diagnose(
-    idata: az.InferenceData,
+    idata: xr.DataTree,
     var_names: Sequence[str] | None = None,
     *,
     rhat_max: float = RHAT_MAX,
@@ -178,9 +179,9 @@ def diagnose(
     -------
     DiagnosticsReport
     """
-    if "posterior" not in idata.groups():
-        raise ParameterError("the InferenceData has no posterior group; nothing to diagnose")
-    post = idata.posterior
+    if "posterior" not in idata.children:
+        raise ParameterError("the fit has no posterior group; nothing to diagnose")
+    post = idata["posterior"].to_dataset()
     names = list(var_names) if var_names is not None else [str(v) for v in post.data_vars]
     unknown = [v for v in names if v not in post]
     if unknown:
@@ -188,9 +189,9 @@ def diagnose(
     nchain, ndraw = post.sizes["chain"], post.sizes["draw"]
     if ndraw < 4:
         raise DiagnosticsError(f"only {ndraw} draws per chain: convergence cannot be assessed; draw at least a few hundred")
-    rh = az.rhat(post[names], method="rank")
-    eb = az.ess(post[names], method="bulk")
-    et = az.ess(post[names], method="tail")
+    rh = rhat(post[names], method="rank")
+    eb = ess(post[names], method="bulk")
+    et = ess(post[names], method="tail")
     rows = []
     for v in names:
         r, b, t = (np.atleast_1d(np.asarray(d[v].values, dtype=float)).ravel() for d in (rh, eb, et))
@@ -199,13 +200,13 @@ def diagnose(
             rows.append((lab, ri, bi, ti))
     table = pd.DataFrame(rows, columns=["variable", "r_hat", "ess_bulk", "ess_tail"])
     ndiv = 0
-    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
-        ndiv = int(np.asarray(idata.sample_stats["diverging"].values).sum())
+    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"].data_vars:
+        ndiv = int(np.asarray(idata["sample_stats"]["diverging"].values).sum())
     return DiagnosticsReport(table, ndiv, nchain, ndraw, rhat_max, ess_min, max_divergences)
 
 
 def enforce_gates(
-    idata: az.InferenceData,
+    idata: xr.DataTree,
     var_names: Sequence[str] | None = None,
     *,
     on_fail: Literal["raise", "warn", "flag"] = "warn",
@@ -218,7 +219,7 @@ def enforce_gates(
     Parameters
     ----------
     idata
-        The fit (modified in place: attrs of the InferenceData and of its posterior).
+        The fit (modified in place: attrs of the tree and of its posterior).
     var_names
         Variables to check (default all posterior variables).
     on_fail
@@ -234,7 +235,7 @@ def enforce_gates(
     rep = diagnose(idata, var_names, rhat_max=rhat_max, ess_min=ess_min, max_divergences=max_divergences)
     attrs = rep.to_attrs()
     idata.attrs.update(attrs)
-    idata.posterior.attrs.update(attrs)
+    idata["posterior"].attrs.update(attrs)
     if not rep.passed:
         msg = (
             "The Bayesian fit FAILED its convergence gates; do not report its estimates as final.\n"
@@ -251,7 +252,7 @@ def enforce_gates(
     return rep
 
 
-def passed(idata: az.InferenceData) -> bool | None:
+def passed(idata: xr.DataTree) -> bool | None:
     """Gate outcome recorded on a fit (None if the gates were never run)."""
-    v = idata.attrs.get("diagnostics_passed", idata.posterior.attrs.get("diagnostics_passed"))
+    v = idata.attrs.get("diagnostics_passed", idata["posterior"].attrs.get("diagnostics_passed"))
     return None if v is None else bool(int(v))

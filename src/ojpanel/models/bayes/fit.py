@@ -2,8 +2,8 @@
 
 :func:`fit_continuous`, :func:`fit_binary` and :func:`fit_ordinal` take the panel, select and code
 it (:func:`~ojpanel.models.bayes.data.prepare_data`), build the hierarchical model
-(:func:`~ojpanel.models.bayes.models.build_model`), sample it and return ArviZ ``InferenceData``
-whose attrs carry provenance (data hashes, versions, seed, sampler, specification, priors) and the
+(:func:`~ojpanel.models.bayes.models.build_model`), sample it and return ArviZ 1's
+:class:`xarray.DataTree` (groups as children) whose attrs carry provenance (data hashes, versions, seed, sampler, specification, priors) and the
 outcome of the convergence gates.
 
 nutpie is the default sampler; PyMC's NUTS is the fallback (used, with a
@@ -19,7 +19,6 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import arviz as az
 import numpy as np
 import pymc as pm
 import xarray as xr
@@ -32,6 +31,7 @@ from ojpanel.models.bayes.models import Priors, build_model, choose_parametrizat
 from ojpanel.provenance import hash_dataset, provenance_attrs
 
 __all__ = [
+    "COMPILE_KWARGS",
     "SamplerFallbackWarning",
     "sample_model",
     "fit",
@@ -42,6 +42,12 @@ __all__ = [
 ]
 
 Sampler = Literal["nutpie", "pymc"]
+
+#: PyTensor backend of every PyMC compilation in this package. Numba calls BLAS through SciPy's
+#: bundled OpenBLAS, so nothing depends on PyTensor's C backend finding a system BLAS (a pip-only
+#: install has none, and the C backend then warns that BLAS operations are "severely degraded").
+#: nutpie compiles with numba as well. ``benchmarks/bench_bayes.py`` times both backends.
+COMPILE_KWARGS: dict[str, Any] = {"mode": "NUMBA"}
 
 # compiled nutpie models, so that repeated sampling of one model (seeds, folds) compiles once
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -74,7 +80,7 @@ def sample_model(
     seed: int = 0,
     target_accept: float = 0.8,
     progress: bool = False,
-) -> tuple[az.InferenceData, str]:
+) -> tuple[xr.DataTree, str]:
     """Sample a PyMC model with nutpie (default) or PyMC's NUTS.
 
     Parameters
@@ -96,7 +102,7 @@ def sample_model(
 
     Returns
     -------
-    (InferenceData, str)
+    (xarray.DataTree, str)
         Posterior and sample stats (warm-up discarded), and the sampler actually used.
     """
     if sampler not in ("nutpie", "pymc"):
@@ -135,11 +141,10 @@ def sample_model(
                 target_accept=target_accept,
             )
             # nutpie also stores the unconstrained values (e.g. ``sigma_log__``); PyMC does not.
-            extra = [v for v in idata.posterior.data_vars if str(v).endswith("__")]
+            post = idata["posterior"].to_dataset()
+            extra = [v for v in post.data_vars if str(v).endswith("__")]
             if extra:
-                post = idata.posterior.drop_vars(extra)
-                del idata["posterior"]
-                idata.add_groups({"posterior": post})
+                idata["posterior"] = post.drop_vars(extra)
             return idata, "nutpie"
     with model:
         idata = pm.sample(
@@ -154,6 +159,7 @@ def sample_model(
             compute_convergence_checks=False,
             return_inferencedata=True,
             idata_kwargs={"log_likelihood": False},
+            compile_kwargs=dict(COMPILE_KWARGS),
         )
     return idata, "pymc"
 
@@ -197,7 +203,7 @@ def fit(
     panel_hash: str | None = None,
     progress: bool = False,
     model: pm.Model | None = None,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Build, sample and check one hierarchical model for prepared data.
 
     Parameters
@@ -223,9 +229,10 @@ def fit(
 
     Returns
     -------
-    arviz.InferenceData
-        Groups ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data`` (and
-        ``log_likelihood``); provenance and gate outcome in ``attrs`` (also on ``posterior``).
+    xarray.DataTree
+        ArviZ 1's container: children ``posterior``, ``sample_stats``, ``observed_data``,
+        ``constant_data`` (and ``log_likelihood``); provenance and gate outcome in ``attrs`` (also
+        on ``posterior``).
     """
     pri = priors or Priors.default(data.likelihood)
     par = choose_parametrization(data) if parametrization == "auto" else parametrization
@@ -238,11 +245,9 @@ def fit(
         target_accept=target_accept, progress=progress,
     )
     for name, group in _data_groups(data).items():
-        if name in idata.groups():
-            del idata[name]
-        idata.add_groups({name: group})
+        idata[name] = group  # replaces PyMC's own copy, if any
     if log_likelihood:
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        pm.compute_log_likelihood(idata, model=model, progressbar=False, compile_kwargs=dict(COMPILE_KWARGS))
     attrs = provenance_attrs(
         {"source_note": PROCESSED_SOURCE_NOTE, "model": f"ojpanel.models.bayes hierarchical {data.likelihood}"},
         likelihood=data.likelihood,
@@ -265,12 +270,12 @@ def fit(
         x_offset=[float(v) for v in xoff],
     )
     idata.attrs.update(attrs)
-    idata.posterior.attrs.update(attrs)
+    idata["posterior"].attrs.update(attrs)
     enforce_gates(idata, on_fail=diagnostics)
     return idata
 
 
-def rebuild_model(idata: az.InferenceData, data: ModelData, new_data: ModelData | None = None) -> pm.Model:
+def rebuild_model(idata: xr.DataTree, data: ModelData, new_data: ModelData | None = None) -> pm.Model:
     """Rebuild the PyMC model of a fit from its attrs (priors and options) and its data.
 
     Parameters
@@ -301,7 +306,7 @@ def rebuild_model(idata: az.InferenceData, data: ModelData, new_data: ModelData 
 
 
 def _fit_panel(ds: xr.Dataset, exposure: Exposure, likelihood: str, *, area, indicators, years, grouping,
-               standardize_exposure, n_categories=None, standardize_outcome=True, **kw: Any) -> az.InferenceData:
+               standardize_exposure, n_categories=None, standardize_outcome=True, **kw: Any) -> xr.DataTree:
     data = prepare_data(
         ds, exposure, likelihood=likelihood, area=area, indicators=indicators, years=years,
         grouping=grouping, standardize_exposure=standardize_exposure, n_categories=n_categories,
@@ -322,7 +327,7 @@ def fit_continuous(
     standardize_exposure: bool | Literal["auto"] = "auto",
     standardize_outcome: bool = True,
     **kwargs: Any,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Hierarchical model of continuous or share indicators.
 
     Parameters
@@ -342,7 +347,7 @@ def fit_continuous(
 
     Returns
     -------
-    arviz.InferenceData
+    xarray.DataTree
     """
     if likelihood == "auto":
         likelihood = "normal"
@@ -367,7 +372,7 @@ def fit_binary(
     grouping: str | None = "county",
     standardize_exposure: bool | Literal["auto"] = "auto",
     **kwargs: Any,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Hierarchical Bernoulli-logit model of yes/no checklist items (values 0/1).
 
     Parameters are those of :func:`fit_continuous` (without ``likelihood``).
@@ -387,7 +392,7 @@ def fit_ordinal(
     standardize_exposure: bool | Literal["auto"] = "auto",
     n_categories: int | None = None,
     **kwargs: Any,
-) -> az.InferenceData:
+) -> xr.DataTree:
     """Hierarchical cumulative-logit model of ordered items (nej=0, delvis=1, ja=2).
 
     Parameters are those of :func:`fit_continuous` (without ``likelihood``), plus

@@ -1,0 +1,1 @@
+"""What every layer shares (the bottom floor): figure style, and below it config and errors."""
