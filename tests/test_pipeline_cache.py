@@ -238,6 +238,12 @@ def test_second_run_is_cached_and_every_input_change_makes_an_entry_stale(projec
         states = _status(project)
     assert all("the ojpanel library's source code changed" in s.reasons for s in states.values())
     assert all(s.fresh for s in _status(project).values())
+    # environment variables the library reads
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OJPANEL_FIGURE_CHECK", "strict")
+        states = _status(project)
+    assert all("environment variable OJPANEL_FIGURE_CHECK changed: null -> \"strict\"" in s.reasons
+               for s in states.values()), states
 
     # artefacts changed after the run; a damaged entry
     value = project["out"] / "01_a" / "value.txt"
@@ -343,6 +349,21 @@ def test_run_interrupted_during_execution_is_stale(project, sig):
     if sig == signal.SIGINT:
         summary = json.loads((project["out"] / "summary.json").read_text())
         assert summary["failed"] == {"notebook": "02_b.ipynb", "error": Executor.STOPPED}
+
+
+def test_library_source_digest_covers_what_notebooks_run(tmp_path):
+    pkg = tmp_path / "pkg"
+    for rel in ("models/fit.py", "cli/run.py", "pipeline/runner.py", "pipeline/record.py", "config.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(f"# {rel}\n")
+    base = cache_mod.source_digest(pkg)
+    for rel, counts in (("cli/run.py", False), ("pipeline/runner.py", False), ("models/fit.py", True),
+                        ("pipeline/record.py", True), ("config.py", True)):
+        (pkg / rel).write_text("# edited\n")
+        assert (cache_mod.source_digest(pkg) != base) == counts, rel
+        (pkg / rel).write_text(f"# {rel}\n")
+    (pkg / "models" / "new.py").write_text("x = 1\n")
+    assert cache_mod.source_digest(pkg) != base
 
 
 # -- the scheduler --------------------------------------------------------------------------------

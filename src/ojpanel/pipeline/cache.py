@@ -15,7 +15,11 @@ say why it is stale:
     Python, ojpanel and the scientific libraries (:func:`ojpanel.provenance.library_versions`);
 ``ojpanel_source``
     the library's source code, because a fix in a development checkout does not change the version
-    number but can change results (the command line, which notebooks do not use, is left out);
+    number but can change results (the command line and the pipeline runner, which do not change
+    what a notebook computes, are left out);
+``environment``
+    the ``OJPANEL_*`` environment variables, which the kernels inherit and the library reads
+    (e.g. ``OJPANEL_FIGURE_CHECK=strict`` fails a notebook whose figure overflows);
 ``kernel``
     the Jupyter kernel's name.
 
@@ -101,11 +105,19 @@ def cells_digest(nb_path: Path | str) -> str:
 
 
 def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
-    """Digest of the ojpanel library's Python sources (without ``cli/``)."""
-    files = sorted(p for p in package_dir.rglob("*.py") if "cli" not in p.relative_to(package_dir).parts[:1])
+    """Digest of the ojpanel library's Python sources that notebooks run.
+
+    The command line and the pipeline's own machinery are left out (editing them changes no
+    result), except ``pipeline/record.py``, which notebooks call to record their results.
+    """
+    def counts(rel: Path) -> bool:
+        top = rel.parts[0]
+        return top not in ("cli", "pipeline") or rel.as_posix() == "pipeline/record.py"
+
+    files = sorted(p for p in package_dir.rglob("*.py") if counts(p.relative_to(package_dir)))
     h = hashlib.sha256()
     for p in files:
-        h.update(str(p.relative_to(package_dir).as_posix()).encode())
+        h.update(p.relative_to(package_dir).as_posix().encode())
         h.update(b"\0")
         h.update(p.read_bytes())
         h.update(b"\0")
@@ -115,6 +127,7 @@ def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
 def environment(kernel_name: str) -> dict[str, Any]:
     """The key components shared by every notebook of a run: versions, library source, kernel."""
     return {"versions": provenance.library_versions(), "ojpanel_source": source_digest(),
+            "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OJPANEL_")},
             "kernel": kernel_name}
 
 
@@ -280,6 +293,10 @@ def _compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     for k in sorted(set(ov) | set(nv)):
         if ov.get(k) != nv.get(k):
             reasons.append(f"{k} version changed: {ov.get(k, 'none')} -> {nv.get(k, 'none')}")
+    oe, ne = old.get("environment", {}), new["environment"]
+    for k in sorted(set(oe) | set(ne)):
+        if oe.get(k) != ne.get(k):
+            reasons.append(f"environment variable {k} changed: {_short(oe.get(k))} -> {_short(ne.get(k))}")
     if old.get("ojpanel_source") != new["ojpanel_source"]:
         reasons.append("the ojpanel library's source code changed")
     if old.get("kernel") != new["kernel"]:
