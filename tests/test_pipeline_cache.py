@@ -37,6 +37,7 @@ from ojpanel.pipeline import cache as cache_mod
 from ojpanel.pipeline.declarations import check_declared_inputs, dependency_graph, matches_write
 from ojpanel.pipeline.execute import Executor
 from ojpanel.pipeline.progress import PipelineProgress
+from ojpanel.pipeline.runner import replay_parameters
 from ojpanel.report.paper import render_paper
 
 SRC = Path(ojpanel.__file__).resolve().parents[1]
@@ -279,6 +280,10 @@ def test_upstream_results_decide_whether_a_reader_runs_again(project):
     nbformat.write(nb, str(a))
     res = _run(project, parameters={"01:seed": 5}, select=["03"])
     assert res.cached == ["03_c"]
+    # `ojpanel paper` replays the last run's settings, so it finds these results fresh
+    smoke, params = replay_parameters(res.summary_path, project["nb"])
+    assert (smoke, params) == (False, {"01_a:seed": 5})
+    assert _run(project, parameters=params, select=["03"]).cached == ["01_a", "03_c"]
 
 
 def test_select_brings_the_notebooks_it_reads(project):
@@ -304,7 +309,8 @@ def test_interrupted_entry_write_leaves_no_usable_entry(project):
     state = _status(project, select=["02"])["02_b"]
     assert not state.fresh and not (project["out"] / ".cache" / "02_b.json").exists()
     assert len(state.reasons) == 1 and "was interrupted before it finished" in state.reasons[0], state.reasons
-    assert sorted(p.name for p in (project["out"] / ".cache").iterdir()) == [".02_b.json.deadbeef.tmp", "02_b.running"]
+    assert sorted(p.name for p in (project["out"] / ".cache").iterdir()) == [
+        ".02_b.json.deadbeef.tmp", "02_b.kernel.log", "02_b.running"]
     # even a complete, valid-looking entry left under a temporary name is never read
     (project["out"] / ".cache" / ".02_b.json.cafe.tmp").write_text(json.dumps({"format": 1}))
     assert not _status(project, select=["02"])["02_b"].fresh
@@ -443,6 +449,13 @@ def test_cell_progress_and_no_kernel_noise(project, capfd):
     assert read_records(project["out"] / "x.ipynb")["seed"] == 1
     captured = capfd.readouterr()
     assert "without encryption" not in captured.err + captured.out
+    # with a kernel log (as the runner gives it), nothing of the kernel's own reaches the terminal
+    log = project["out"] / "kernel.log"
+    with Executor() as ex:
+        assert ex.run("01_a", project["nb"] / "01_a.ipynb", project["out"] / "x.ipynb",
+                      {"out_dir": str(project["out"] / "01_a")}, kernel_log=log).ok
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == "" and log.is_file()
 
     buf = StringIO()
     console = Console(file=buf, force_terminal=True, width=120, color_system=None)

@@ -2,7 +2,9 @@
 
 Kernels talk to the runner over IPC sockets in a private temporary directory rather than TCP on
 localhost: nothing else on the machine can listen in, and ipykernel has no reason to print its
-"Kernel is running over TCP without encryption" warning on every start. Each kernel starts in the
+"Kernel is running over TCP without encryption" warning on every start. What the kernel process
+itself still prints (e.g. "KeyboardInterrupt caught in kernel" when jupyter_client interrupts it
+before shutting it down) goes to a log file, not the terminal; the cells' output is in the notebook. Each kernel starts in the
 notebook's directory through nbclient's ``resources`` rather than papermill's ``cwd``, which
 changes the whole process's working directory and so cannot be used from several threads.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Outcome", "Executor", "CellCallback"]
+__all__ = ["Outcome", "Executor", "CellCallback", "kernel_environment"]
 
 #: ``callback(cell_number, n_code_cells)``: called as each code cell starts (numbers from 1).
 CellCallback = Callable[[int, int], None]
@@ -58,6 +60,20 @@ def _register_engine() -> None:
             return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
 
     papermill_engines.register(_ENGINE, ProgressEngine)
+
+
+def kernel_environment() -> dict[str, str]:
+    """The runner's environment, with ``PYTHONPATH`` made absolute.
+
+    Kernels start in their notebook's directory; a relative ``PYTHONPATH`` would point elsewhere
+    there and let them import another copy of ojpanel than the one the runner (and its cache key)
+    sees.
+    """
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p
+                                            for p in env["PYTHONPATH"].split(os.pathsep))
+    return env
 
 
 def _failing_cell(exc: Exception) -> str:
@@ -103,8 +119,12 @@ class Executor:
             shutil.rmtree(self._dir, ignore_errors=True)
 
     def run(self, name: str, source: Path, target: Path, parameters: Mapping[str, Any],
-            on_cell: CellCallback | None = None) -> Outcome:
-        """Execute ``source`` with ``parameters`` into ``target`` (papermill writes it as it goes)."""
+            on_cell: CellCallback | None = None, kernel_log: Path | None = None) -> Outcome:
+        """Execute ``source`` with ``parameters`` into ``target`` (papermill writes it as it goes).
+
+        The kernel process's own messages (start-up and shut-down logging, not the cells' output,
+        which goes into the notebook) go to ``kernel_log`` rather than the terminal.
+        """
         import papermill as pm
 
         if self._dir is None:
@@ -114,23 +134,30 @@ class Executor:
             if self._stopped:
                 return Outcome(False, 0.0, self.STOPPED)
         t0 = time.perf_counter()
-        try:
-            # nbclient creates (and so cleans up) the kernel manager; the class registers it for kill_all
-            pm.execute_notebook(str(source), str(target), parameters=dict(parameters), engine_name=_ENGINE,
-                                kernel_name=self.kernel_name, progress_bar=False,
-                                kernel_manager_class=self._manager_class(name),
-                                resources={"metadata": {"path": str(source.parent)}}, on_cell=on_cell)
-        except pm.PapermillExecutionError as exc:
-            return Outcome(False, time.perf_counter() - t0, _failing_cell(exc))
-        except Exception as exc:  # a dead or killed kernel, a kernel that did not start
-            why = self.STOPPED if self._stopped else f"{type(exc).__name__}: {exc}"
-            return Outcome(False, time.perf_counter() - t0, why)
-        finally:
-            with self._lock:
-                self._kernels.pop(name, None)
+        with contextlib.ExitStack() as stack:
+            log = None
+            if kernel_log is not None:
+                kernel_log.parent.mkdir(parents=True, exist_ok=True)
+                log = stack.enter_context(open(kernel_log, "w", encoding="utf-8"))
+            try:
+                # nbclient creates (and so cleans up) the kernel manager; the class registers it
+                pm.execute_notebook(str(source), str(target), parameters=dict(parameters), engine_name=_ENGINE,
+                                    kernel_name=self.kernel_name, progress_bar=False,
+                                    kernel_manager_class=self._manager_class(name, log),
+                                    resources={"metadata": {"path": str(source.parent)}}, on_cell=on_cell)
+            except pm.PapermillExecutionError as exc:
+                return Outcome(False, time.perf_counter() - t0, _failing_cell(exc))
+            except Exception as exc:  # a dead or killed kernel, a kernel that did not start
+                why = self.STOPPED if self._stopped else f"{type(exc).__name__}: {exc}"
+                if kernel_log is not None and not self._stopped:
+                    why += f" (kernel log: {kernel_log})"
+                return Outcome(False, time.perf_counter() - t0, why)
+            finally:
+                with self._lock:
+                    self._kernels.pop(name, None)
         return Outcome(True, time.perf_counter() - t0)
 
-    def _manager_class(self, name: str) -> type:
+    def _manager_class(self, name: str, log: Any = None) -> type:
         """A kernel manager class for one notebook: IPC sockets of its own, registered while alive."""
         from jupyter_client import AsyncKernelManager
 
@@ -139,6 +166,13 @@ class Executor:
         ipc = {"transport": "ipc", "ip": str(self._dir / name)} if os.name == "posix" and self._dir else {}
 
         class NotebookKernelManager(AsyncKernelManager):
+            async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+                kw.setdefault("env", kernel_environment())
+                if log is not None:
+                    kw.setdefault("stdout", log)
+                    kw.setdefault("stderr", log)
+                await super().start_kernel(**kw)
+
             def __init__(self, **kwargs: Any):
                 super().__init__(**{**ipc, **kwargs})
                 with executor._lock:

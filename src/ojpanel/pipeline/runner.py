@@ -257,7 +257,8 @@ def _execute(job: _Job, components: dict[str, Any], out: Path, executor: Executo
     cache.start_run(out, job.name)
     bar.started(job.name)
     outcome = executor.run(job.name, job.path, target, job.params,
-                           on_cell=lambda i, n: bar.cell(job.name, i, n))
+                           on_cell=lambda i, n: bar.cell(job.name, i, n),
+                           kernel_log=cache.entry_path(out, job.name, ".kernel.log"))
     if outcome.ok:
         try:
             records = read_records(target)
