@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 import ojpanel.provenance
 from ojpanel.cli import app
+from ojpanel.errors import OJPanelError
 from ojpanel.pipeline import (
     DeclarationError,
     PipelineError,
@@ -355,6 +356,21 @@ def test_run_interrupted_during_execution_is_stale(project, sig):
     if sig == signal.SIGINT:
         summary = json.loads((project["out"] / "summary.json").read_text())
         assert summary["failed"] == {"notebook": "02_b.ipynb", "error": Executor.STOPPED}
+
+
+def test_one_run_at_a_time_per_output_directory(project):
+    lock = project["out"] / ".cache" / "lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{os.getppid()} 2026-01-01T00:00:00+00:00\n")  # a live process
+    with pytest.raises(OJPanelError, match=f"another pipeline run \\(process {os.getppid()}\\) is writing to"):
+        _run(project)
+    assert lock.is_file() and not (project["out"] / "summary.json").exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(f"{gone.pid} 2026-01-01T00:00:00+00:00\n")  # left by a killed run
+    with cache_mod.run_lock(project["out"]):
+        assert lock.read_text().split()[0] == str(os.getpid())
+    assert not lock.exists()
 
 
 def test_library_source_digest_covers_what_notebooks_run(tmp_path):

@@ -70,8 +70,7 @@ def status(
         width = max(len(s.notebook) for s in states)
         for s in states:
             mark = "[green]fresh[/]" if s.fresh else "[yellow]stale[/]"
-            text = s.describe().split(": ", 1)[1] if not s.fresh else s.describe().removeprefix("fresh ")
-            console.print(f"{s.notebook:<{width}}  {mark}  {text}", highlight=False, soft_wrap=True)
+            console.print(f"{s.notebook:<{width}}  {mark}  {s.explain()}", highlight=False, soft_wrap=True)
 
 
 @pipeline_app.command("list")

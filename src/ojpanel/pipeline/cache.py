@@ -38,13 +38,14 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ojpanel import provenance
 from ojpanel.config import PACKAGE_DIR
+from ojpanel.errors import OJPanelError
 from ojpanel.pipeline.declarations import Declaration, input_files, matches_write, resolve_notebook
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "read_entry",
     "write_entry",
     "atomic_write_text",
+    "run_lock",
     "start_run",
     "finish_failed",
     "finish_ok",
@@ -181,6 +183,43 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``<out>/.cache/lock`` while a run writes to ``out``; a second run there is an error.
+
+    A lock left by a process that no longer exists (killed) is taken over.
+
+    Raises
+    ------
+    OJPanelError
+        If another live process holds the lock.
+    """
+    path = entry_path(out, "lock", "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text(encoding="utf-8").split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = -1
+            if pid > 0 and _alive(pid):
+                raise OJPanelError(f"another pipeline run (process {pid}) is writing to {out}; wait for it to "
+                                   "finish or choose another --out") from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # left by a run that was killed
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()} {provenance.utc_now()}\n")
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def write_entry(out: Path, stem: str, entry: Mapping[str, Any]) -> Path:
     """Store a complete cache entry atomically, with a digest of its own content."""
     body = {"format": FORMAT, **entry}
@@ -249,11 +288,11 @@ class Freshness:
     reasons: tuple[str, ...] = ()
     entry: dict[str, Any] | None = field(default=None, repr=False)
 
-    def describe(self) -> str:
-        """``fresh (ran … in … s)`` or ``stale: reason; reason``."""
+    def explain(self) -> str:
+        """When a fresh entry's run finished and took, or why the notebook is stale."""
         if self.fresh and self.entry is not None:
-            return f"fresh (ran {self.entry.get('finished', '?')} in {self.entry.get('seconds', 0):.1f} s)"
-        return "stale: " + "; ".join(self.reasons)
+            return f"ran {self.entry.get('finished', '?')} in {self.entry.get('seconds', 0):.1f} s"
+        return "; ".join(self.reasons)
 
 
 def _short(v: Any) -> str:

@@ -381,7 +381,8 @@ def run_pipeline(
                 pending.remove(job)
                 progressed = True
 
-    with PipelineProgress(len(planned), enabled=progress) as bar, Executor(kernel_name) as executor, \
+    with cache.run_lock(out), PipelineProgress(len(planned), enabled=progress) as bar, \
+            Executor(kernel_name) as executor, \
             ThreadPoolExecutor(n_workers, thread_name_prefix="ojpanel-notebook") as pool:
         try:
             schedule(pool, executor, bar)
