@@ -90,8 +90,9 @@ def paper(
 ) -> None:
     """Build the replication paper (Markdown + HTML) from the pipeline's up-to-date results.
 
-    Notebooks whose results are stale for the settings of the last run (same parameters) run
-    again first. Example: ojpanel paper --out reports
+    Notebooks that are stale for the last run's settings (same parameters) run again first.
+
+    Example: ojpanel paper --out reports
     """
     with handle_errors():
         from ojpanel.pipeline import run_pipeline
