@@ -12,9 +12,9 @@ import time
 
 from ojpanel.designs.peer import peer_frame
 from ojpanel.designs.power import power
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.inference import romano_wolf, wild_bootstrap_tstats
-from ojpanel.models.fe import _column, panel_arrays
+from ojpanel.models.fe import column_codes, panel_arrays
+from ojpanel.simulate.panel import simulate_panel
 
 ANCHOR_S = 60.0
 
@@ -33,8 +33,8 @@ def main() -> None:
     f = peer_frame(ds, group="kommungrupp_2017", lag=1, outcome="ancova")
     y, X, labels, rows = panel_arrays(f["y"], {"peer": f["peer"], "own_lag": f["own_lag"]})
     n = len(rows)
-    cells = _column(rows, ("county", "year"), n)
-    county = _column(rows, "county", n)
+    cells = column_codes(rows, ("county", "year"), n)
+    county = column_codes(rows, "county", n)
     t0 = time.perf_counter()
     t_obs, t_boot, p = wild_bootstrap_tstats(
         y, X, county, factors=[cells], term=0, n_draws=9999, weights="webb", seed=1

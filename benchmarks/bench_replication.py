@@ -39,10 +39,11 @@ def main() -> None:
     import pandas as pd
 
     from ojpanel.indicators.harmonise import harmonise
-    from ojpanel.indicators.simulate import simulate_checklist
+    from ojpanel.panel import from_harmonised
+    from ojpanel.simulate.checklist import simulate_checklist
 
     raw, _ = simulate_checklist(seed=0, peer_effect=1.0)
-    syn = harmonise(raw).to_panel()
+    syn = from_harmonised(harmonise(raw))
     rng = np.random.default_rng(0)
     munis = syn["municipality"].values.astype(str)
     users = pd.DataFrame(

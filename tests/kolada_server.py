@@ -1,15 +1,24 @@
 """A local Kolada look-alike on 127.0.0.1 for tests (no internet).
 
-It serves v2 and v3 paths (``/v2/...``, ``/v3/...``) with responses built from the real values in
-``data/kolada_values.csv.gz``, Kolada's municipality list (``data/kolada_api/pykolada_*.json``),
-the embedded KPI catalogue and the Kolada group ids in ``data/municipalities.csv``. Paging uses
-``next_url`` for v3 and ``next_page`` for v2, as described in ``data/kolada_api/SCHEMA.md``.
+It serves v3 paths (``/v3/...``) the way the live API answers them, with responses built from the
+real values in ``data/kolada_values.csv.gz``, Kolada's municipality list
+(``data/kolada_api/pykolada_*.json``), the embedded KPI catalogue and the Kolada group ids in
+``data/municipalities.csv``:
+
+* a page is ``{"count", "values", "next_url", "previous_url"}`` (links null at the ends);
+* every value entry of a ``/data`` record carries ``isdeleted`` (false unless the record's key is
+  in :attr:`KoladaTestServer.deleted`).
+
+Kolada v2 is retired and answers ``410 Gone``, as the live API does. A test that needs a server
+still speaking v2 (a mirror) removes ``"v2"`` from :attr:`KoladaTestServer.retired`; v2 pages use
+``next_page``/``previous_page`` and ``is_deleted: 0|1`` on each value entry.
 
 Tests script failures per request through :attr:`KoladaTestServer.faults`: a list of
 ``(path substring, action)`` consumed in order, where an action is ``("status", code,
 retry_after)``, ``("truncate",)`` (half the JSON), ``("short",)`` (the connection closes before
-``Content-Length`` bytes), ``("delay", seconds)``, ``("loop",)`` or ``("not_kolada",)``; a ``sticky`` action
-(``("status", 500, None, "sticky")``) is never consumed.
+``Content-Length`` bytes), ``("delay", seconds)``, ``("hang",)`` (no answer until the server is
+reset or stopped), ``("body", bytes)`` (a 200 answer with exactly these bytes), ``("loop",)`` or
+``("not_kolada",)``; a ``sticky`` action (``("status", 500, None, "sticky")``) is never consumed.
 """
 
 from __future__ import annotations
@@ -132,6 +141,8 @@ class KoladaTestServer:
         Every request as ``(path, query dict)``.
     ou_records
         Records served by ``/oudata`` (empty unless a test sets them).
+    retired
+        API versions that answer ``410 Gone`` (default: v2, as the live API).
     """
 
     def __init__(self) -> None:
@@ -140,6 +151,8 @@ class KoladaTestServer:
         self.deleted: set[tuple[str, str, int]] = set()
         self.log: list[tuple[str, dict[str, str]]] = []
         self.ou_records: list[dict[str, Any]] = []
+        self.retired: set[str] = {"v2"}
+        self._unhang = threading.Event()
         self._lock = threading.Lock()
         self._httpd = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -160,18 +173,23 @@ class KoladaTestServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (hung requests are released first)."""
+        self._unhang.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
     def reset(self) -> None:
-        """Forget faults, deleted flags, OU records and the request log; default page size."""
+        """Forget faults, deleted flags, OU records and the request log; release hung requests;
+        default page size and retired versions."""
         with self._lock:
             self.page_size = 5000
             self.faults.clear()
             self.deleted.clear()
             self.log.clear()
             self.ou_records = []
+            self.retired = {"v2"}
+            self._unhang.set()
+            self._unhang = threading.Event()
 
     def paths(self, contains: str = "") -> list[str]:
         """Logged request paths containing ``contains``."""
@@ -202,9 +220,7 @@ class KoladaTestServer:
                 rec: dict[str, Any] = {"kpi": k, "municipality": m, "period": y}
                 deleted = (k, m, y) in self.deleted
                 if version == "v3":
-                    rec["values"] = [dict(e) for e in entries]
-                    if deleted:
-                        rec["isdeleted"] = True
+                    rec["values"] = [dict(e, isdeleted=deleted) for e in entries]
                 else:
                     rec["values"] = [dict(e, is_deleted=int(deleted)) for e in entries]
                 out.append(rec)
@@ -237,13 +253,20 @@ class KoladaTestServer:
                 fault = server._take_fault(parts.path + "?" + parts.query)
                 if fault and fault[0] == "delay":  # slower than the client's time-out
                     time.sleep(fault[1])
+                if fault and fault[0] == "hang":  # a server that never answers
+                    server._unhang.wait(timeout=120)
+                    return None
                 if fault and fault[0] == "status":
                     headers = {"Retry-After": str(fault[2])} if fault[2] is not None else {}
                     return self._send(fault[1], b'{"error": "scripted failure"}', headers)
+                if fault and fault[0] == "body":
+                    return self._send(200, fault[1])
                 segs = [urllib.parse.unquote(s) for s in parts.path.strip("/").split("/")]
                 if not segs or segs[0] not in {"v2", "v3"}:
                     return self._error(404, "unknown API version")
                 version, rest = segs[0], segs[1:]
+                if version in server.retired:
+                    return self._error(410, f"API {version} has been retired; use v3")
                 if not rest:
                     return self._error(404, "no endpoint")
                 try:
@@ -256,16 +279,24 @@ class KoladaTestServer:
                 page = int(query.get("page", 1))
                 chunk = values[(page - 1) * per_page : page * per_page]
                 body: dict[str, Any] = {"count": len(chunk), "values": chunk}
-                link_key = "next_url" if version == "v3" else "next_page"
+                link_key, back_key = (
+                    ("next_url", "previous_url") if version == "v3" else ("next_page", "previous_page")
+                )
+
+                def link(to: int) -> str:
+                    q = dict(query, page=str(to))
+                    return f"{server.root}{parts.path}?{urllib.parse.urlencode(sorted(q.items()))}"
+
                 if fault and fault[0] == "loop":
                     body[link_key] = server.root + self.path
                 elif page * per_page < len(values):
-                    q = dict(query, page=str(page + 1))
-                    body[link_key] = (
-                        f"{server.root}{parts.path}?{urllib.parse.urlencode(sorted(q.items()))}"
-                    )
+                    body[link_key] = link(page + 1)
                 elif version == "v3":
                     body[link_key] = None
+                if page > 1:
+                    body[back_key] = link(page - 1)
+                elif version == "v3":
+                    body[back_key] = None
                 if fault and fault[0] == "not_kolada":
                     return self._send(200, b'{"message": "maintenance"}')
                 raw = json.dumps(body, ensure_ascii=False).encode("utf-8")

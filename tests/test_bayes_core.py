@@ -41,6 +41,7 @@ from ojpanel.models.bayes import (
     posterior_predictive,
     prepare_data,
     prior_predictive,
+    set_model_data,
     simulate_panel,
     truth,
 )
@@ -53,7 +54,7 @@ fit_mod = importlib.import_module("ojpanel.models.bayes.fit")
 
 
 def _mock_sample_model(model, *, sampler="nutpie", draws=1500, tune=0, chains=2, cores=None, seed=0,
-                       target_accept=0.8, progress=False):
+                       target_accept=0.8, progress=False, adaptation="diag"):
     """Prior draws reshaped to (chain, draw): iid, so they pass the gates when numerous."""
     with model:
         pr = pm.sample_prior_predictive(draws=chains * draws, random_seed=seed).prior
@@ -121,6 +122,43 @@ def test_prepare_data_binary_exposure_kept_and_binomial_counts():
     assert d.is_complete_grid and d.spec["exposure_standardized"] is False
     np.testing.assert_array_equal(d.n_trials, 60)
     np.testing.assert_array_equal(d.y, np.round(ds["value"].values.ravel() / 100 * 60))
+
+
+def test_binomial_scale_is_declared_not_guessed():
+    ds = simulate_panel("binomial", **SMALL, seed=2)
+    # small percentages (all <= 1) stay percentages when declared 'share'
+    small = ds.assign(value=ds["value"] / 100.0)
+    d = prepare_data(small, "exposure", likelihood="binomial")
+    np.testing.assert_array_equal(d.y, np.round(small["value"].values.ravel() / 100 * 60))
+    # the same numbers declared as proportions are fractions of the units
+    prop = small.assign_coords(scale=("indicator", ["proportion"] * 3))
+    d2 = prepare_data(prop, "exposure", likelihood="binomial")
+    np.testing.assert_array_equal(d2.y, np.round(small["value"].values.ravel() * 60))
+    # mixed declarations per indicator
+    mixed = ds.copy(deep=True).assign_coords(scale=("indicator", ["share", "proportion", "share"]))
+    mixed["value"][:, 1, :] = mixed["value"][:, 1, :] / 100.0
+    np.testing.assert_array_equal(prepare_data(mixed, "exposure", likelihood="binomial").y,
+                                  prepare_data(ds, "exposure", likelihood="binomial").y)
+    with pytest.raises(DataError, match="declare 'share'"):
+        prepare_data(ds.assign_coords(scale=("indicator", ["share", "mean", "share"])), "exposure", likelihood="binomial")
+    with pytest.raises(DataError, match="add the indicator coordinate 'scale'"):
+        prepare_data(ds.drop_vars("scale"), "exposure", likelihood="binomial")
+    with pytest.raises(DataError, match="outside their declared scale"):
+        prepare_data(ds.assign_coords(scale=("indicator", ["proportion"] * 3)), "exposure", likelihood="binomial")
+
+
+def test_model_data_swap_checks_structure():
+    ds = simulate_panel("bernoulli", **SMALL, seed=3)
+    d = prepare_data(ds, "exposure", likelihood="bernoulli")
+    m = build_model(d)
+    other = prepare_data(simulate_panel("bernoulli", **SMALL, seed=4), "exposure", likelihood="bernoulli")
+    set_model_data(m, other)
+    np.testing.assert_array_equal(m["y_obs"].get_value(), other.y)
+    with pytest.raises(ParameterError, match="another structure"):
+        set_model_data(m, d.subset(np.arange(d.n_obs) > 0))
+    with pytest.raises(ParameterError, match="another structure"):
+        set_model_data(build_model(d), prepare_data(simulate_panel("bernoulli", **SMALL, seed=3), "exposure",
+                                                     likelihood="bernoulli", years=[2018, 2019]))
 
 
 def test_exposure_as_coordinate_dataarray_and_callable():
@@ -211,12 +249,15 @@ def test_model_loglik_matches_scipy(lik, par):
     else:
         ref = stats.bernoulli.logpmf(d.y, expit(eta)).sum()
     np.testing.assert_allclose(ll, ref, rtol=1e-10)
-    # the nesting: municipality effects are group effect + own deviation
-    if par == "noncentered":
-        np.testing.assert_allclose(
-            u, pr["group_effect"].values[d.municipality_group] + pr["sigma_municipality"].values * pr["z_municipality"].values
-        )
-    assert abs(pr["group_effect"].values.sum()) < 1e-10  # zero-sum county effects
+    # the nesting: municipality effects are group effect + deviation, and the deviations sum to
+    # zero within every county (the county means are the group effects, which sum to zero)
+    g = pr["group_effect"].values
+    dev = u - g[d.municipality_group]
+    np.testing.assert_allclose(np.bincount(d.municipality_group, weights=dev), 0.0, atol=1e-10)
+    assert abs(g.sum()) < 1e-10
+    raw = pr["z_municipality"].values * pr["sigma_municipality"].values if par == "noncentered" else pr["municipality_raw"].values
+    county_mean = (np.bincount(d.municipality_group, weights=raw) / np.bincount(d.municipality_group))[d.municipality_group]
+    np.testing.assert_allclose(dev, raw - county_mean, rtol=1e-10, atol=1e-12)
 
 
 def test_parametrization_auto_and_errors():
@@ -224,7 +265,8 @@ def test_parametrization_auto_and_errors():
     assert "z_municipality" in build_model(small).named_vars  # 9 obs per municipality: non-centred
     big = prepare_data(simulate_panel("bernoulli", n_groups=2, municipalities_per_group=2, n_indicators=12, n_years=4,
                                       seed=1), "exposure", likelihood="bernoulli")
-    assert "z_municipality" not in build_model(big).named_vars  # 48 obs per municipality: centred
+    centred = build_model(big)  # 48 obs per municipality: centred
+    assert "z_municipality" not in centred.named_vars and "municipality_raw" in centred.named_vars
     with pytest.raises(ParameterError):
         build_model(small, parametrization="sideways")
     with pytest.raises(ParameterError):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ojpanel.cli import app
 from ojpanel.indicators.harmonise import harmonise
-from ojpanel.indicators.simulate import simulate_checklist
+from ojpanel.simulate.checklist import simulate_checklist
 from ojpanel.panel.io import save_panel
 from ojpanel.replication import compare_published, rir2021, write_rir2021
 from ojpanel.replication.choices import CHOICES, decide, evaluate_choices, peer_cells

@@ -17,8 +17,8 @@ from ojpanel.designs.peer import (
     peer_placebo,
     tidy_peer,
 )
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.errors import ModelError, ParameterError
+from ojpanel.simulate.panel import simulate_panel
 
 
 def _equal_groups(n_groups=10, size=6, years=6, rho=0.6, seed=0) -> xr.Dataset:
@@ -203,7 +203,7 @@ def test_peer_inference_and_audit_binary_version():
     import statsmodels.api as sm
 
     from ojpanel.inference import wild_cluster_bootstrap
-    from ojpanel.models.fe import _column, panel_arrays
+    from ojpanel.models.fe import column_codes, panel_arrays
 
     ds = simulate_panel(
         n_municipalities=120,
@@ -224,8 +224,8 @@ def test_peer_inference_and_audit_binary_version():
     one = wild_cluster_bootstrap(
         X[1],
         y[1],
-        _column(rows, "county", n),
-        factors=[_column(rows, ("county", "year"), n)],
+        column_codes(rows, "county", n),
+        factors=[column_codes(rows, ("county", "year"), n)],
         n_draws=199,
         weights="webb",
         seed=5,

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from ojpanel.designs.rd import colour_rd, local_linear, plot_rd, rd_data
-from ojpanel.designs.simulate import simulate_panel
+from ojpanel.simulate.panel import simulate_panel
 
 
 def _planted(tau: float, seed: int = 0, n_ind: int = 6):

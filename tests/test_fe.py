@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
-from ojpanel.designs.simulate import simulate_panel
+from ojpanel.core.tidy import TIDY_COLUMNS
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.models import compare, fit_indicators, fit_panel
-from ojpanel.models.fe_results import TIDY_COLUMNS
+from ojpanel.simulate.panel import simulate_panel
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,84 @@ def test_crv3_nested_closed_form():
     ]
     v = (G - 1) / G * np.sum((np.array(jack) - full) ** 2)
     assert res.std_errors["x"] == pytest.approx(np.sqrt(v), rel=1e-10)
+
+
+def _frame(panel) -> pd.DataFrame:
+    df = panel["value"].sel(indicator="SIM000").to_dataframe().reset_index()
+    df["lag"] = df.groupby("municipality")["value"].shift(1)
+    return df
+
+
+@pytest.mark.parametrize("engine", ["vectorised", "linearmodels"])
+def test_duplicate_keys_are_refused_with_the_keys(panel, engine):
+    df = _frame(panel)
+    dup = pd.concat([df, df.iloc[[3, 10]]], ignore_index=True)
+    key = (str(df.loc[3, "municipality"]), str(df.loc[3, "year"]))
+    with pytest.raises(DataError, match=r"2 \(municipality, year\) key\(s\) occur more than once") as e:
+        fit_panel(dup, "value", "lag", cluster="county", engine=engine)
+    assert f"({key[0]}, {key[1]}) ×2" in str(e.value)
+    # another observation unit, named by the caller, is accepted
+    other = dup.assign(copy=np.r_[np.zeros(len(df)), np.ones(2)])
+    res = fit_panel(other, "value", "lag", cluster="county", keys=["municipality", "year", "copy"])
+    assert res.nobs == int(dup[["value", "lag"]].notna().all(axis=1).sum())
+
+
+def test_duplicate_labels_in_a_panel_are_refused(panel):
+    v = panel["value"]
+    twice = xr.concat([v, v.isel(municipality=[0])], dim="municipality")
+    with pytest.raises(DataError, match="repeated 'municipality' labels"):
+        fit_indicators(twice, {"lag": twice.shift(year=1)}, cluster="county")
+
+
+def test_text_and_infinite_regressors_name_the_column(panel):
+    df = _frame(panel)
+    df["group"] = np.where(np.arange(len(df)) % 2, "a", "b")
+    with pytest.raises(DataError, match="regressor 'group' is not numeric.*'a'"):
+        fit_panel(df, "value", ["lag", "group"], cluster="county")
+    bad = df.assign(lag=df["lag"].where(np.arange(len(df)) != 7, np.inf))
+    with pytest.raises(DataError, match=r"regressor\(s\) 'lag' \(1\) have infinite values"):
+        fit_panel(bad, "value", "lag", cluster="county")
+    neg = df.assign(value=df["value"].where(np.arange(len(df)) != 5, -np.inf))
+    with pytest.raises(DataError, match="outcome has 1 infinite"):
+        fit_panel(neg, "value", "lag", cluster="county")
+    lag = panel["value"].shift(year=1)
+    with pytest.raises(DataError, match="'lag'.*infinite"):
+        fit_indicators(panel["value"], {"lag": lag.where(lag < 1.5, np.inf)}, cluster="county")
+    with pytest.raises(DataError, match="regressor 'txt' is not numeric"):
+        fit_indicators(panel["value"], {"txt": lag.astype(str)}, cluster="county")
+
+
+def test_two_way_variance_that_is_not_positive_semidefinite_warns():
+    from ojpanel.errors import CovarianceWarning
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"municipality": np.repeat(np.arange(6), 4), "year": np.tile(np.arange(4), 6)})
+    df["x"] = rng.normal(size=len(df))
+    df["y"] = rng.normal(size=len(df))
+    with pytest.warns(CovarianceWarning, match="not positive semi-definite.*'y': x"):
+        res = fit_panel(df, "y", "x", cov="twoway", cluster=("municipality", "year"))
+    assert np.isnan(res.std_errors["x"]) and res.cov.loc["x", "x"] < 0
+
+
+def test_vcov_recomputes_after_the_fit(panel):
+    df = _frame(panel)
+    res = fit_panel(df, "value", "lag", cluster="county", convention="stata")
+    for cov, cluster, conv in [
+        ("robust", None, "linearmodels"),
+        ("clustered", "municipality", "pyfixest"),
+        ("twoway", ("municipality", "year"), "stata"),
+        ("crv3", "county", "stata"),
+    ]:
+        direct = fit_panel(df, "value", "lag", cov=cov, cluster=cluster, convention=conv)
+        again = res.vcov(cov, cluster=cluster, convention=conv)
+        assert again.params.equals(res.params)
+        np.testing.assert_allclose(again.std_errors, direct.std_errors, rtol=1e-12)
+        assert (again.cov_type, again.convention, again.df_resid) == (cov, conv, direct.df_resid)
+    batch = fit_indicators(panel["value"], {"lag": panel["value"].shift(year=1)}, cluster="county")
+    np.testing.assert_allclose(
+        batch.vcov("clustered", cluster="municipality").std_errors,
+        fit_indicators(panel["value"], {"lag": panel["value"].shift(year=1)}).std_errors,
+        rtol=1e-12,
+    )
+    with pytest.raises(ParameterError, match="needs 2 cluster"):
+        res.vcov("twoway")

@@ -64,8 +64,7 @@ CASES = [
     dict(cov="clustered", cluster="municipality", time_effects=False),
     dict(cov="clustered", cluster="county", time_effects=False, other_effects=[("county", "year")]),
     dict(cov="twoway", cluster=("municipality", "year")),
-    dict(cov="clustered", cluster="county", convention="stata"),
-    dict(cov="twoway", cluster=("county", "year"), convention="stata"),
+    dict(cov="twoway", cluster=("county", "year")),
 ]
 
 
@@ -83,22 +82,20 @@ def test_vectorised_equals_linearmodels(data, kw):
 def test_conventions_differ_and_are_labelled(data):
     se = {
         c: fit_panel(data, "y", "x", cluster="county", convention=c).std_errors["x"]
-        for c in ("linearmodels", "stata", "pyfixest", "statsmodels", "none")
+        for c in ("linearmodels", "stata", "areg", "pyfixest", "statsmodels", "none")
     }
     assert len({round(v, 10) for v in se.values()}) == 4
-    # with two-way effects every effect is counted, so Stata's rule equals the LSDV rule
-    assert se["stata"] == pytest.approx(se["statsmodels"], rel=1e-12)
-    # fixest drops the municipality effects (nested in counties) from its count: smaller SE
-    assert se["pyfixest"] < se["statsmodels"]
-    # closed-form ratios between conventions (n=330, k=1, 8 clusters, 60 + 6 − 1 effects)
-    n, k, G, d = 330, 1, 8, 65
-    assert (se["stata"] / se["linearmodels"]) ** 2 == pytest.approx(
-        G / (G - 1) * (n - 1) / n, rel=1e-10
-    )
-    assert (se["linearmodels"] / se["none"]) ** 2 == pytest.approx(n / (n - d - k), rel=1e-10)
-    assert (se["statsmodels"] / se["none"]) ** 2 == pytest.approx(
-        G / (G - 1) * (n - 1) / (n - d - k), rel=1e-10
-    )
+    # municipality and year effects are connected here, so areg's count is the exact rank
+    assert se["areg"] == pytest.approx(se["statsmodels"], rel=1e-12)
+    # no singletons: pyfixest's defaults are Stata's rule
+    assert se["pyfixest"] == pytest.approx(se["stata"], rel=1e-12)
+    # closed forms (n=330, k=1, 8 county clusters; 60 municipality effects nested in the counties,
+    # 6 year effects that are not): xtreg/reghdfe count k + 6, areg k + 65, PanelOLS n/(n−k−65)
+    n, k, G, T, d = 330, 1, 8, 6, 65
+    none = se["none"] ** 2
+    assert se["stata"] ** 2 / none == pytest.approx(G / (G - 1) * (n - 1) / (n - k - T), rel=1e-10)
+    assert se["areg"] ** 2 / none == pytest.approx(G / (G - 1) * (n - 1) / (n - k - d), rel=1e-10)
+    assert se["linearmodels"] ** 2 / none == pytest.approx(n / (n - d - k), rel=1e-10)
 
 
 def test_redundant_year_effects_with_county_by_year(data):

@@ -13,6 +13,7 @@ from ojpanel.config import data_dir
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.indicators.harmonise import harmonise
 from ojpanel.indicators.spec import RULES, load_spec
+from ojpanel.panel import from_harmonised
 
 NAN = float("nan")
 M = ["0114", "0115", "0117", "0120", "0123", "0125", "0126", "0127", "0128", "0136"]
@@ -303,7 +304,7 @@ def test_default_selection_metadata_and_panel():
     assert "ao_samord_missbruk" in h.summary and "<table" in h._repr_html_()
     tidy = h.to_tidy()
     assert list(tidy.columns) == ["kpi", "municipality", "year", "gender", "value"]
-    ds = h.to_panel()
+    ds = from_harmonised(h)
     assert set(ds["indicator"].values) == {"ao_samord_missbruk", "ao_bu_halsa_hemtjanst"}
     v = ds["value"].sel(indicator="ao_samord_missbruk", municipality=M[1], year=2017).item()
     assert v == (1 + 2017) % 2

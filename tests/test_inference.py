@@ -94,7 +94,8 @@ def test_fe_bootstrap_on_demeaned_data_equals_dummy_regression():
 def test_bootstrap_ci_inverts_the_test():
     X, y, cl = _clustered_data(4, G=10)
     r = wild_cluster_bootstrap(X, y, cl, term=1, level=0.9)
-    lo, hi = r.conf_int
+    lo, hi = r.interval
+    assert r.conf_int().loc[r.term].tolist() == [lo, hi]
     assert lo < r.estimate < hi
     inside = wild_cluster_bootstrap(X, y, cl, term=1, null=lo + 1e-4 * (hi - lo), level=None)
     outside = wild_cluster_bootstrap(X, y, cl, term=1, null=lo - 0.05 * (hi - lo), level=None)
@@ -108,7 +109,7 @@ def test_webb_weights_and_seeds():
     assert not a.enumerated and a.n_draws == 999
     assert a.p_value == b.p_value
     ci = wild_cluster_bootstrap(X, y, cl, term=1, weights="webb", n_draws=999, seed=3, level=0.9)
-    assert ci.p_value == a.p_value and ci.conf_int[0] < ci.estimate < ci.conf_int[1]
+    assert ci.p_value == a.p_value and ci.interval[0] < ci.estimate < ci.interval[1]
     # Webb weights have mean 0 and variance 1
     from ojpanel.inference import draw_weights
 
@@ -187,20 +188,20 @@ def test_romano_wolf_matches_stored_reference():
 
 
 def test_joint_bootstrap_feeds_romano_wolf():
-    from ojpanel.designs.simulate import simulate_panel
     from ojpanel.models.fe import fit_indicators, panel_arrays
+    from ojpanel.simulate.panel import simulate_panel
 
     ds = simulate_panel(
         n_municipalities=84, n_counties=12, years=range(2016, 2020), n_indicators=4, seed=2
     )
     x = ds["value"].shift(year=1)
     y, X, labels, rows = panel_arrays(ds["value"], {"lag": x})
-    from ojpanel.models.fe import _column
+    from ojpanel.models.fe import column_codes
 
     n = len(rows)
-    factors = [_column(rows, "municipality", n), _column(rows, "year", n)]
+    factors = [column_codes(rows, "municipality", n), column_codes(rows, "year", n)]
     t_obs, t_boot, p = wild_bootstrap_tstats(
-        y, X, _column(rows, "county", n), factors=factors, n_draws=199, seed=1
+        y, X, column_codes(rows, "county", n), factors=factors, n_draws=199, seed=1
     )
     assert t_boot.shape == (199, 4)
     fits = fit_indicators(ds["value"], {"lag": x}, cluster="county", convention="none")
@@ -241,8 +242,8 @@ def test_permutation_test_agrees_with_scipy_exact():
 def _calibration_pvalues(
     n_sims: int, B: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from ojpanel.designs.simulate import simulate_panel
-    from ojpanel.models.fe import _column, fit_batch, panel_arrays, prepare_batch
+    from ojpanel.models.fe import column_codes, fit_batch, panel_arrays, prepare_batch
+    from ojpanel.simulate.panel import simulate_panel
 
     ds = simulate_panel(
         n_municipalities=105,
@@ -264,15 +265,15 @@ def _calibration_pvalues(
     fd = prepare_batch(
         y,
         X,
-        factors=[_column(rows, "municipality", n), _column(rows, "year", n)],
-        clusters=[_column(rows, "county", n)],
+        factors=[column_codes(rows, "municipality", n), column_codes(rows, "year", n)],
+        clusters=[column_codes(rows, "county", n)],
         names=["x"],
         labels=labels,
     )
     naive = fit_batch(fd, cov="clustered", convention="stata").pvalues["x"].to_numpy()
     robust = fit_batch(fd, cov="robust").pvalues["x"].to_numpy()
-    factors = [_column(rows, "municipality", n), _column(rows, "year", n)]
-    county = _column(rows, "county", n)
+    factors = [column_codes(rows, "municipality", n), column_codes(rows, "year", n)]
+    county = column_codes(rows, "county", n)
     boot = np.array(
         [
             wild_cluster_bootstrap(

@@ -119,8 +119,10 @@ def test_chunking_and_urls():
 def test_retry_policy_waits():
     p = RetryPolicy(backoff=1.0, factor=2.0, max_wait=5.0)
     assert [p.wait(a) for a in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
-    assert p.wait(1, retry_after=3.0) == 3.0
-    assert p.wait(1, retry_after=99.0) == 5.0
+    assert RetryPolicy().timeout == 30.0 and RetryPolicy().deadline == 900.0
+    for bad in ({"timeout": 0}, {"deadline": -1}, {"retries": -1}, {"backoff": -0.5}):
+        with pytest.raises(ParameterError):
+            RetryPolicy(**bad)
 
 
 def test_tidy_values_shapes_and_deleted():
@@ -152,6 +154,7 @@ def test_tidy_values_shapes_and_deleted():
 # ---------------------------------------------------------------------------- server tests
 @pytest.mark.parametrize("version", ["v3", "v2"])
 def test_multipage_both_paging_styles(srv, version):
+    srv.retired.clear()  # a mirror that still speaks v2
     srv.page_size = 700
     c = client(srv, version)
     recs = c.data(kpi=RIR_LOCAL[:2], year=YEARS)

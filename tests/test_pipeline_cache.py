@@ -13,12 +13,10 @@ import subprocess
 import sys
 import time
 from datetime import datetime
-from io import StringIO
 from pathlib import Path
 
 import nbformat
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 import ojpanel.provenance
@@ -246,6 +244,9 @@ def test_second_run_is_cached_and_every_input_change_makes_an_entry_stale(projec
         states = _status(project)
     assert all("environment variable OJPANEL_FIGURE_CHECK changed: null -> \"strict\"" in s.reasons
                for s in states.values()), states
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OJPANEL_PROGRESS", "off")  # how progress is shown changes no result
+        assert all(s.fresh for s in _status(project).values())
 
     # artefacts changed after the run; a damaged entry
     value = project["out"] / "01_a" / "value.txt"
@@ -473,16 +474,26 @@ def test_cell_progress_and_no_kernel_noise(project, capfd):
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == "" and log.is_file()
 
-    buf = StringIO()
-    console = Console(file=buf, force_terminal=True, width=120, color_system=None)
-    with PipelineProgress(2, console=console) as bar:
-        bar.started("05_bayes")
+
+
+def test_progress_lines_show_cell_n_of_m(monkeypatch, caplog):
+    monkeypatch.setenv("OJPANEL_PROGRESS", "log")  # as in CI logs; a terminal gets bars instead
+    monkeypatch.setenv("OJPANEL_PROGRESS_INTERVAL", "0")
+    caplog.set_level("INFO", logger="ojpanel.progress")
+    with PipelineProgress(2) as bar:
+        bar.started("05_bayes", 9)
+        bar.cell("05_bayes", 1, 9)
         bar.cell("05_bayes", 3, 9)
         bar.finished("05_bayes", 12.3)
         bar.cached("01_a", 6.5)
-    text = buf.getvalue()
-    assert "cell 3 of 9" in text and "05_bayes" in text and "12.3 s" in text
-    assert "cached (ran in 6.5 s)" in text
+    text = caplog.text
+    assert "05_bayes: cell 3 of 9 (0 s)" in text and "05_bayes: 1/9" in text
+    assert "✓ 05_bayes" in text and "12.3 s" in text and "cached (ran in 6.5 s)" in text
+    caplog.clear()
+    with PipelineProgress(1, enabled=False) as bar:
+        bar.started("05_bayes", 9)
+        bar.finished("05_bayes", 1.0)
+    assert caplog.text == ""
 
 
 def test_cli_run_status_force_and_jobs(project):

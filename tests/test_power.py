@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from ojpanel.designs.power import analytic_mde, power, size_adjusted_level, variance_components
-from ojpanel.designs.simulate import simulate_panel
 from ojpanel.errors import ParameterError
+from ojpanel.simulate.panel import simulate_panel
 
 
 def test_variance_components_recover_the_simulation():
@@ -114,7 +114,9 @@ def test_power_cli(tmp_path):
 
     ds = simulate_panel(layout="real", years=range(2016, 2020), seed=6)
     path = tmp_path / "panel.nc"
-    ds.to_netcdf(path, engine="h5netcdf")
+    from ojpanel.panel.io import save_panel
+
+    save_panel(ds, path)  # stores the content hash that `ojpanel power` verifies
     out = tmp_path / "power.csv"
     r = CliRunner().invoke(
         app,

@@ -17,11 +17,11 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.config import KOLADA_CITATION, PROCESSED_SOURCE_NOTE
+from ojpanel.core.stars import anova_stars, regression_stars
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.replication import read_oj_users, rir2021, write_rir2021
 from ojpanel.replication.analyses import COLUMNS
 from ojpanel.replication.engine import fit_slope, mean_test, one_way_anova
-from ojpanel.report.stars import anova_stars, regression_stars
 
 MUNIS = ["0101", "0102", "0103", "0201", "0202", "0203"]  # a1 a2 a3 | b1 b2 b3
 COUNTY = ["01", "01", "01", "02", "02", "02"]
@@ -427,7 +427,7 @@ def test_schema_and_modes(rep):
     assert set(rep.tables["D"]["sample"]) == {"all", "oj_users"}
     assert set(rep.tables["D"]["peer_group"]) == {"county", "kommungrupp"}
     assert rep.n_regressions > 0 and rep.n_anovas > 0
-    text = rep.summary()
+    text = rep.summary
     assert "Ran:" in text and "Skipped:" in text and "Choices:" in text
     assert "75th percentile" in text
     assert "<strong>" in rep._repr_html_()

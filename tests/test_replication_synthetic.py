@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from ojpanel.indicators.harmonise import harmonise
-from ojpanel.indicators.simulate import simulate_checklist
+from ojpanel.panel import from_harmonised
 from ojpanel.replication import rir2021, write_rir2021
+from ojpanel.simulate.checklist import simulate_checklist
 
 PLANTED = ["bou_manual_foraldrastod", "bou_samverkan_skola", "eb_samord_missbruk"]
 NULL = ["bou_manual_stodgrupp", "bou_samverkan_polisen", "eb_samord_barn"]
@@ -29,8 +30,8 @@ def synthetic_panel(seed: int):
     null, _ = simulate_checklist(seed=seed + 100, peer_effect=0.0, variables=NULL, **PROCESS)
     raw = pd.concat([planted, null], ignore_index=True)
     # concat keeps attrs only when they agree; both parts are simulated, so say so again.
-    raw.attrs = {"synthetic": True, "title": planted.attrs.get("title", "synthetic")}
-    return harmonise(raw).to_panel()
+    raw.attrs = {"synthetic": 1, "title": planted.attrs.get("title", "synthetic")}
+    return from_harmonised(harmonise(raw))
 
 
 def random_users(panel, seed: int) -> pd.DataFrame:
@@ -68,7 +69,7 @@ def test_planted_peer_effect_shows_and_null_mostly_not(smoke):
         null = _cells(d, NULL)
         null_positive += int(null["stars"].isin(["+", "++"]).sum())
         assert rep.settings["synthetic"] is True
-        assert "SYNTHETIC DATA" in rep.summary()
+        assert "SYNTHETIC DATA" in rep.summary
         # B ran on the random users file; users were assigned at random, so mostly no effect.
         b = rep.tables["B"]
         assert not b.empty and set(b["area"]) == {"ekonomiskt bistånd", "barn och unga"}

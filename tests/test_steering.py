@@ -12,6 +12,7 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.tidy import TIDY_COLUMNS
 from ojpanel.designs.steering import (
     adoption_frame,
     adoption_summary,
@@ -32,9 +33,8 @@ from ojpanel.designs.steering import (
     twfe_event_study,
 )
 from ojpanel.designs.steering._common import mde
-from ojpanel.designs.steering.transitions import _restrict_items
+from ojpanel.designs.steering.transitions import restrict_items
 from ojpanel.errors import DataError, ParameterError
-from ojpanel.models.fe_results import TIDY_COLUMNS
 
 Z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
 
@@ -175,7 +175,7 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
     import statsmodels.formula.api as smf
 
     res = fit_adoption(small.panel, model="lpm", terms=["red_prev", "peer_prev"])
-    f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
+    f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     ols = smf.ols("adopt ~ red_prev + peer_prev + C(municipality) + C(indicator) + C(area_year)", data=f).fit()
@@ -192,7 +192,7 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
 
 def test_logit_equals_pyfixest_feglm(small):
     res = fit_adoption(small.panel, model="logit", terms=["red_prev", "peer_prev"])
-    f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
+    f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     fx = pf.feglm("adopt ~ red_prev + peer_prev | indicator + area_year + county", data=f, family="logit",
@@ -264,7 +264,7 @@ def test_cohort_event_study_recovers_planted_effects_and_twfe_does_not(sim):
 def test_cohort_cell_equals_ols_on_municipality_differences(sim):
     import statsmodels.api as sm
 
-    cs = cohort_event_study(sim.panel)
+    cs = cohort_event_study(sim.panel, inference="municipality")
     cell = cs.cells.query("area == 'äldreomsorg' and cohort == 2019 and event_time == 2").iloc[0]
     ds = sim.panel
     intro = pd.Series(ds["introduced"].values, index=ds["indicator"].values)
@@ -411,7 +411,7 @@ def test_missing_users_file_says_so_plainly(sim, tmp_path):
 
 def test_combined_difference_and_se_from_joint_covariance(small):
     r = steering_vs_benchmarking(small.panel)
-    f = _restrict_items(small.panel, adoption_frame(small.panel), "established")
+    f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
     fx = pf.feols("adopt ~ red_prev + peer_prev | municipality + indicator + area_year", data=f,
@@ -530,11 +530,13 @@ def test_run_steering_tidy_schema_and_figures(sim):
     assert {"steering_adoption_lpm", "steering_introduction_cohort", "steering_introduction_twfe",
             "steering_oj_use", "steering_vs_benchmarking"} <= set(rows["analysis"])
     ok = rows["std_error"] > 0
-    # FE rows use t with thousands of df, the influence-function event study the normal
-    ratio = rows.loc[ok, "mde"] / rows.loc[ok, "std_error"]
-    assert np.allclose(ratio, Z, rtol=2e-3) and (ratio >= Z - 1e-12).all()
     cohort = ok & (rows["analysis"] == "steering_introduction_cohort")
-    assert cohort.any() and np.allclose(rows.loc[cohort, "mde"], mde(rows.loc[cohort, "std_error"].to_numpy()))
+    # FE rows use t with thousands of df; the item-level event study t with few (Satterthwaite) df
+    ratio = rows.loc[ok & ~cohort, "mde"] / rows.loc[ok & ~cohort, "std_error"]
+    assert np.allclose(ratio, Z, rtol=2e-3) and (ratio >= Z - 1e-12).all()
+    d = rows.loc[cohort, "df"].to_numpy(float)
+    assert cohort.any() and np.isfinite(d).all() and (d < 100).any()
+    assert np.allclose(rows.loc[cohort, "mde"], mde(rows.loc[cohort, "std_error"].to_numpy(), df=d))
     assert (rows["data"] == "synthetic").all()
     nothing = run_steering(sim.panel.drop_vars("coloured"))
     assert "OJ-use moderator" in nothing.skipped and any("colour" in v for v in nothing.skipped.values())
@@ -548,7 +550,46 @@ def test_run_steering_tidy_schema_and_figures(sim):
     cmp_ = compare_event_studies(r["event_cohort"], r["event_twfe"])
     assert np.allclose(cmp_["difference"], cmp_["twfe"] - cmp_["staggered"])
     fig2 = plot_adoption_curves(sim.panel, event_time=True)
-    assert len(fig2.axes) == 2 and sum(len(a.get_lines()) for a in fig2.axes) == sim.panel.sizes["indicator"]
+    # one line and one marker series per item
+    assert len(fig2.axes) == 2 and sum(len(a.get_lines()) for a in fig2.axes) == 2 * sim.panel.sizes["indicator"]
+
+
+def test_adoption_curves_break_at_missing_years_with_integer_ticks_and_names():
+    ds = _hand_panel().assign_coords(title=("indicator", ["Rutin A finns", "Rutin B finns", "Rutin C finns"]))
+    fig = plot_adoption_curves(ds)
+    ax = next(a for a in fig.axes if a.get_title() == "äldreomsorg")
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() != "None"]
+    # years 2016, 2017, 2019: the line has a NaN between 2017 and 2019 (a gap, not a line across 2018)
+    x = lines[0].get_xdata()
+    assert np.isnan(x).sum() == 1 and list(x[~np.isnan(x)]) == [2016, 2017, 2019]
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Rutin A finns" in labels and "A" not in labels
+    fig.savefig(__import__("io").BytesIO(), format="png")  # renders without a display
+
+
+def test_designs_compared_keeps_flag_and_slope_on_separate_axes(sim):
+    from ojpanel.designs.steering.figures import plot_designs_compared
+
+    comb = steering_vs_benchmarking(sim.panel)
+    fig = plot_designs_compared(comb, ds=sim.panel)
+    assert len(fig.axes) == 3
+    ylabels = [a.get_ylabel() for a in fig.axes]
+    assert "pp" in ylabels[0] and "per +10 pp" in ylabels[1] and "per SD" in ylabels[2]
+    t = comb.table.set_index("term")
+    y0 = fig.axes[0].lines[0].get_ydata()[0]
+    assert y0 == pytest.approx(100 * t.loc["steering (red flag, t-1)", "estimate"])
+
+
+def test_steering_results_display_html(sim):
+    r = run_steering(sim.panel, users=sim.users, logit=False)
+    for name in ("event_cohort", "event_twfe"):
+        html = r[name]._repr_html_()
+        assert "<table" in html and "Standard errors" in html
+    assert "pre-trend" in r["event_cohort"]._repr_html_().lower()
+    for name, res in r.results.items():
+        assert res._repr_html_().count("<table") >= 1, name
+    assert r._repr_html_().count("<table") >= len(r.results)
 
 
 @pytest.mark.slow

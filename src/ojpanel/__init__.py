@@ -18,6 +18,7 @@ __version__ = package_version()
 _LAZY = {
     "build_panel": "ojpanel.panel.build",
     "from_tidy": "ojpanel.panel.build",
+    "from_harmonised": "ojpanel.panel.build",
     "validate": "ojpanel.panel.validate",
     "load_panel": "ojpanel.panel.io",
     "save_panel": "ojpanel.panel.io",
@@ -29,15 +30,18 @@ _LAZY = {
     "read_snapshot": "ojpanel.data.snapshot",
     "harmonise": "ojpanel.indicators.harmonise",
     "load_spec": "ojpanel.indicators.spec",
-    "simulate_checklist": "ojpanel.indicators.simulate",
+    "simulate_checklist": "ojpanel.simulate.checklist",
+    "simulate_steering": "ojpanel.simulate.steering",
     "fit_panel": "ojpanel.models.fe",
     "fit_indicators": "ojpanel.models.fe",
-    "simulate_panel": "ojpanel.designs.simulate",
+    "simulate_panel": "ojpanel.simulate.panel",
     "replication": None,
     "models": None,
     "inference": None,
     "designs": None,
     "pipeline": None,
+    "simulate": None,
+    "core": None,
 }
 
 __all__ = ["__version__", *_LAZY]

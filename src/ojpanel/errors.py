@@ -10,6 +10,7 @@ from collections.abc import Iterable
 __all__ = [
     "OJPanelError",
     "OJPanelWarning",
+    "CovarianceWarning",
     "DataError",
     "PanelValidationError",
     "KoladaError",
@@ -62,3 +63,8 @@ class ModelError(OJPanelError, RuntimeError):
 
 class DiagnosticsError(OJPanelError, RuntimeError):
     """A Bayesian fit failed its convergence gates (R-hat, ESS, divergences)."""
+
+
+class CovarianceWarning(OJPanelWarning):
+    """A covariance estimate is not usable as it stands (e.g. a two-way clustered variance that is
+    not positive semi-definite, so some standard errors are NaN)."""

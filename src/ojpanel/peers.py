@@ -7,6 +7,8 @@ Definitions follow RiR 2021:17's appendix (analysis D); choices it leaves open a
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
@@ -223,11 +225,16 @@ def top_quartile_flag(da: xr.DataArray, q: float = 0.75, *, over: str = "municip
 
     The quantile is computed separately for every other coordinate (e.g. each indicator × year),
     over the non-missing values, with linear interpolation (numpy's default). Values equal to the
-    quantile are *not* flagged (the audit says "above the 75th percentile").
+    quantile are *not* flagged (the audit says "above the 75th percentile"). Slices without any
+    value (a year nobody answered) give NaN flags.
     """
     if not 0 < q < 1:
         raise ParameterError(f"quantile q must be in (0, 1), got {q}")
-    qv = da.quantile(q, dim=over, skipna=True).drop_vars("quantile")
+    # a year without any value has no quantile: its flags are NaN, which is all numpy's
+    # "All-NaN slice" warning would say
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        qv = da.quantile(q, dim=over, skipna=True).drop_vars("quantile")
     flag = (da > qv).astype(float)
     return flag.where(da.notnull())
 

@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from ojpanel.cli._common import console, err_console, handle_errors, parse_list, parse_years
+from ojpanel.cli._common import (
+    EXIT_INTERRUPTED,
+    Command,
+    command_line,
+    console,
+    err_console,
+    examples,
+    fail,
+    handle_errors,
+    new_app,
+    parse_list,
+    parse_years,
+)
 
 __all__ = ["register", "PRESETS", "preset_kpis"]
 
@@ -17,10 +29,7 @@ PRESETS = {
     "oj-socialtjanst": "every KPI of the embedded Öppna jämförelser social-services catalogue",
 }
 
-kpi_app = typer.Typer(
-    help="Look up Kolada KPIs in the embedded catalogue (or live with --live).",
-    no_args_is_help=True,
-)
+kpi_app = new_app("Look up Kolada KPIs in the embedded catalogue (or live with --live).")
 
 
 def preset_kpis(name: str) -> list[str]:
@@ -39,22 +48,29 @@ def preset_kpis(name: str) -> list[str]:
 
 
 def _client(base_url: str | None, cache_dir: Path | None, *, offline: bool = False, no_cache: bool = False,
-            retries: int = 5, backoff: float = 1.0):  # fmt: skip
+            retries: int = 5, backoff: float = 1.0, timeout: float = 30.0,
+            deadline: float | None = 900.0):  # fmt: skip
     from ojpanel.config import cache_dir as default_cache_dir
     from ojpanel.data.kolada import KoladaClient, RetryPolicy
     from ojpanel.errors import ParameterError
 
     if retries < 0 or backoff < 0:
         raise ParameterError("--retries and --backoff must not be negative")
+    if not timeout > 0:
+        raise ParameterError(f"--timeout must be a positive number of seconds; got {timeout:g}")
+    if deadline is not None and deadline < 0:
+        raise ParameterError(
+            f"--deadline must be a positive number of seconds (0 for none); got {deadline:g}"
+        )
     if no_cache and offline:
         raise ParameterError("--offline reads the cache, so it cannot be combined with --no-cache")
     cache = None if no_cache else (cache_dir or default_cache_dir() / "kolada")
-    return KoladaClient(
-        base_url, cache=cache, offline=offline, retry=RetryPolicy(retries=retries, backoff=backoff)
-    )
+    policy = RetryPolicy(retries=retries, backoff=backoff, timeout=timeout, deadline=deadline)
+    return KoladaClient(base_url, cache=cache, offline=offline, retry=policy)
 
 
 def fetch(
+    ctx: typer.Context,
     out: Annotated[
         Path,
         typer.Option(
@@ -113,6 +129,24 @@ def fetch(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing snapshot directory.")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Write an empty snapshot when Kolada has no values (otherwise an error).",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", help="Seconds each request may wait for the server."),
+    ] = 30.0,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            help="Seconds the whole fetch may take, retries and waits included (0: no limit).",
+        ),
+    ] = 900.0,
     retries: Annotated[
         int, typer.Option("--retries", help="Retries per request on 429/5xx/time-outs.")
     ] = 5,
@@ -122,11 +156,17 @@ def fetch(
             "--backoff", help="First wait between retries in seconds (doubles each retry)."
         ),
     ] = 1.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or progress lines.")
+    ] = False,
 ) -> None:
-    """Fetch KPI values from Kolada into a snapshot directory (all or nothing)."""
+    """Fetch KPI values from Kolada into a snapshot directory (all or nothing).
+
+    Complete requests are cached, so a fetch that stops (Ctrl-C, a failure, the deadline)
+    resumes where it stopped when the same command is run again.
+    """
     with handle_errors():
-        from ojpanel.data.snapshot import fetch_snapshot, write_snapshot
+        from ojpanel.data.snapshot import fetch_snapshot, snapshot_lock, write_snapshot
         from ojpanel.errors import ParameterError
 
         if (kpi is None) == (preset is None):
@@ -162,16 +202,23 @@ def fetch(
             no_cache=no_cache,
             retries=retries,
             backoff=backoff,
+            timeout=timeout,
+            deadline=None if deadline == 0 else deadline,
         )
-        snap = fetch_snapshot(
-            client,
-            ids,
-            years=year_list,
-            municipalities=muni_list,
-            keep_deleted=keep_deleted,
-            progress=not quiet,
-        )
-        write_snapshot(snap, out_path, overwrite=overwrite)
+        with snapshot_lock(out_path):
+            try:
+                snap = fetch_snapshot(
+                    client,
+                    ids,
+                    years=year_list,
+                    municipalities=muni_list,
+                    keep_deleted=keep_deleted,
+                    allow_empty=allow_empty,
+                    progress=not quiet,
+                )
+            except KeyboardInterrupt:
+                _interrupted(ctx, client, ids, muni_list, year_list, out_path)
+            write_snapshot(snap, out_path, overwrite=overwrite)
         prov = snap.provenance
         missing = prov["rows"]["kpis_without_values"]
         console.print(snap.summary, highlight=False)
@@ -182,6 +229,22 @@ def fetch(
                 highlight=False,
             )
         console.print(f"wrote snapshot {out_path}", highlight=False)
+
+
+def _interrupted(ctx: typer.Context, client, ids, munis, years, out: Path) -> None:
+    """After Ctrl-C: say what is cached and the command that resumes, then exit 130."""
+    urls = client.data_urls(ids, munis, years)
+    if client.cache is None:
+        kept = "nothing was cached (--no-cache), so a new run starts from the beginning"
+    else:
+        done = len(urls) - len(client.missing(urls))
+        kept = (f"{done} of {len(urls)} request(s) are complete and cached in {client.cache.root}; "
+                "a new run fetches only the rest")
+    err_console.print(f"interrupted: {kept}. Nothing was written to {out}.", highlight=False,
+                      soft_wrap=True, markup=False)
+    err_console.print(f"resume with: {command_line(ctx)}", highlight=False, soft_wrap=True,
+                      markup=False)
+    fail("fetch interrupted (Ctrl-C)", EXIT_INTERRUPTED)
 
 
 def _catalogue_table(rows, title: str):
@@ -195,7 +258,10 @@ def _catalogue_table(rows, title: str):
     return table
 
 
-@kpi_app.command("search")
+@kpi_app.command(
+    "search", cls=Command,
+    epilog=examples('ojpanel kpi search "hemtjänst helhetssyn"', "ojpanel kpi search brukarbedömning --live"),
+)
 def kpi_search(
     text: Annotated[
         str, typer.Argument(help="Words that must all occur in the title (case-insensitive).")
@@ -247,7 +313,7 @@ def kpi_search(
             console.print(f"… {len(hits) - limit} more; use --limit", highlight=False)
 
 
-@kpi_app.command("show")
+@kpi_app.command("show", cls=Command, epilog=examples("ojpanel kpi show U21468"))
 def kpi_show(
     kpi_id: Annotated[str, typer.Argument(help="KPI id, e.g. U21468.")],
     live: Annotated[
@@ -290,5 +356,8 @@ def kpi_show(
 
 def register(app: typer.Typer) -> None:
     """Add ``fetch`` and the ``kpi`` group to the main app."""
-    app.command("fetch")(fetch)
+    app.command("fetch", cls=Command, epilog=examples(
+        "ojpanel fetch --preset rir2021 --out snap/",
+        "ojpanel fetch --kpi U21468,U23471 --years 2016-2020 --out snap/ --timeout 20 --deadline 600",
+    ))(fetch)
     app.add_typer(kpi_app, name="kpi")

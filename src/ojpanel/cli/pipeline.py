@@ -6,29 +6,44 @@ from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import console, fail, handle_errors
+from ojpanel.cli._common import (
+    EXIT_INTERRUPTED,
+    Command,
+    console,
+    examples,
+    fail,
+    handle_errors,
+    new_app,
+)
 
 __all__ = ["register"]
 
-pipeline_app = typer.Typer(help="Run the notebooks as a tested pipeline.", no_args_is_help=True)
+pipeline_app = new_app("Run the notebooks as a tested pipeline.")
 
 
-@pipeline_app.command("run")
+@pipeline_app.command("run", cls=Command, epilog=examples(
+    "ojpanel pipeline run --smoke --out reports/pipeline",
+    "ojpanel pipeline run -p seed=3 -p 05:draws=1000 --only 05 --out reports/pipeline",
+    "ojpanel pipeline run --jobs 1 --force --out reports/pipeline",
+))
 def run(
     out: Path = typer.Option(Path("reports/pipeline"), "--out", "-o", help="Executed notebooks, HTML, summary.json."),
     notebooks: Path | None = typer.Option(None, "--notebooks", help="Notebook directory (default: notebooks/)."),
     smoke: bool = typer.Option(False, "--smoke", help="Small subsets, as in CI."),
     param: list[str] = typer.Option([], "--param", "-p", help="name=value or NN:name=value; repeatable."),
-    only: list[str] = typer.Option([], "--only", help="Run only these notebooks (stem or number); repeatable."),
+    only: list[str] = typer.Option([], "--only", help="Run only these notebooks (stem or number), with the "
+                                   "notebooks they read; repeatable."),
     seed: int | None = typer.Option(None, help="Seed injected into every notebook with a seed parameter."),
     force: bool = typer.Option(False, "--force", help="Execute every notebook, even those whose cached results "
-                               "are fresh. Example: ojpanel pipeline run --force --only 05"),
+                               "are fresh."),
     jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Notebooks run at the same time (default: one "
-                                    "per core); results do not depend on it. Example: ojpanel pipeline run -j 1"),
+                                    "per core); the results do not depend on it."),
 ) -> None:
     """Bring every notebook up to date: fresh ones come from the cache, the others run in parallel.
 
-    Example: ojpanel pipeline run --smoke --jobs 2 (run it again: every notebook is cached)
+    A notebook runs again only when its cells, parameters, declared inputs, the library or its
+    versions changed (see `ojpanel pipeline status`); a failure exits non-zero naming the notebook
+    and cell.
     """
     with handle_errors():
         from ojpanel.pipeline import run_pipeline
@@ -39,7 +54,8 @@ def run(
             res = run_pipeline(notebooks, out, smoke=smoke, parameters=params, select=only or None, seed=seed,
                                jobs=jobs, force=force)
         except KeyboardInterrupt:
-            fail(f"interrupted; notebooks that finished are cached, see {out / 'summary.json'}", code=130)
+            fail(f"interrupted (Ctrl-C); notebooks that had finished are cached, see {out / 'summary.json'}",
+                 EXIT_INTERRUPTED)
         for r in res.runs:
             how = f"cached (ran in {r.seconds:.1f} s)" if r.cached else f"{r.seconds:.1f} s"
             console.print(f"{r.name}: {how}", highlight=False)
@@ -48,7 +64,10 @@ def run(
                       highlight=False)
 
 
-@pipeline_app.command("status")
+@pipeline_app.command("status", cls=Command, epilog=examples(
+    "ojpanel pipeline status --out reports/pipeline",
+    "ojpanel pipeline status --smoke -p 05:draws=1000 --out reports/pipeline",
+))
 def status(
     out: Path = typer.Option(Path("reports/pipeline"), "--out", "-o", help="The pipeline's output directory."),
     notebooks: Path | None = typer.Option(None, "--notebooks", help="Notebook directory (default: notebooks/)."),
@@ -57,10 +76,7 @@ def status(
     only: list[str] = typer.Option([], "--only", help="Only these notebooks (stem or number); repeatable."),
     seed: int | None = typer.Option(None, help="Seed injected into every notebook with a seed parameter."),
 ) -> None:
-    """Which notebooks `pipeline run` with the same options would take from the cache, and why not.
-
-    Example: ojpanel pipeline status --smoke -p 05:draws=1000
-    """
+    """Which notebooks `pipeline run` with the same options would take from the cache, and why not."""
     with handle_errors():
         from ojpanel.pipeline import pipeline_status
         from ojpanel.pipeline.parameters import parse_cli_parameter
@@ -73,8 +89,10 @@ def status(
             console.print(f"{s.notebook:<{width}}  {mark}  {s.explain()}", highlight=False, soft_wrap=True)
 
 
-@pipeline_app.command("list")
-def list_notebooks(notebooks: Path | None = typer.Option(None, "--notebooks")) -> None:
+@pipeline_app.command("list", cls=Command, epilog=examples("ojpanel pipeline list"))
+def list_notebooks(
+    notebooks: Path | None = typer.Option(None, "--notebooks", help="Notebook directory (default: notebooks/)."),
+) -> None:
     """The notebooks the pipeline would run, with their parameters."""
     with handle_errors():
         from ojpanel.pipeline import discover, notebook_parameters
@@ -91,8 +109,6 @@ def paper(
     """Build the replication paper (Markdown + HTML) from the pipeline's up-to-date results.
 
     Notebooks that are stale for the last run's settings (same parameters) run again first.
-
-    Example: ojpanel paper --out reports
     """
     with handle_errors():
         from ojpanel.pipeline import run_pipeline
@@ -113,4 +129,5 @@ def paper(
 def register(app: typer.Typer) -> None:
     """Add the ``pipeline`` command group and ``paper``."""
     app.add_typer(pipeline_app, name="pipeline")
-    app.command("paper")(paper)
+    app.command("paper", cls=Command, epilog=examples("ojpanel paper --out reports",
+                                                      "ojpanel paper --smoke --rerun --out reports"))(paper)

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import atomic_output, console, handle_errors, parse_list
+from ojpanel.cli._common import (
+    Command,
+    atomic_output,
+    check_range,
+    check_unit_interval,
+    console,
+    examples,
+    handle_errors,
+    parse_list,
+)
+from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
 
-__all__ = ["register"]
+__all__ = ["register", "DESIGN_CHOICES"]
+
+#: Designs ``ojpanel power`` simulates: the two of :mod:`ojpanel.designs.power` and the colour RD.
+DESIGN_CHOICES = ("users", "peer", "rd")
 
 
 def power_command(
     design: str = typer.Option(..., "--design", help="Design: users, peer or rd (colour threshold)."),
-    panel: Path = typer.Option(..., "--panel", help="Panel file (netCDF) written by ojpanel."),
+    panel: Path = typer.Option(..., "--panel", help="Panel file (.nc or .zarr) written by ojpanel."),
     indicator: str | None = typer.Option(
         None, "--indicator", help="Indicator id (needed if the panel has several)."
     ),
@@ -38,21 +52,42 @@ def power_command(
     cutoff: float = typer.Option(0.25, "--cutoff", help="Percentile-rank cut-off (rd design)."),
     seed: int = typer.Option(0, "--seed", help="Root seed."),
     output: Path | None = typer.Option(None, "--output", help="Write the power table as CSV."),
+    no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
 ) -> None:
     """Simulate the power of a design on the panel's real structure and report the MDE."""
     with handle_errors():
         from ojpanel.designs.power import power
-        from ojpanel.errors import ParameterError
+        from ojpanel.errors import DataError, ParameterError
 
+        # options are checked here, so that messages name the flag the user typed
+        if design not in DESIGN_CHOICES:
+            raise ParameterError(
+                f"--design must be one of {', '.join(DESIGN_CHOICES)}; got {design!r}"
+            )
+        check_range(n_sims, "--n-sims", 1, what=" (replications per effect size)")
+        check_unit_interval(alpha, "--alpha")
+        check_unit_interval(target, "--target-power")
+        check_unit_interval(share, "--share-treated")
+        check_unit_interval(cutoff, "--cutoff")
         try:
             eff = [float(x) for x in parse_list(effects)] if effects else None
         except ValueError as exc:
             raise ParameterError(
                 f"--effects must be numbers separated by commas; got {effects!r}"
             ) from exc
-        from ojpanel.panel.io import load_panel
-
-        ds = load_panel(panel)
+        if design != "rd" and n_sims * alpha < 1:
+            # the size-adjusted MDE needs alpha·n_sims null replications to calibrate the test
+            raise ParameterError(
+                f"--n-sims {n_sims} is too few to calibrate the test's size at --alpha {alpha:g}; "
+                f"use --n-sims {math.ceil(1 / alpha)} or more"
+            )
+        ds = load_verified(panel, no_verify)
+        if indicator is not None and indicator not in {str(i) for i in ds["indicator"].values}:
+            ids = [str(i) for i in ds["indicator"].values]
+            raise ParameterError(
+                f"--indicator {indicator} is not in {panel} (it has {len(ids)}: "
+                f"{', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})"
+            )
         if design == "rd":
             from ojpanel.designs.rd_power import rd_power
 
@@ -61,12 +96,22 @@ def power_command(
                 # colours exist only where better/worse is defined; say what is left out
                 before = ds.sizes["indicator"]
                 ds = ds.oj.directional()
+                if ds.sizes["indicator"] == 0:
+                    raise DataError(
+                        f"none of the {before} indicator(s) in {panel} has a direction (higher or "
+                        "lower is better), so OJ colours none of them and the colour RD has "
+                        "nothing to estimate; use result indicators with direction +1/−1"
+                    )
                 if ds.sizes["indicator"] < before:
                     console.print(f"{before - ds.sizes['indicator']} indicator(s) without a direction left out "
                                   "(OJ colours only indicators where higher or lower is better)", highlight=False)
             res = rd_power(ds, cutoff=cutoff, indicators=ids, effects=eff, n_sims=n_sims, alpha=alpha,
                            target_power=target, seed=seed)
         else:
+            if indicator is None and ds.sizes["indicator"] != 1:
+                raise ParameterError(
+                    f"{panel} has {ds.sizes['indicator']} indicators; choose one with --indicator"
+                )
             res = power(
                 ds,
                 design=design,
@@ -90,4 +135,7 @@ def power_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``ojpanel power`` to the application."""
-    app.command("power")(power_command)
+    app.command("power", cls=Command, epilog=examples(
+        "ojpanel power --design users --panel panel.nc --indicator N31807 --n-sims 500",
+        "ojpanel power --design rd --panel panel.nc --cutoff 0.25 --output rd_power.csv",
+    ))(power_command)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import console, handle_errors
+from ojpanel.cli._common import Command, console, examples, handle_errors, new_app
+from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
 
 __all__ = ["register", "reproduce_app"]
 
-reproduce_app = typer.Typer(help="Reproduce results: the panel, the descriptive report, RiR 2021:17, the pipeline.",
-                            no_args_is_help=True)
+reproduce_app = new_app("Reproduce results: the panel, the descriptive report, RiR 2021:17, the pipeline.")
 
 
 def _step(name: str):
@@ -24,23 +24,25 @@ def _done(t0: float) -> None:
     console.print(f"  done in {time.perf_counter() - t0:.1f} s", highlight=False)
 
 
-@reproduce_app.command("describe")
+@reproduce_app.command("describe", cls=Command, epilog=examples(
+    "ojpanel reproduce describe --out reports", "ojpanel reproduce describe --panel panel.nc --out reports"))
 def describe(
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Output directory."),
     panel: Path | None = typer.Option(None, "--panel", help="Panel file; default: build from the embedded data."),
+    no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
 ) -> None:
     """Descriptive report: coverage per area/indicator/year and national trends."""
     with handle_errors():
         from ojpanel.panel.build import build_panel
-        from ojpanel.panel.io import load_panel
         from ojpanel.report.describe import write_descriptive_report
 
-        ds = load_panel(panel) if panel else build_panel()
+        ds = load_verified(panel, no_verify) if panel else build_panel()
         paths = write_descriptive_report(ds, out / "describe")
         console.print(f"wrote {paths['report']} and {len(paths['figures'])} figures", highlight=False)
 
 
-@reproduce_app.command("rir2021")
+@reproduce_app.command("rir2021", cls=Command, epilog=examples(
+    "ojpanel reproduce rir2021 --panel panel.nc --oj-users users.csv --mode both --out reports/rir2021"))
 def rir2021(
     panel: Path | None = typer.Option(None, "--panel", help="Panel file; default: build from the embedded data."),
     oj_users: Path | None = typer.Option(None, "--oj-users", help="CSV municipality,area,status (user|non_user|other)."),
@@ -52,13 +54,13 @@ def rir2021(
         True, "--evaluate-choices/--no-evaluate-choices",
         help="Score the method choices the audit left open against its published cells."),
     out: Path = typer.Option(Path("reports/rir2021"), "--out", "-o", help="Output directory."),
+    no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
 ) -> None:
     """RiR 2021:17's statistical appendix (analyses A–E): tidy and audit-style tables, figures,
     report, and the comparison with the audit's published Tables 2–17 (``fidelity/``)."""
     with handle_errors():
         from ojpanel.errors import ParameterError
         from ojpanel.panel.build import build_panel
-        from ojpanel.panel.io import load_panel
         from ojpanel.replication import write_rir2021
 
         if mode not in {"faithful", "improved", "both"}:
@@ -69,9 +71,9 @@ def rir2021(
                 raise ParameterError(f"--grouping must look like NAME=FILE.csv, got {g!r}")
             name, file = g.split("=", 1)
             groupings[name.strip()] = Path(file.strip())
-        ds = load_panel(panel) if panel else build_panel()
+        ds = load_verified(panel, no_verify) if panel else build_panel()
         rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
-        console.print(rep.summary(), highlight=False)
+        console.print(rep.summary, highlight=False)
         console.print("", highlight=False)
         console.print(rep.compare_published().summary(), highlight=False, soft_wrap=True)
         console.print(f"cell table: {out / 'fidelity' / 'cells.csv'}", highlight=False)
@@ -87,10 +89,11 @@ def rir2021(
             console.print(ev.summary(), highlight=False, soft_wrap=True)
 
 
-@reproduce_app.command("all")
+@reproduce_app.command("all", cls=Command, epilog=examples(
+    "ojpanel reproduce all --out reports", "ojpanel reproduce all --smoke --out reports-smoke"))
 def reproduce_all(
     out: Path = typer.Option(Path("reports"), "--out", "-o", help="Output directory."),
-    smoke: bool = typer.Option(False, help="Small, fast versions of every step (as in CI)."),
+    smoke: bool = typer.Option(False, "--smoke", help="Small, fast versions of every step (as in CI)."),
 ) -> None:
     """The main job: build the panel, the descriptive report, the RiR 2021:17 replication, the
     notebook pipeline and the paper, all from the embedded data."""
@@ -104,8 +107,8 @@ def reproduce_all(
         ds = build_panel()
         save_panel(ds, out / "panel.nc")
         _done(t)
-        t = _step("descriptive report")
-        write_descriptive_report(ds, out / "describe")
+        t = _step("descriptive report" + (" (smoke: elderly care only)" if smoke else ""))
+        write_descriptive_report(ds.oj.select(area="äldreomsorg") if smoke else ds, out / "describe")
         _done(t)
         for step in _EXTRA_STEPS:
             t = _step(step.__doc__.strip().splitlines()[0])
@@ -119,7 +122,7 @@ def _replication_step(ds, out: Path, smoke: bool) -> None:
     from ojpanel.replication import write_rir2021
 
     rep = write_rir2021(ds, out / "rir2021", mode="both")
-    console.print(rep.summary(), highlight=False)
+    console.print(rep.summary, highlight=False)
     console.print(rep.compare_published().summary(max_items=10), highlight=False, soft_wrap=True)
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import console, handle_errors
+from ojpanel.cli._common import Command, check_range, console, examples, handle_errors
+from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
 
 __all__ = ["register", "steering_command"]
 
 
-def _panel(panel: Path | None, embedded_area: str | None, synthetic: bool, seed: int, threshold: float):
+def _panel(panel: Path | None, embedded_area: str | None, synthetic: bool, seed: int, threshold: float,
+           no_verify: bool = False):
     """The checklist panel from exactly one source, with a description for the provenance."""
     from ojpanel.errors import ParameterError
 
@@ -36,11 +38,10 @@ def _panel(panel: Path | None, embedded_area: str | None, synthetic: bool, seed:
             raise ParameterError(f"the embedded data have no structure/process share items in area {embedded_area!r}")
         return dichotomise(ds, threshold=threshold), None, {
             "input": "embedded OJ values", "area": embedded_area, "dichotomised": f"value >= {threshold}"}
-    from ojpanel.panel.io import load_panel
     from ojpanel.provenance import hash_dataset
 
-    ds = load_panel(panel)
-    return ds, None, {"input": str(panel), "panel_hash": hash_dataset(ds)}
+    ds = load_verified(panel, no_verify)
+    return ds, None, {"input": str(panel), "panel_hash": hash_dataset(ds), "verified": not no_verify}
 
 
 def steering_command(
@@ -61,6 +62,7 @@ def steering_command(
     power_sims: int = typer.Option(
         0, "--power-sims", help="Replications per effect for simulated MDEs (0: analytic MDEs only; minutes)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the tables, figures and summary."),
+    no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
 ) -> None:
     """Adoption dynamics, introduction event study, OJ-use moderator and steering vs benchmarking.
 
@@ -80,7 +82,8 @@ def steering_command(
 
         if power_sims < 0:
             raise ParameterError(f"--power-sims must be 0 (analytic MDEs only) or positive; got {power_sims}")
-        ds, sim_users, source = _panel(panel, embedded_area, synthetic, seed, threshold)
+        check_range(threshold, "--threshold", 0, 100, " (a share in percent)")
+        ds, sim_users, source = _panel(panel, embedded_area, synthetic, seed, threshold, no_verify)
         res = run_steering(ds, users=users if users is not None else sim_users, oj_year=oj_year,
                            peer_group=peer_group, logit=logit, power_sims=power_sims, power_seed=seed)
         out.mkdir(parents=True, exist_ok=True)
@@ -118,4 +121,8 @@ def steering_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``ojpanel steering`` to the application."""
-    app.command("steering")(steering_command)
+    app.command("steering", cls=Command, epilog=examples(
+        "ojpanel steering --synthetic --out steering/",
+        "ojpanel steering --embedded-area LSS --power-sims 200 --out steering-lss/",
+        "ojpanel steering --panel items.nc --users users.csv --out steering-items/",
+    ))(steering_command)

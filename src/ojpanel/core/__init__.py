@@ -1,1 +1,27 @@
-"""What every layer shares (the bottom floor): figure style, and below it config and errors."""
+"""What every layer of ojpanel shares: the seeded parallel map, the tidy result schema, the
+significance marks, the result base and the synthetic marker (with :mod:`ojpanel.errors`,
+:mod:`ojpanel.config` and :mod:`ojpanel.provenance`, the bottom layer; see docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+from ojpanel.core.parallel import chunk_sizes, map_seeded, spawn_generators
+from ojpanel.core.results import Result, critical_value
+from ojpanel.core.stars import anova_stars, is_significant, regression_stars
+from ojpanel.core.synthetic import SYNTHETIC, is_synthetic, mark_synthetic
+from ojpanel.core.tidy import TIDY_COLUMNS, tidy_frame
+
+__all__ = [
+    "map_seeded",
+    "chunk_sizes",
+    "spawn_generators",
+    "TIDY_COLUMNS",
+    "tidy_frame",
+    "regression_stars",
+    "anova_stars",
+    "is_significant",
+    "Result",
+    "critical_value",
+    "SYNTHETIC",
+    "mark_synthetic",
+    "is_synthetic",
+]

@@ -7,6 +7,12 @@ What it guarantees:
 * 429, 5xx, time-outs, dropped connections and malformed or truncated JSON are retried with
   exponential back-off, honouring ``Retry-After``; when retries run out a :class:`KoladaError`
   names the request, and nothing fetched so far is returned;
+* every attempt waits at most ``timeout`` seconds for the server, and a whole fetch stops at its
+  ``deadline``: a back-off or a ``Retry-After`` that would pass the deadline fails at once, with a
+  message that quotes the server's ``Retry-After`` and says when to try again;
+* every retry and wait is reported through a ``notify`` callback (the progress bar's text on a
+  terminal, a log line otherwise);
+* ``410 Gone`` means the API version is retired (Kolada v2 answers so): the error names v3;
 * a paging loop (a ``next`` link seen before) is an error;
 * complete responses are cached on disk (:class:`~ojpanel.data.kolada_cache.KoladaCache`);
   in offline mode only the cache is read and every missing request is named.
@@ -16,6 +22,7 @@ Raw values are cited "Källa: Kolada" (:data:`ojpanel.config.KOLADA_CITATION`).
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import json
@@ -25,7 +32,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ojpanel.data.kolada_cache import KoladaCache
@@ -69,21 +76,34 @@ class RetryPolicy:
     factor
         Growth of the wait between retries.
     max_wait
-        Upper bound of any single wait, including one asked for by ``Retry-After``.
+        Upper bound of a back-off wait; without a ``deadline`` also the longest ``Retry-After``
+        that is honoured (a longer one fails at once instead of retrying too early).
     timeout
-        Socket time-out per attempt in seconds.
+        Seconds an attempt waits for the server (connecting, and between received bytes).
+    deadline
+        Seconds a whole fetch (:meth:`KoladaClient.get_many`) may take, retries and waits
+        included; None for no limit. A ``Retry-After`` up to the time left is honoured, a longer
+        one fails at once.
     """
 
     retries: int = 5
     backoff: float = 1.0
     factor: float = 2.0
     max_wait: float = 120.0
-    timeout: float = 60.0
+    timeout: float = 30.0
+    deadline: float | None = 900.0
 
-    def wait(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_wait)
+    def __post_init__(self) -> None:
+        for name in ("retries", "backoff", "factor", "max_wait"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name} must not be negative; got {getattr(self, name)}")
+        if not self.timeout > 0:
+            raise ParameterError(f"the time-out per request must be positive; got {self.timeout}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ParameterError(f"the deadline must be positive (or None); got {self.deadline}")
+
+    def wait(self, attempt: int) -> float:
+        """Back-off in seconds before retry number ``attempt`` (1-based), at most ``max_wait``."""
         return min(self.backoff * self.factor ** (attempt - 1), self.max_wait)
 
 
@@ -149,10 +169,64 @@ def _parse_retry_after(value: str | None) -> float | None:
 class _Retryable(Exception):
     """Internal: a failure worth another attempt."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, retry_after_raw: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.retry_after_raw = retry_after_raw
+
+
+def _is_data_url(url: str) -> bool:
+    root = urllib.parse.urlsplit(url).path.rstrip("/").split("/")
+    return "data" in root or "oudata" in root
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _record_problem(values: list[Any]) -> str:
+    """What is wrong with the records of a ``/data`` or ``/oudata`` page ("" if nothing)."""
+    for i, rec in enumerate(values):
+        if not isinstance(rec, dict):
+            return f"record {i} is {type(rec).__name__}, not an object"
+        unit = rec.get("municipality", rec.get("municipality_id", rec.get("ou")))
+        if rec.get("kpi") is None or unit is None or rec.get("period", rec.get("year")) is None:
+            return f"record {i} lacks kpi, municipality/ou or period: {json.dumps(rec)[:120]}"
+        period = rec.get("period", rec.get("year"))
+        if not (isinstance(period, int) and not isinstance(period, bool)) and not (
+            isinstance(period, str) and period.isdigit()
+        ):
+            return f"record {i} has period {period!r}, not a year"
+        entries = rec.get("values", [rec])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            return f"record {i} has values {json.dumps(entries)[:80]}, not a list of objects"
+        for e in entries:
+            v = e.get("value")
+            if v is not None and not _is_number(v):
+                return f"record {i} has value {v!r}, not a number"
+    return ""
+
+
+def _short(url: str) -> str:
+    """Path and query of a URL, for messages that repeat often."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _utc_after(seconds: float) -> str:
+    when = datetime.now(UTC) + timedelta(seconds=seconds)
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class KoladaClient:
@@ -174,6 +248,9 @@ class KoladaClient:
         Retry policy.
     sleep
         Function used to wait between retries (injectable so tests do not wait).
+    notify
+        Called with a one-line message for every retry and wait (default: nothing); a call of
+        :meth:`get_many` can route them elsewhere for its duration.
     per_page
         Page size asked for (Kolada's maximum, 5000, by default).
     user_agent
@@ -194,6 +271,7 @@ class KoladaClient:
         offline: bool = False,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        notify: Callable[[str], None] | None = None,
         per_page: int = PER_PAGE,
         user_agent: str | None = None,
     ):
@@ -218,6 +296,8 @@ class KoladaClient:
         self._offline = offline
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._notify = notify
+        self._deadline_at: float | None = None
         if not 1 <= per_page <= PER_PAGE:
             raise ParameterError(f"per_page must be between 1 and {PER_PAGE}, got {per_page}")
         self._per_page = per_page
@@ -244,6 +324,11 @@ class KoladaClient:
     def cache(self) -> KoladaCache | None:
         """The on-disk cache, if any."""
         return self._cache
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy (time-out, deadline, back-off)."""
+        return self._retry
 
     @property
     def requests(self) -> tuple[RequestRecord, ...]:
@@ -343,12 +428,24 @@ class KoladaClient:
         return [u for u in urls if not self._cache.has(u)]
 
     def get_many(
-        self, urls: Sequence[str], *, progress: Callable[[str], None] | None = None
+        self,
+        urls: Sequence[str],
+        *,
+        progress: Callable[[str], None] | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> list[dict[str, Any]]:
         """All values of all ``urls``, in order; all-or-nothing.
 
         In offline mode every missing request is named in one error before anything is read.
-        ``progress`` is called with each URL once it is done.
+        ``progress`` is called with each URL once it is done; ``notify`` receives every retry and
+        wait of this call (instead of the client's ``notify``). The whole call must end within
+        the retry policy's ``deadline``.
+
+        Raises
+        ------
+        KoladaError
+            If a request fails for good or the deadline passes; the message says how many
+            requests were complete (and cached, so that running the same fetch again resumes).
         """
         if self._offline:
             absent = self.missing(urls)
@@ -360,11 +457,67 @@ class KoladaClient:
                     + "\nRun the same command without --offline on a networked machine to fill the cache."
                 )
         out: list[dict[str, Any]] = []
-        for u in urls:
-            out.extend(self.get(u))
-            if progress is not None:
-                progress(u)
+        done = 0
+        with self._budget(), self._routing(notify):
+            try:
+                for u in urls:
+                    out.extend(self.get(u))
+                    done += 1
+                    if progress is not None:
+                        progress(u)
+            except KoladaError as exc:
+                if len(urls) > 1 or done:
+                    raise KoladaError(f"{exc}\n{self._resume_note(done, len(urls))}") from exc
+                raise
         return out
+
+    def _resume_note(self, done: int, total: int) -> str:
+        if self._cache is None:
+            return (f"{done} of {total} request(s) had completed; without a cache a new run "
+                    "fetches them again.")
+        return (f"{done} of {total} request(s) had completed and are cached in {self._cache.root}; "
+                "running the same command again resumes from there.")
+
+    @contextlib.contextmanager
+    def _budget(self) -> Iterator[None]:
+        # the outermost call starts the clock of the deadline; nested calls share it
+        if self._deadline_at is not None or self._retry.deadline is None:
+            yield
+            return
+        self._deadline_at = time.monotonic() + float(self._retry.deadline)
+        try:
+            yield
+        finally:
+            self._deadline_at = None
+
+    @contextlib.contextmanager
+    def _routing(self, notify: Callable[[str], None] | None) -> Iterator[None]:
+        if notify is None:
+            yield
+            return
+        before, self._notify = self._notify, notify
+        try:
+            yield
+        finally:
+            self._notify = before
+
+    def _event(self, message: str) -> None:
+        if self._notify is not None:
+            self._notify(message)
+
+    def _left(self) -> float:
+        """Seconds left before the deadline (infinite without one)."""
+        if self._deadline_at is None:
+            return float("inf")
+        return self._deadline_at - time.monotonic()
+
+    def _deadline_error(self, url: str, doing: str, last: str = "") -> KoladaError:
+        why = f" (last failure: {last})" if last else ""
+        return KoladaError(
+            f"Kolada fetch stopped at its deadline of {self._retry.deadline:g} s (--deadline) "
+            f"{doing} {url}{why}. Nothing from this request was kept. Try again later, or allow "
+            "more time with --deadline (and --timeout per request)."
+        )
 
     def get(self, url: str) -> list[dict[str, Any]]:
         """All values of one request (every page), from the cache when possible."""
@@ -390,26 +543,27 @@ class KoladaClient:
         seen = {url}
         next_url: str | None = url
         rec.retrieved = utc_now()
-        while next_url is not None:
-            page, attempts = self._fetch_page(next_url, request=url)
-            rec.attempts += attempts
-            rec.pages += 1
-            values.extend(page["values"])
-            link = page.get("next_url") or page.get("next_page")
-            if not link:
-                break
-            link = urllib.parse.urljoin(next_url, str(link))
-            if link in seen:
-                raise KoladaError(
-                    f"Kolada request {url} pages in a loop (page {rec.pages} links back to {link}); "
-                    "no data were kept. Report this to the server's operator or retry later."
-                )
-            if rec.pages >= MAX_PAGES:
-                raise KoladaError(
-                    f"Kolada request {url} exceeded {MAX_PAGES} pages; no data were kept."
-                )
-            seen.add(link)
-            next_url = link
+        with self._budget():
+            while next_url is not None:
+                page, attempts = self._fetch_page(next_url, request=url)
+                rec.attempts += attempts
+                rec.pages += 1
+                values.extend(page["values"])
+                link = page.get("next_url") or page.get("next_page")
+                if not link:
+                    break
+                link = urllib.parse.urljoin(next_url, str(link))
+                if link in seen:
+                    raise KoladaError(
+                        f"Kolada request {url} pages in a loop (page {rec.pages} links back to {link}); "
+                        "no data were kept. Report this to the server's operator or retry later."
+                    )
+                if rec.pages >= MAX_PAGES:
+                    raise KoladaError(
+                        f"Kolada request {url} exceeded {MAX_PAGES} pages; no data were kept."
+                    )
+                seen.add(link)
+                next_url = link
         rec.rows = len(values)
         if self._cache is not None:
             self._cache.put(url, values, pages=rec.pages, retrieved=rec.retrieved)
@@ -421,33 +575,77 @@ class KoladaClient:
         policy = self._retry
         last = ""
         last_exc: _Retryable | None = None
+        where = "" if page_url == request else f" (page {page_url})"
         for attempt in range(policy.retries + 1):
-            if attempt:
-                self._sleep(policy.wait(attempt, last_exc.retry_after if last_exc else None))
+            if last_exc is not None:
+                self._pause(attempt, last_exc, request + where)
+            left = self._left()
+            if left <= 0:
+                raise self._deadline_error(request + where, "before requesting", last)
             try:
-                return self._open_json(page_url), attempt + 1
+                page = self._open_json(page_url, timeout=min(policy.timeout, left))
+                if _is_data_url(page_url):
+                    problem = _record_problem(page["values"])
+                    if problem:  # never cache (or tidy) a page that is not Kolada data
+                        raise _Retryable(f"malformed data page: {problem}")
+                return page, attempt + 1
             except _Retryable as exc:
                 last_exc = exc
                 last = exc.reason
-        where = "" if page_url == request else f" (page {page_url})"
         raise KoladaError(
             f"Kolada request failed after {policy.retries + 1} attempt(s): {request}{where}: {last}. "
-            "Nothing from this fetch was kept; try again later, or use --base-url for a mirror."
+            "Nothing from this request was kept; try again later, or use --base-url for a mirror."
         )
 
-    def _open_json(self, url: str) -> dict[str, Any]:
+    def _pause(self, attempt: int, failure: _Retryable, url: str) -> None:
+        """Wait before retry ``attempt``, or fail at once when the wait cannot be afforded."""
+        policy = self._retry
+        left = self._left()
+        if failure.retry_after is not None:
+            wait = failure.retry_after
+            limit, which = (
+                (left, f"the {left:.0f} s left of this fetch's deadline (--deadline {policy.deadline:g})")
+                if self._deadline_at is not None
+                else (policy.max_wait, f"the longest wait allowed ({policy.max_wait:g} s)")
+            )
+            if wait > limit:
+                raise KoladaError(
+                    f"Kolada answered {failure.reason} to {url} and asks to wait {wait:.0f} s before "
+                    f"retrying (Retry-After: {failure.retry_after_raw}); that is beyond {which}. "
+                    f"Nothing from this request was kept; try again after {_utc_after(wait)} "
+                    "(UTC), or use --base-url for a mirror."
+                )
+            how = f"in {wait:.0f} s (Retry-After: {failure.retry_after_raw})"
+        else:
+            wait = policy.wait(attempt)
+            if wait >= left:
+                raise self._deadline_error(url, "while retrying", failure.reason)
+            how = f"in {wait:g} s"
+        # most important first: a narrow progress bar cuts the end off
+        self._event(f"retry {attempt}/{policy.retries} {how} after {failure.reason} — {_short(url)}")
+        if wait > 0:
+            self._sleep(wait)
+
+    def _open_json(self, url: str, *, timeout: float | None = None) -> dict[str, Any]:
+        timeout = self._retry.timeout if timeout is None else timeout
         req = urllib.request.Request(
             url, headers={"Accept": "application/json", "User-Agent": self._user_agent}
         )
         try:
-            with urllib.request.urlopen(req, timeout=self._retry.timeout) as resp:  # noqa: S310 - http(s) only
-                body = resp.read()
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+                body = self._read_body(resp, url)
         except urllib.error.HTTPError as exc:
-            retry_after = _parse_retry_after(
-                exc.headers.get("Retry-After") if exc.headers else None
-            )
+            raw_after = (exc.headers.get("Retry-After") if exc.headers else None) or ""
             if exc.code == 429 or exc.code >= 500:
-                raise _Retryable(f"HTTP {exc.code} {exc.reason}", retry_after) from exc
+                raise _Retryable(
+                    f"HTTP {exc.code} {exc.reason}", _parse_retry_after(raw_after), raw_after.strip()
+                ) from exc
+            if exc.code == 410:
+                raise KoladaError(
+                    f"Kolada answered HTTP 410 Gone to {url}: this API version "
+                    f"({self._version}) has been retired. Use Kolada API v3: --base-url "
+                    f"{DEFAULT_BASE_URL} (the default)."
+                ) from exc
             detail = ""
             try:
                 detail = exc.read().decode("utf-8", "replace")[:300]
@@ -458,13 +656,13 @@ class KoladaClient:
                 + (f": {detail}" if detail else "")
                 + ". Check the ids and the base URL."
             ) from exc
-        except (
-            urllib.error.URLError,
-            TimeoutError,
-            ConnectionError,
-            http.client.HTTPException,
-        ) as exc:
-            raise _Retryable(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
+        except TimeoutError as exc:
+            raise _Retryable(f"no answer within {timeout:g} s (--timeout)") from exc
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise _Retryable(f"no answer within {timeout:g} s (--timeout)") from exc
+            raise _Retryable(f"{type(exc).__name__}: {reason}") from exc
         try:
             page = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -472,6 +670,24 @@ class KoladaClient:
         if not isinstance(page, dict) or not isinstance(page.get("values"), list):
             raise _Retryable("response is JSON but has no 'values' list (not a Kolada response)")
         return page
+
+    def _read_body(self, resp: Any, url: str) -> bytes:
+        """The whole body, checking the deadline between blocks and the promised length."""
+        blocks: list[bytes] = []
+        while True:
+            block = resp.read(1 << 16)
+            if not block:
+                break
+            blocks.append(block)
+            if self._left() <= 0:
+                raise self._deadline_error(url, "while reading")
+        body = b"".join(blocks)
+        promised = resp.headers.get("Content-Length") if resp.headers else None
+        if promised and promised.isdigit() and len(body) < int(promised):
+            raise _Retryable(
+                f"connection closed after {len(body)} of {promised} bytes (truncated response)"
+            )
+        return body
 
     # ------------------------------------------------------------------ endpoints
     def kpis(

@@ -93,10 +93,12 @@ def read_oj_users(
         raw = source.copy()
         where = "the OJ-users table"
     else:
+        from ojpanel.data.csvfile import read_text_csv
+
         path = Path(source)
         if not path.is_file():
             raise DataError(f"OJ-users file {path} does not exist; pass a CSV with columns municipality, area, status")
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        raw = read_text_csv(path, "OJ-users file")
         where = f"OJ-users file {path}"
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     need = ["municipality", "area", "status"]

@@ -126,10 +126,10 @@ def load_grouping(source: pd.DataFrame | pd.Series | dict | Path | str, name: st
         )
     where = "grouping"
     if isinstance(source, (str, Path)):
+        from ojpanel.data.csvfile import read_text_csv
+
         where = str(source)
-        if not Path(source).is_file():
-            raise FileNotFoundError(f"grouping file {source} does not exist")
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+        frame = read_text_csv(source, "grouping file")
     elif isinstance(source, pd.DataFrame):
         frame = source.astype(str)
     else:

@@ -16,12 +16,14 @@ refused. The directory appears only when everything was fetched: a failed fetch 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import pandas as pd
 from ojpanel.config import KOLADA_CITATION
 from ojpanel.data.kolada import KoladaClient
 from ojpanel.errors import DataError, ParameterError
+from ojpanel.progress import progress as report_progress
 from ojpanel.provenance import package_version, utc_now
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "fetch_snapshot",
     "write_snapshot",
     "read_snapshot",
+    "snapshot_lock",
 ]
 
 SNAPSHOT_COLUMNS = ("kpi", "municipality", "year", "gender", "value", "count", "status")
@@ -84,6 +88,9 @@ def tidy_values(
     rows: list[tuple[Any, ...]] = []
     n_deleted = 0
     for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise DataError(f"Kolada record {i} is {type(rec).__name__}, not an object; "
+                            "the response is not a /data response")
         kpi = rec.get("kpi")
         where = rec.get(unit, rec.get(f"{unit}_id"))
         year = rec.get("period", rec.get("year"))
@@ -96,6 +103,9 @@ def tidy_values(
         entries = rec.get("values")
         if entries is None:  # a flat record carries its own value
             entries = [rec]
+        if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+            raise DataError(f"Kolada record {i} ({kpi}/{where}/{year}) has values {entries!r:.80}, "
+                            "not a list of objects")
         for e in entries:
             deleted = outer_deleted or _truthy(e.get("isdeleted", e.get("is_deleted", False)))
             if deleted and not keep_deleted:
@@ -109,14 +119,21 @@ def tidy_values(
                     f"Kolada value {v!r} for {kpi}/{where}/{year} is not a number"
                 ) from exc
             count = e.get("count")
+            try:
+                year_i, count_i = int(year), None if count is None else int(count)
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"Kolada record {i} ({kpi}/{where}) has period {year!r} or count {count!r}, "
+                    "not whole numbers"
+                ) from exc
             rows.append(
                 (
                     str(kpi),
                     str(where),
-                    int(year),
+                    year_i,
                     str(e.get("gender") or "T"),
                     value,
-                    None if count is None else int(count),
+                    count_i,
                     "" if e.get("status") is None else str(e.get("status")),
                     deleted,
                 )
@@ -195,6 +212,7 @@ def fetch_snapshot(
     years: Sequence[int] | None = None,
     municipalities: Sequence[str] | None = None,
     keep_deleted: bool = False,
+    allow_empty: bool = False,
     progress: bool | Callable[[int, int], None] = False,
 ) -> Snapshot:
     """Fetch the values of ``kpis`` and return a :class:`Snapshot`; all or nothing.
@@ -202,7 +220,7 @@ def fetch_snapshot(
     Parameters
     ----------
     client
-        The Kolada client (its base URL, cache and offline mode are used).
+        The Kolada client (its base URL, cache, offline mode, time-out and deadline are used).
     kpis
         KPI ids (any number; split into requests of at most 25).
     years, municipalities
@@ -211,15 +229,22 @@ def fetch_snapshot(
     keep_deleted
         Keep rows Kolada marks deleted (with a ``deleted`` column); by default they are dropped and
         counted in the provenance.
+    allow_empty
+        Return an empty snapshot when Kolada has no values at all for the query; by default that
+        is an error (a wrong id or year range is the usual cause).
     progress
-        True shows a progress bar on stderr; a callable receives ``(done, total)``.
+        True reports progress (:mod:`ojpanel.progress`: a bar on a terminal, log lines
+        otherwise), including every retry and wait; a callable receives ``(done, total)``.
 
     Raises
     ------
     ParameterError
         If no KPI is given or neither years nor municipalities.
     KoladaError
-        If any request fails after its retries, or (offline) is not cached: nothing is returned.
+        If any request fails after its retries, the deadline passes, or (offline) a request is
+        not cached: nothing is returned.
+    DataError
+        If Kolada returned no values and ``allow_empty`` is False.
     """
     kpis = [str(k).strip() for k in kpis if str(k).strip()]
     if not kpis:
@@ -244,27 +269,22 @@ def fetch_snapshot(
             progress(done[0], total)
 
         records = client.get_many(urls, progress=tick)
-    elif progress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(
-            TextColumn("Kolada"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("fetch", total=len(urls))
-            records = client.get_many(urls, progress=lambda _u: bar.advance(task))
     else:
-        records = client.get_many(urls)
+        with report_progress("Kolada", total=len(urls), enabled=bool(progress)) as bar:
+            records = client.get_many(urls, progress=lambda _u: bar.advance(), notify=bar.note)
     values, n_deleted = tidy_values(records, keep_deleted=keep_deleted)
+    if values.empty and not allow_empty:
+        query = (f"KPI(s) {', '.join(kpis[:10])}{' …' if len(kpis) > 10 else ''}"
+                 + (f", years {_span(years)}" if years is not None else "")
+                 + (f", municipalities {', '.join(map(str, list(municipalities)[:10]))}"
+                    if municipalities is not None else ""))
+        raise DataError(
+            f"Kolada ({client.base_url}) returned no values for {query}"
+            + (f" ({n_deleted} row(s) marked deleted were dropped; --keep-deleted keeps them)"
+               if n_deleted else "")
+            + ". Check the ids (`ojpanel kpi search WORDS`) and the years, or pass --allow-empty "
+            "(allow_empty=True) to write an empty snapshot."
+        )
     reqs = [r.to_dict() for r in client.requests[n_before:]]
     cache = client.cache
     provenance = {
@@ -295,6 +315,76 @@ def fetch_snapshot(
         "cache_corrupted_refetched": [r["url"] for r in reqs if r["cache_was_corrupted"]],
     }
     return Snapshot(values, provenance)
+
+
+def _span(years: Sequence[int]) -> str:
+    ys = sorted(int(y) for y in years)
+    if ys and ys == list(range(ys[0], ys[-1] + 1)) and len(ys) > 2:
+        return f"{ys[0]}–{ys[-1]}"
+    return ", ".join(map(str, ys))
+
+
+def _lock_path(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def snapshot_lock(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold a lock on ``out_dir`` while a snapshot is fetched and written into it.
+
+    The lock is a file ``.<name>.lock`` beside ``out_dir``, created exclusively, holding the
+    process id, host and start time. A lock left by a process that no longer runs (on this host)
+    is taken over; one held by a running process is refused.
+
+    Raises
+    ------
+    ParameterError
+        If another process is writing ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(out)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(lock.read_text(encoding="utf-8"))
+                pid, host = int(held["pid"]), str(held["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                held, pid, host = {}, -1, ""
+            if host == me["host"] and pid > 0 and not _pid_alive(pid):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            who = (f"process {pid} on {host}, started {held.get('started', '?')}" if pid > 0
+                   else "another process")
+            raise ParameterError(
+                f"{out} is being written by another ojpanel fetch ({who}; lock file {lock}). "
+                "Wait for it to finish, or choose another --out; if no such fetch is running, "
+                f"delete {lock}."
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        break
+    else:  # pragma: no cover - a second stale-lock race
+        raise ParameterError(f"could not take the lock {lock}; try again")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _sha256(path: Path) -> str:
@@ -332,13 +422,20 @@ def write_snapshot(
         (tmp / _PROVENANCE).write_text(
             json.dumps(prov, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        if out.exists():
+        if out.exists() and overwrite:
             old = out.with_name(f".{out.name}.old.{os.getpid()}")
             os.replace(out, old)
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, out)
+            try:
+                # fails if another writer filled `out` since the check above: never replace it
+                os.rename(tmp, out)
+            except OSError as exc:
+                raise ParameterError(
+                    f"{out} was created by someone else while this snapshot was written; "
+                    "nothing was replaced. Choose another --out or add --overwrite"
+                ) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -370,30 +467,41 @@ def read_snapshot(snapshot_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, d
             )
     try:
         prov = json.loads(ppath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{ppath} is not valid JSON ({exc}); fetch the snapshot again") from exc
-    if prov.get("format") != SNAPSHOT_FORMAT:
+    if not isinstance(prov, dict) or prov.get("format") != SNAPSHOT_FORMAT:
+        found = prov.get("format") if isinstance(prov, dict) else type(prov).__name__
         raise DataError(
-            f"{ppath}: unknown snapshot format {prov.get('format')!r} (expected {SNAPSHOT_FORMAT})"
+            f"{ppath}: unknown snapshot format {found!r} (expected {SNAPSHOT_FORMAT}); fetch the "
+            "snapshot again"
         )
     expected = prov.get("values_sha256")
-    if expected and _sha256(vpath) != expected:
+    if not isinstance(expected, str) or not expected.startswith("sha256:"):
+        raise DataError(
+            f"{ppath} has no checksum of {vpath.name}, so the values cannot be trusted; fetch the "
+            "snapshot again"
+        )
+    if _sha256(vpath) != expected:
         raise DataError(
             f"{vpath} does not match the checksum in {ppath}: it changed after the fetch; fetch again"
         )
-    values = pd.read_csv(
-        vpath,
-        dtype={
-            "kpi": str,
-            "municipality": str,
-            "gender": str,
-            "status": str,
-            "year": "int64",
-            "value": "float64",
-        },
-        keep_default_na=False,
-        na_values={"value": [""], "count": [""]},
-    )
+    try:
+        values = pd.read_csv(
+            vpath,
+            dtype={
+                "kpi": str,
+                "municipality": str,
+                "gender": str,
+                "status": str,
+                "year": "int64",
+                "value": "float64",
+            },
+            keep_default_na=False,
+            na_values={"value": [""], "count": [""]},
+        )
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            ValueError) as exc:
+        raise DataError(f"cannot read {vpath} ({exc}); fetch the snapshot again") from exc
     missing = [c for c in SNAPSHOT_COLUMNS if c not in values.columns]
     if missing:
         raise DataError(f"{vpath} lacks column(s) {missing}")

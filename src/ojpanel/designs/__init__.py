@@ -10,6 +10,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "PeerDesign": "ojpanel.designs.peer",
+    "UsersDesign": "ojpanel.designs.users",
     "fit_peer": "ojpanel.designs.peer",
     "peer_frame": "ojpanel.designs.peer",
     "peer_placebo": "ojpanel.designs.peer",
@@ -27,8 +29,8 @@ _LAZY = {
     "fit_yardstick": "ojpanel.designs.spatial",
     "rewiring_placebo": "ojpanel.designs.spatial",
     "yardstick_power": "ojpanel.designs.spatial",
-    "simulate_panel": "ojpanel.designs.simulate",
-    "map_seeded": "ojpanel.designs.parallel",
+    "simulate_panel": "ojpanel.simulate.panel",
+    "map_seeded": "ojpanel.core.parallel",
     "run_steering": "ojpanel.designs.steering",
     "simulate_steering": "ojpanel.designs.steering",
     "data_support": "ojpanel.designs.steering",

@@ -5,6 +5,12 @@ percentile" flag. This module keeps that as one option and adds what the questio
 
 * **Continuous leave-one-out peer means** ``P[i,t−L]``: the mean of the *other* municipalities of
   ``i``'s peer group (county, kommungrupp, or any municipality coordinate) at ``t − L``.
+* **Neighbour peers**: ``group="neighbours"`` (or a :class:`~ojpanel.data.geo.NeighbourGraph`)
+  uses the mean of the municipalities that share a land border (``weights=`` contiguity, border
+  length or inverse distance; ``islands=`` rule, see :mod:`ojpanel.data.geo`). Neighbour sets
+  differ for every municipality, so the exclusion bias below does not arise with county×year
+  effects; the spatial yardstick design (:mod:`ojpanel.designs.spatial`) adds inference and a
+  placebo that respect the geography.
 * **Outcomes**: ``"level"`` (``y[t]``), ``"ancova"`` (``y[t]`` with the own lag ``y[t−L]`` as a
   regressor — compares municipalities that started equal, so regression to the mean does not
   masquerade as a peer effect), ``"change"`` (``y[t] − y[t−L]``) and the audit's binary
@@ -13,14 +19,13 @@ percentile" flag. This module keeps that as one option and adds what the questio
   neighbours "become good at the same time"); ``shocks=None`` absorbs year effects only. The peer
   variable then has to vary *within* the shock cells — e.g. kommungrupp peers with county×year
   effects.
-* **Neighbour peers**: ``group="neighbours"`` (or a :class:`~ojpanel.data.geo.NeighbourGraph`)
-  uses the mean of the municipalities that share a land border (``weights=`` contiguity, border
-  length or inverse distance; ``islands=`` rule, see :mod:`ojpanel.data.geo`). Neighbour sets
-  differ for every municipality, so the exclusion bias below does not arise with county×year
-  effects; the spatial yardstick design (:mod:`ojpanel.designs.spatial`) adds inference and a
-  placebo that respect the geography.
 * **Permutation placebo** (:func:`peer_placebo`): the same regression with random pseudo-groups of
   the real sizes; the real coefficient is compared with that distribution.
+
+The design is defined once, by :class:`PeerDesign` (variables, effects, clusters, standard errors
+and their defaults); :func:`fit_peer`, :func:`peer_inference`, :func:`peer_placebo`, the power
+simulation (:func:`ojpanel.designs.power.power` with ``design="peer"``) and the replication's
+analysis D all go through it.
 
 Exclusion bias (why ``group == shocks`` fails)
 -----------------------------------------------
@@ -50,34 +55,36 @@ shock cells avoid the problem.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.designs.design import RegressionDesign
 from ojpanel.errors import DataError, ModelError, ParameterError
-from ojpanel.models.fe import _column, fit_indicators, panel_arrays, prepare_batch
+from ojpanel.models.covariance import check_options
+from ojpanel.models.fe import panel_arrays
 from ojpanel.models.fe_results import BatchFEResults
-from ojpanel.peers import (
-    NEIGHBOURS,
-    improved,
-    lagged,
-    loo_group_mean,
-    neighbour_mean,
-    top_quartile_flag,
-)
+from ojpanel.models.within import ols_batch, prepare_batch
+from ojpanel.peers import NEIGHBOURS, improved, lagged, loo_group_mean, neighbour_mean, top_quartile_flag
 
 __all__ = [
     "OUTCOMES",
+    "PEERS",
+    "PeerDesign",
     "peer_frame",
     "fit_peer",
+    "tidy_peer",
+    "peer_inference",
     "peer_placebo",
     "exclusion_bias",
     "exclusion_bias_exact",
 ]
 
 OUTCOMES = ("level", "ancova", "change", "improved")
+PEERS = ("continuous", "binary")
 
 
 def _value(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
@@ -95,42 +102,264 @@ def _value(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
     return da.transpose("indicator", "municipality", "year")
 
 
-def _flag(p: xr.DataArray) -> xr.DataArray:
-    """The audit's top-quartile flag, computed only where a year has peer values (no NaN quantiles)."""
-    has = p.notnull().any("municipality")
-    out = xr.full_like(p, np.nan)
-    for ind in p["indicator"].values:
-        yrs = p["year"].values[has.sel(indicator=ind).values]
-        if yrs.size:
-            sub = p.sel(indicator=[ind], year=yrs)
-            out.loc[{"indicator": [ind], "year": yrs}] = top_quartile_flag(sub)
-    return out
+@dataclass(frozen=True)
+class PeerDesign(RegressionDesign):
+    """The peer design, defined once: ``y[i,t] ~ peer[i,t−lag] (+ own_lag) + shocks×year effects
+    (+ municipality effects)``, clustered.
+
+    Parameters
+    ----------
+    group
+        Peer group: a municipality coordinate (``"kommungrupp_2017"``, ``"county"``) or labels.
+    lag
+        Years between the peers' results and the own outcome.
+    outcome
+        ``"ancova"`` (``y[t]`` with the own lag as a regressor), ``"level"``, ``"change"`` or the
+        audit's binary ``"improved"``.
+    peer
+        ``"continuous"`` leave-one-out mean or the audit's ``"binary"`` flag (above the
+        ``quantile`` of the year's peer means).
+    shocks
+        Municipality coordinate whose ×year effects are absorbed (``None``: year effects only).
+    entity_effects
+        Also absorb municipality effects. Off by default: with the own lag on the right-hand side
+        and few years, municipality effects induce Nickell bias in the lag and, through it, in the
+        peer coefficient.
+    cov, cluster, convention
+        Standard errors (:mod:`ojpanel.models.covariance`). ``"stata"`` (``G/(G−1)`` scaling, t
+        with ``G−1`` df) is the usual few-cluster choice; 21 county clusters are few, so prefer the
+        wild cluster bootstrap for tests (:meth:`wild_bootstrap`).
+    quantile
+        Threshold of the binary peer flag.
+    weights, islands
+        For neighbour peers (``group="neighbours"`` or a :class:`~ojpanel.data.geo.NeighbourGraph`):
+        the neighbour weights (``"contiguity"``, ``"border"``, ``"inverse_distance"``) and the
+        island rule (``"exclude"``, ``"nearest"``; see :mod:`ojpanel.data.geo`).
+    """
+
+    group: str | xr.DataArray = "kommungrupp_2017"
+    lag: int = 1
+    outcome: str = "ancova"
+    peer: str = "continuous"
+    shocks: str | None = "county"
+    entity_effects: bool = False
+    cov: str = "clustered"
+    cluster: str | None = "county"
+    convention: str = "stata"
+    quantile: float = 0.75
+    weights: str = "contiguity"
+    islands: str = "exclude"
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ParameterError(f"outcome must be one of {OUTCOMES}; got {self.outcome!r}")
+        if self.peer not in PEERS:
+            raise ParameterError(f"peer must be one of {PEERS}; got {self.peer!r}")
+        if int(self.lag) < 1:
+            raise ParameterError(f"lag must be a positive number of years; got {self.lag}")
+        check_options(self.cov, self.convention)
+
+    def but(self, **changes: Any) -> PeerDesign:
+        """A copy with some settings changed (e.g. ``design.but(group=pseudo_groups)``)."""
+        return replace(self, **changes)
+
+    # --- variables -----------------------------------------------------------------------
+    @property
+    def regressors(self) -> tuple[str, ...]:
+        """Regressor names, the peer variable first."""
+        return ("peer", "own_lag") if self.outcome == "ancova" else ("peer",)
+
+    @property
+    def neighbours(self) -> bool:
+        """Whether the peers are land neighbours rather than a grouping."""
+        from ojpanel.data.geo import NeighbourGraph
+
+        return isinstance(self.group, NeighbourGraph) or (
+            isinstance(self.group, str) and self.group == NEIGHBOURS
+        )
+
+    def peer_mean(self, v: xr.DataArray) -> xr.DataArray:
+        """The leave-one-out mean of every municipality's peers (same year)."""
+        if not self.neighbours:
+            return loo_group_mean(v, self.group)
+        graph = None if isinstance(self.group, str) else self.group
+        return neighbour_mean(v, graph, self.weights, islands=self.islands)
+
+    def peer_variable(self, ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
+        """The lagged leave-one-out peer mean (or its top-quantile flag) of every municipality."""
+        v = _value(ds)
+        p = lagged(self.peer_mean(v), self.lag)
+        return top_quartile_flag(p, self.quantile) if self.peer == "binary" else p
+
+    def variables(self, ds: xr.Dataset | xr.DataArray) -> dict[str, xr.DataArray]:
+        """Outcome ``"y"`` and regressors (``"peer"``, ``"own_lag"``) as ``indicator ×
+        municipality × year`` arrays."""
+        v = _value(ds)
+        out: dict[str, xr.DataArray] = {"peer": self.peer_variable(v)}
+        if self.outcome in ("level", "ancova"):
+            out["y"] = v
+        elif self.outcome == "change":
+            out["y"] = v - lagged(v, self.lag)
+        else:
+            if "direction" not in v.coords:
+                raise DataError("outcome='improved' needs the indicator coordinate 'direction'")
+            d = v["direction"]
+            zero = [str(i) for i in v["indicator"].values[np.asarray(d.values) == 0]]
+            if zero:
+                raise ParameterError(
+                    f"'improved' is undefined for indicators without a direction: {zero}; select "
+                    "indicators with direction +1/−1 or use outcome='ancova'"
+                )
+            out["y"] = improved(v, self.lag, d)
+        if self.outcome == "ancova":
+            out["own_lag"] = lagged(v, self.lag)
+        return out
+
+    def arrays(
+        self, ds: xr.Dataset | xr.DataArray, years: Sequence[int] | None = None
+    ) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+        """Outcome and regressors restricted to the estimation ``years`` (outcome years)."""
+        f = self.variables(ds)
+        y, regs = f["y"], {k: f[k] for k in self.regressors}
+        if years is not None:
+            sel = [int(t) for t in years]
+            y, regs = y.sel(year=sel), {k: r.sel(year=sel) for k, r in regs.items()}
+        return y, regs
+
+    # --- effects and clusters -------------------------------------------------------------
+    def effects(self) -> dict[str, Any]:
+        """The absorbed effects, as :func:`ojpanel.models.fe.fit_indicators` takes them."""
+        return {
+            "entity_effects": self.entity_effects,
+            "time_effects": self.shocks is None,
+            "other_effects": [(self.shocks, "year")] if self.shocks else None,
+        }
+
+    # --- estimation and inference ----------------------------------------------------------
+    def fit(self, ds: xr.Dataset | xr.DataArray, years: Sequence[int] | None = None) -> BatchFEResults:
+        """Peer regressions for every indicator of a panel (one vectorised pass).
+
+        Raises
+        ------
+        ModelError
+            When the peer variable is collinear with the effects and the own lag (peer group equal
+            to the shock group with the ANCOVA outcome); the message explains the exclusion bias.
+        """
+        y, regs = self.arrays(ds, years)
+        try:
+            return self.fit_arrays(y.rename(self.outcome), regs)
+        except ModelError as exc:
+            if "collinear" not in str(exc):
+                raise
+            group = self.group if isinstance(self.group, str) else "the peer groups"
+            if self.neighbours:
+                raise
+            raise ModelError(
+                f"the peer mean of '{group}' is collinear with {self.shocks}×year effects"
+                + (" and the own lag" if self.outcome == "ancova" else "")
+                + ": within a group-year cell the leave-one-out mean is (n·mean − own)/(n − 1), so"
+                " its only variation is the municipality's own lagged value. Use peer groups that cut"
+                " across the shock cells (e.g. group='kommungrupp_2017', shocks='county') or"
+                " shocks=None. Underlying error: " + str(exc)
+            ) from exc
+
+    def wild_bootstrap(
+        self,
+        ds: xr.Dataset | xr.DataArray,
+        years: Sequence[int] | None = None,
+        *,
+        n_draws: int = 9999,
+        weights: str = "webb",
+        seed: int = 0,
+        client: Any | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Wild cluster bootstrap of the peer coefficient for every indicator, with shared weights.
+
+        Returns ``t_obs (K,)``, ``t_boot (B, K)``, ``p_wild (K,)`` and the indicator labels.
+        """
+        from ojpanel.inference import wild_bootstrap_tstats
+
+        if self.cluster is None:
+            raise ParameterError("the wild cluster bootstrap needs cluster=...")
+        y, regs = self.arrays(ds, years)
+        yy, X, labels, rows = panel_arrays(y, regs)
+        t_obs, t_boot, p_wild = wild_bootstrap_tstats(
+            yy, X, self.clusters(rows)[0], factors=self.factors(rows), term=0,
+            n_draws=n_draws, weights=weights, seed=seed, client=client,
+        )  # fmt: skip
+        return t_obs, t_boot, p_wild, labels
+
+    def placebo(
+        self,
+        ds: xr.Dataset | xr.DataArray,
+        years: Sequence[int] | None = None,
+        *,
+        n_permutations: int = 199,
+        seed: int = 0,
+        client: Any | None = None,
+    ):
+        """Permutation placebo: peer coefficients with random pseudo-groups of the real sizes.
+
+        Returns a :class:`~ojpanel.inference.randomization.PermutationResult` with one column per
+        indicator (``observed`` = coefficients with the real groups).
+        """
+        from ojpanel.inference.randomization import permutation_test
+
+        v = _value(ds)
+        if self.neighbours:
+            raise ParameterError(
+                "relabelling groups has no meaning for neighbour peers; use the rewired-graph placebo "
+                "ojpanel.designs.spatial.rewiring_placebo (same degree for every municipality)"
+            )
+        if isinstance(self.group, str) and self.group not in v.coords:
+            raise ParameterError(f"peer group '{self.group}' is not a municipality coordinate of the panel")
+        labels = np.asarray(
+            v[self.group].values if isinstance(self.group, str) else np.asarray(self.group)
+        ).astype(str)
+        stat = PeerStatistic(self, v, years)
+        return permutation_test(stat, labels, n_permutations=n_permutations, seed=seed, client=client)
 
 
-def _peer_mean(v: xr.DataArray, group: Any, weights: str, islands: str) -> xr.DataArray:
-    from ojpanel.data.geo import NeighbourGraph
+class PeerStatistic:
+    """Peer coefficients of a design for relabelled groups (a picklable callable for permutation
+    tests): the outcome, the other regressors and the effects are absorbed once."""
 
-    if isinstance(group, NeighbourGraph):
-        return neighbour_mean(v, group, weights)
-    if isinstance(group, str) and group == NEIGHBOURS:
-        return neighbour_mean(v, None, weights, islands=islands)
-    return loo_group_mean(v, group)
+    def __init__(self, design: PeerDesign, ds: xr.Dataset | xr.DataArray, years=None) -> None:
+        self.design = design
+        self.v = _value(ds)
+        y, regs = design.arrays(self.v, years)
+        self.y, self.X, self.labels, self.rows = panel_arrays(y, regs)
+        self.years = y["year"].values
+
+    def __call__(self, labels: np.ndarray) -> np.ndarray:
+        g = xr.DataArray(
+            np.asarray(labels), dims="municipality", coords={"municipality": self.v["municipality"]}
+        )
+        p = self.design.but(group=g).peer_variable(self.v).sel(year=self.years)
+        X = self.X.copy()
+        X[:, :, 0] = p.transpose("indicator", "municipality", "year").values.reshape(X.shape[0], -1)
+        fd = prepare_batch(self.y, X, factors=self.design.factors(self.rows), labels=self.labels)
+        try:
+            fit = ols_batch(fd.y, fd.X, fd.mask, labels=fd.labels)
+        except ModelError:
+            return np.full(len(self.labels), np.nan)
+        return fit.beta[:, 0]
+
+
+# ------------------------------------------------------------------------------------------
+# The functional entry points (each builds the design and calls it)
+# ------------------------------------------------------------------------------------------
 
 
 def peer_frame(
     ds: xr.Dataset | xr.DataArray,
     *,
-    group: Any = "county",
+    group: str | xr.DataArray = "county",
     lag: int = 1,
     outcome: str = "ancova",
     peer: str = "continuous",
-    weights: str = "contiguity",
-    islands: str = "exclude",
 ) -> dict[str, xr.DataArray]:
     """Outcome and regressors of the peer design as ``indicator × municipality × year`` arrays.
-
-    ``group`` is a municipality coordinate, a DataArray of labels, ``"neighbours"`` or a
-    :class:`~ojpanel.data.geo.NeighbourGraph`; ``weights`` and ``islands`` apply to neighbours.
 
     Returns
     -------
@@ -138,130 +367,30 @@ def peer_frame(
         ``"y"`` (outcome), ``"peer"`` (lagged leave-one-out peer mean, or the audit's top-quartile
         flag of it when ``peer="binary"``) and, for ``outcome="ancova"``, ``"own_lag"``.
     """
-    if outcome not in OUTCOMES:
-        raise ParameterError(f"outcome must be one of {OUTCOMES}; got {outcome!r}")
-    if peer not in ("continuous", "binary"):
-        raise ParameterError("peer must be 'continuous' or 'binary'")
-    if int(lag) < 1:
-        raise ParameterError(f"lag must be a positive number of years; got {lag}")
-    v = _value(ds)
-    p = lagged(_peer_mean(v, group, weights, islands), lag)
-    if peer == "binary":
-        p = _flag(p)
-    out: dict[str, xr.DataArray] = {"peer": p}
-    if outcome in ("level", "ancova"):
-        out["y"] = v
-    elif outcome == "change":
-        out["y"] = v - lagged(v, lag)
-    else:
-        if "direction" not in v.coords:
-            raise DataError("outcome='improved' needs the indicator coordinate 'direction'")
-        d = v["direction"]
-        zero = [str(i) for i in v["indicator"].values[np.asarray(d.values) == 0]]
-        if zero:
-            raise ParameterError(
-                f"'improved' is undefined for indicators without a direction: {zero}; select "
-                "indicators with direction +1/−1 or use outcome='ancova'"
-            )
-        out["y"] = improved(v, lag, d)
-    if outcome == "ancova":
-        out["own_lag"] = lagged(v, lag)
-    return out
-
-
-def _fit_arrays(frame: dict[str, xr.DataArray], years: Sequence[int] | None):
-    y = frame["y"]
-    regs = {"peer": frame["peer"]}
-    if "own_lag" in frame:
-        regs["own_lag"] = frame["own_lag"]
-    if years is not None:
-        y = y.sel(year=[int(t) for t in years])
-        regs = {k: r.sel(year=[int(t) for t in years]) for k, r in regs.items()}
-    return y, regs
+    return PeerDesign(group=group, lag=lag, outcome=outcome, peer=peer).variables(ds)
 
 
 def fit_peer(
     ds: xr.Dataset | xr.DataArray,
     *,
-    group: str = "kommungrupp_2017",
-    lag: int = 1,
-    outcome: str = "ancova",
-    peer: str = "continuous",
-    shocks: str | None = "county",
-    entity_effects: bool = False,
     years: Sequence[int] | None = None,
-    cov: str = "clustered",
-    cluster: str | Sequence[str] | None = "county",
-    convention: str = "linearmodels",
-    weights: str = "contiguity",
-    islands: str = "exclude",
+    **design: Any,
 ) -> BatchFEResults:
-    """Peer regressions for every indicator of a panel (one vectorised pass).
-
-    ``y[i,t] ~ peer[i,t−lag] (+ own_lag) + shocks×year effects (+ municipality effects)``.
+    """Peer regressions for every indicator of a panel: :meth:`PeerDesign.fit`.
 
     Parameters
     ----------
     ds
         OJ panel (``value`` with ``indicator``, ``municipality``, ``year``) with the grouping
         coordinates named in ``group``, ``shocks`` and ``cluster``.
-    group
-        Peer group coordinate (e.g. ``"kommungrupp_2017"``, ``"county"``), or ``"neighbours"``
-        (land-border neighbours; a :class:`~ojpanel.data.geo.NeighbourGraph` also works).
-    lag
-        Years between the peers' results and the own outcome.
-    outcome
-        ``"ancova"`` (default), ``"level"``, ``"change"`` or ``"improved"``.
-    peer
-        ``"continuous"`` leave-one-out mean or the audit's ``"binary"`` top-quartile flag.
-    shocks
-        Municipality coordinate whose ×year effects are absorbed (``None``: year effects only).
-    entity_effects
-        Also absorb municipality effects. Off by default: with the own lag on the right-hand side
-        and five years, municipality effects induce Nickell bias in the lag and, through it, in
-        the peer coefficient.
-    weights, islands
-        Neighbour weights (``"contiguity"``, ``"border"``, ``"inverse_distance"``) and island rule
-        (``"exclude"``, ``"nearest"``) for ``group="neighbours"``.
     years
         Estimation years (outcome years); default all years with data.
-    cov, cluster, convention
-        Standard errors (see :mod:`ojpanel.models.covariance`). Clustering by county gives 21
-        clusters: prefer the wild cluster bootstrap for tests (:mod:`ojpanel.inference`).
-
-    Raises
-    ------
-    ModelError
-        When the peer variable is collinear with the effects and the own lag (peer group equal to
-        the shock group with the ANCOVA outcome); the message explains the exclusion bias.
+    **design
+        Settings of :class:`PeerDesign` (``group`` — a grouping or ``"neighbours"`` —, ``lag``,
+        ``outcome``, ``peer``, ``shocks``, ``entity_effects``, ``cov``, ``cluster``,
+        ``convention``, and for neighbours ``weights``, ``islands``); its defaults otherwise.
     """
-    frame = peer_frame(ds, group=group, lag=lag, outcome=outcome, peer=peer, weights=weights,
-                       islands=islands)
-    y, regs = _fit_arrays(frame, years)
-    other = [(shocks, "year")] if shocks else None
-    try:
-        res = fit_indicators(
-            y.rename(outcome),
-            regs,
-            entity_effects=entity_effects,
-            time_effects=shocks is None,
-            other_effects=other,
-            cov=cov,
-            cluster=cluster,
-            convention=convention,
-        )
-    except ModelError as exc:
-        if "collinear" in str(exc):
-            raise ModelError(
-                f"the peer mean of '{group}' is collinear with {shocks}×year effects"
-                + (" and the own lag" if outcome == "ancova" else "")
-                + ": within a group-year cell the leave-one-out mean is (n·mean − own)/(n − 1), so"
-                " its only variation is the municipality's own lagged value. Use peer groups that cut"
-                " across the shock cells (e.g. group='kommungrupp_2017', shocks='county') or"
-                " shocks=None. Underlying error: " + str(exc)
-            ) from exc
-        raise
-    return res
+    return PeerDesign(**design).fit(ds, years)
 
 
 def tidy_peer(res: BatchFEResults, ds: xr.Dataset | xr.DataArray, **meta: Any) -> pd.DataFrame:
@@ -279,19 +408,12 @@ def tidy_peer(res: BatchFEResults, ds: xr.Dataset | xr.DataArray, **meta: Any) -
 def peer_inference(
     ds: xr.Dataset | xr.DataArray,
     *,
-    group: str = "kommungrupp_2017",
-    lag: int = 1,
-    outcome: str = "ancova",
-    peer: str = "continuous",
-    shocks: str | None = "county",
-    entity_effects: bool = False,
     years: Sequence[int] | None = None,
-    cluster: str = "county",
-    convention: str = "linearmodels",
     n_draws: int = 9999,
-    weights: str = "webb",
+    bootstrap_weights: str = "webb",
     seed: int = 0,
     client: Any | None = None,
+    **design: Any,
 ) -> pd.DataFrame:
     """Peer coefficients for every indicator with few-cluster and multiple-testing inference.
 
@@ -299,41 +421,19 @@ def peer_inference(
     wild cluster bootstrap p-value (``p_wild``, restricted, shared weights across indicators) and
     the family-wise / false-discovery adjustments across the indicators: ``p_holm``, ``p_bh``
     (on ``p_wild``) and ``p_romano_wolf`` (stepdown on the joint bootstrap distribution).
+    ``design`` are settings of :class:`PeerDesign` (standard errors are clustered; ``weights``
+    is the neighbour weighting); ``bootstrap_weights`` are the wild bootstrap's (``"webb"`` or
+    ``"rademacher"``).
     """
-    from ojpanel.inference import benjamini_hochberg, holm, romano_wolf, wild_bootstrap_tstats
+    from ojpanel.inference import benjamini_hochberg, holm, romano_wolf
 
-    res = fit_peer(
-        ds,
-        group=group,
-        lag=lag,
-        outcome=outcome,
-        peer=peer,
-        shocks=shocks,
-        entity_effects=entity_effects,
-        years=years,
-        cov="clustered",
-        cluster=cluster,
-        convention=convention,
+    d = PeerDesign(**{**design, "cov": "clustered"})
+    res = d.fit(ds, years)
+    t_obs, t_boot, p_wild, labels = d.wild_bootstrap(
+        ds, years, n_draws=n_draws, weights=bootstrap_weights, seed=seed, client=client
     )
-    frame = peer_frame(ds, group=group, lag=lag, outcome=outcome, peer=peer)
-    y, regs = _fit_arrays(frame, years)
-    yy, X, labels, rows = panel_arrays(y, regs)
-    n = len(rows)
-    factors = [_column(rows, (shocks, "year") if shocks else "year", n)]
-    if entity_effects:
-        factors.append(_column(rows, "municipality", n))
-    t_obs, t_boot, p_wild = wild_bootstrap_tstats(
-        yy,
-        X,
-        _column(rows, cluster, n),
-        factors=factors,
-        term=list(regs).index("peer"),
-        n_draws=n_draws,
-        weights=weights,
-        seed=seed,
-        client=client,
-    )
-    out = tidy_peer(res, ds, peer_group=group, lag=lag, outcome=outcome, mode="improved")
+    group = d.group if isinstance(d.group, str) else "custom"
+    out = tidy_peer(res, ds, peer_group=group, lag=d.lag, outcome=d.outcome, mode="improved")
     out = out[out["term"] == "peer"].reset_index(drop=True)
     order = [labels.index(i) for i in out["indicator"]]
     out["p_wild"] = p_wild[order]
@@ -344,70 +444,16 @@ def peer_inference(
     return out
 
 
-class _PeerStatistic:
-    """Peer coefficients for relabelled groups (a picklable callable for permutation tests)."""
-
-    def __init__(self, ds, group_name, lag, outcome, peer, shocks, entity_effects, years, term):
-        v = _value(ds)
-        self.v = v
-        self.group_name = group_name
-        self.lag, self.outcome, self.peer = lag, outcome, peer
-        self.shocks, self.entity_effects, self.years, self.term = (
-            shocks,
-            entity_effects,
-            years,
-            term,
-        )
-        frame0 = peer_frame(v, group=group_name, lag=lag, outcome=outcome, peer=peer)
-        y, regs = _fit_arrays(frame0, years)
-        self.y_arr, X, self.labels, rows = panel_arrays(y, regs)
-        self.names = list(regs)
-        n = len(rows)
-        self.factors = []
-        if entity_effects:
-            self.factors.append(_column(rows, "municipality", n))
-        self.factors.append(_column(rows, (shocks, "year") if shocks else "year", n))
-        self.X_other = X
-        self.n_years = y.sizes["year"]
-        self.peer_years = y["year"].values
-
-    def __call__(self, labels: np.ndarray) -> np.ndarray:
-        g = xr.DataArray(
-            np.asarray(labels), dims="municipality", coords={"municipality": self.v["municipality"]}
-        )
-        p = lagged(loo_group_mean(self.v, g), self.lag)
-        if self.peer == "binary":
-            p = _flag(p)
-        p = p.sel(year=self.peer_years).transpose("indicator", "municipality", "year")
-        X = self.X_other.copy()
-        X[:, :, self.names.index("peer")] = p.values.reshape(X.shape[0], -1)
-        fd = prepare_batch(
-            self.y_arr, X, factors=self.factors, names=self.names, labels=self.labels
-        )
-        from ojpanel.models.within import ols_batch
-
-        try:
-            fit = ols_batch(fd.y, fd.X, fd.mask, names=fd.names, labels=fd.labels)
-        except ModelError:
-            return np.full(len(self.labels), np.nan)
-        return fit.beta[:, self.names.index(self.term)]
-
-
 def peer_placebo(
     ds: xr.Dataset | xr.DataArray,
     *,
-    group: str = "kommungrupp_2017",
-    lag: int = 1,
-    outcome: str = "ancova",
-    peer: str = "continuous",
-    shocks: str | None = "county",
-    entity_effects: bool = False,
     years: Sequence[int] | None = None,
     n_permutations: int = 199,
     seed: int = 0,
     client: Any | None = None,
+    **design: Any,
 ):
-    """Permutation placebo: peer coefficients with random pseudo-groups of the real sizes.
+    """Permutation placebo of the peer design: :meth:`PeerDesign.placebo`.
 
     Municipalities are reassigned to groups at random, keeping every group's size; the peer mean is
     recomputed and the regression refitted. Returns a
@@ -415,19 +461,9 @@ def peer_placebo(
     (``observed`` = coefficients with the real groups; ``p_value`` = share of pseudo-group
     coefficients at least as large in absolute value).
     """
-    from ojpanel.inference.randomization import permutation_test
-
-    v = _value(ds)
-    if isinstance(group, str) and group == NEIGHBOURS:
-        raise ParameterError(
-            "relabelling groups has no meaning for neighbour peers; use the rewired-graph placebo "
-            "ojpanel.designs.spatial.rewiring_placebo (same degree for every municipality)"
-        )
-    if group not in v.coords:
-        raise ParameterError(f"peer group '{group}' is not a municipality coordinate of the panel")
-    stat = _PeerStatistic(v, group, lag, outcome, peer, shocks, entity_effects, years, "peer")
-    labels = np.asarray(v[group].values).astype(str)
-    return permutation_test(stat, labels, n_permutations=n_permutations, seed=seed, client=client)
+    return PeerDesign(**design).placebo(
+        ds, years, n_permutations=n_permutations, seed=seed, client=client
+    )
 
 
 def exclusion_bias(group_sizes: Sequence[int], rho: float) -> float:

@@ -39,11 +39,16 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.core.results import Result
+from ojpanel.designs.design import RegressionDesign
+from ojpanel.designs.peer import PeerDesign
+from ojpanel.designs.users import UsersDesign
 from ojpanel.errors import DataError, ParameterError
-from ojpanel.models.fe import fit_batch, prepare_batch
+from ojpanel.models.fe import fit_batch, panel_arrays
 from ojpanel.models.within import demean, factorize
 from ojpanel.peers import loo_mean_np
+from ojpanel.progress import progress as report_progress
 
 __all__ = [
     "DESIGNS",
@@ -56,6 +61,7 @@ __all__ = [
     "minimum_detectable_effect",
     "size_adjusted_level",
     "interpolate_mde",
+    "make_design",
 ]
 
 DESIGNS = ("users", "peer")
@@ -220,25 +226,32 @@ def analytic_mde(
 
 @dataclass(frozen=True)
 class _Structure:
+    template: xr.DataArray  # (municipality, year) with the panel's municipality coordinates
     mask: np.ndarray  # (N, T) observed
-    county: np.ndarray  # (N,) codes
-    group: np.ndarray  # (N,) peer-group codes
-    shocks: np.ndarray | None  # (N,) shock-cell codes (None: year effects)
-    cluster: np.ndarray  # (N,) cluster codes
-    years: np.ndarray
+    county: np.ndarray  # (N,) codes of the simulated county×year shocks
+    group: np.ndarray | None  # (N,) peer-group codes of the simulated peer effect
+
+
+def _panel(y: np.ndarray, st: _Structure) -> xr.DataArray:
+    """Simulated outcomes ``(replication, municipality, year)`` as a panel of the real structure."""
+    t = st.template
+    coords = {c: co for c, co in t.coords.items() if co.dims == ("municipality",)}
+    return xr.DataArray(
+        y,
+        dims=("indicator", "municipality", "year"),
+        coords={"indicator": [f"sim{b}" for b in range(y.shape[0])], "year": t["year"].values,
+                **coords},
+    )  # fmt: skip
 
 
 def _simulate_chunk(
     size: int,
     rng: np.random.Generator,
-    design: str,
+    design: RegressionDesign,
     effect: float,
     vc: VarianceComponents,
     st: _Structure,
     share: float,
-    lag: int,
-    cov: str,
-    convention: str,
 ) -> np.ndarray:
     N, T = st.mask.shape
     a = rng.normal(0, vc.sd_municipality, (size, N, 1))
@@ -246,45 +259,40 @@ def _simulate_chunk(
     Gc = int(st.county.max()) + 1
     c = rng.normal(0, vc.sd_county_year, (size, Gc, T))[:, st.county, :]
     e = rng.normal(0, vc.sd_residual, (size, N, T))
-    yr = np.tile(np.arange(T), N)
-    cl = np.repeat(st.cluster, T)
-    if design == "users":
+    if isinstance(design, UsersDesign):
         n1 = int(round(share * N))
         treat = np.zeros((size, N))
         for b in range(size):
             treat[b, rng.permutation(N)[:n1]] = 1.0
         y = vc.mean + a + g + c + e + effect * treat[:, :, None]
-        y = np.where(st.mask[None], y, np.nan)
-        X = np.repeat(treat[:, :, None], T, axis=2).reshape(size, N * T, 1)
-        fd = prepare_batch(y.reshape(size, -1), X, factors=[yr], clusters=[cl], names=["treated"])
+        sim = _panel(np.where(st.mask[None], y, np.nan), st)
+        treated = xr.DataArray(treat, dims=("indicator", "municipality"),
+                               coords={"indicator": sim["indicator"].values})  # fmt: skip
+        y_da, regs = design.arrays(sim, treated)
     else:
-        # dynamic outcome: stable differences come from the start values and the persistence rho
+        # dynamic outcome: stable differences come from the start values and the persistence rho;
+        # the peer effect acts through the mean of the other observed group members at t − lag
+        lag = design.lag
         u = rng.normal(0, vc.sd_innovation, (size, N, T))
         base = vc.mean * (1 - vc.rho) + g + c + u
         y = np.empty((size, N, T))
         y[:, :, :lag] = vc.mean + a + g[:, :, :lag] + c[:, :, :lag] + e[:, :, :lag]
-        peer = np.full((size, N, T), np.nan)
         for t in range(lag, T):
             prev = np.where(st.mask[:, t - lag][None], y[:, :, t - lag], np.nan)
-            peer[:, :, t] = loo_mean_np(prev.T, st.group).T
-            y[:, :, t] = (
-                base[:, :, t] + vc.rho * y[:, :, t - lag] + effect * np.nan_to_num(peer[:, :, t])
-            )
-        yobs = np.where(st.mask[None], y, np.nan)
-        own = np.full_like(yobs, np.nan)
-        own[:, :, lag:] = yobs[:, :, :-lag]
-        X = np.stack([peer.reshape(size, -1), own.reshape(size, -1)], axis=2)
-        cells = yr if st.shocks is None else np.repeat(st.shocks, T) * T + yr
-        fd = prepare_batch(
-            yobs.reshape(size, -1), X, factors=[cells], clusters=[cl], names=["peer", "own_lag"]
-        )
-    res = fit_batch(fd, cov=cov, convention=convention)
+            peer = loo_mean_np(prev.T, st.group).T
+            y[:, :, t] = base[:, :, t] + vc.rho * y[:, :, t - lag] + effect * np.nan_to_num(peer)
+        # the regression sees what the design defines on the observed values
+        y_da, regs = design.arrays(_panel(np.where(st.mask[None], y, np.nan), st))
+    yy, X, labels, rows = panel_arrays(y_da, regs)
+    res = fit_batch(design.prepare(yy, X, rows, labels), cov=design.cov, convention=design.convention)
     return res.pvalues.iloc[:, 0].to_numpy()
 
 
 @dataclass(frozen=True)
-class PowerResult:
+class PowerResult(Result):
     """Simulated power by effect size, with Monte Carlo standard errors and the MDE."""
+
+    title = "Power"
 
     design: str
     indicator: str | None
@@ -341,43 +349,64 @@ class PowerResult:
         return self.to_frame().to_html(index=False)
 
 
-def _structure(da: xr.DataArray, group: str, shocks: str | None, cluster: str) -> _Structure:
-    def codes(name: str) -> np.ndarray:
-        if name == "municipality":
-            return factorize(np.asarray(da["municipality"].values).astype(str))
-        if name not in da.coords:
+def _structure(da: xr.DataArray, design: RegressionDesign) -> _Structure:
+    for name in {getattr(design, "group", None), getattr(design, "shocks", None), design.cluster}:
+        if isinstance(name, str) and name != "municipality" and name not in da.coords:
             raise ParameterError(f"'{name}' is not a municipality coordinate of the panel")
-        return factorize(np.asarray(da[name].values).astype(str))
-
-    return _Structure(
-        mask=np.isfinite(da.values),
-        county=codes("county")
+    county = (
+        factorize(np.asarray(da["county"].values).astype(str))
         if "county" in da.coords
-        else np.zeros(da.sizes["municipality"], np.int64),
-        group=codes(group),
-        shocks=None if shocks is None else codes(shocks),
-        cluster=codes(cluster),
-        years=np.asarray(da["year"].values),
+        else np.zeros(da.sizes["municipality"], np.int64)
     )
+    group = getattr(design, "group", None)
+    return _Structure(
+        template=da,
+        mask=np.isfinite(da.values),
+        county=county,
+        group=None if group is None else factorize(np.asarray(da[group].values).astype(str)),
+    )
+
+
+def make_design(
+    design: str | RegressionDesign,
+    *,
+    group: str | None = None,
+    shocks: str | None = "county",
+    lag: int | None = None,
+    cov: str | None = None,
+    cluster: str | None = None,
+    convention: str | None = None,
+) -> RegressionDesign:
+    """The design object of a power simulation: a :class:`RegressionDesign` as given, or
+    ``"users"``/``"peer"`` with the design's own defaults where a setting is None."""
+    if isinstance(design, RegressionDesign):
+        return design
+    if design not in DESIGNS:
+        raise ParameterError(f"design must be one of {DESIGNS}; got {design!r}")
+    se = {k: v for k, v in dict(cov=cov, cluster=cluster, convention=convention).items() if v is not None}
+    if design == "users":
+        return UsersDesign(**se)
+    peer = {k: v for k, v in dict(group=group, lag=lag).items() if v is not None}
+    return PeerDesign(shocks=shocks, **peer, **se)
 
 
 def power(
     ds: xr.Dataset | xr.DataArray,
     *,
-    design: str = "users",
+    design: str | RegressionDesign = "users",
     indicator: str | None = None,
     effects: Sequence[float] | None = None,
     n_sims: int = 500,
     alpha: float = 0.05,
     target_power: float = 0.8,
     share_treated: float = 0.5,
-    group: str = "kommungrupp_2017",
+    group: str | None = None,
     shocks: str | None = "county",
     cluster: str | None = None,
-    lag: int = 1,
+    lag: int | None = None,
     components: VarianceComponents | None = None,
-    cov: str = "clustered",
-    convention: str = "stata",
+    cov: str | None = None,
+    convention: str | None = None,
     size_adjusted: bool = True,
     seed: int = 0,
     chunk_size: int = 250,
@@ -390,7 +419,10 @@ def power(
     ds
         OJ panel (real or synthetic); its structure and the indicator's missingness are kept.
     design
-        ``"users"`` or ``"peer"`` (see the module docstring).
+        ``"users"`` or ``"peer"`` (see the module docstring), or a design object
+        (:class:`~ojpanel.designs.users.UsersDesign`, :class:`~ojpanel.designs.peer.PeerDesign`).
+        ``group``, ``shocks``, ``lag``, ``cov``, ``cluster`` and ``convention`` left at None take
+        the design's defaults, so the simulated test is the one the design's fit runs.
     effects
         Effect sizes (in the indicator's units); default 9 steps from 0 to 3× the analytic MDE
         (``users``) or to 3 × 2.8·σ_e/√n_obs (``peer``).
@@ -399,11 +431,12 @@ def power(
     components
         Variance components; estimated from the indicator when not given.
     cluster
-        Cluster coordinate; default ``"municipality"`` for ``users`` and ``"county"`` for ``peer``.
+        Cluster coordinate; the design's default is ``"municipality"`` for ``users`` and
+        ``"county"`` for ``peer``.
     cov, convention
-        Standard errors of the simulated test (:mod:`ojpanel.models.covariance`). The default
-        ``"stata"`` convention (``G/(G−1)`` scaling, t with ``G−1`` df) is the usual few-cluster
-        choice; with 21 county clusters the ``"linearmodels"`` convention over-rejects.
+        Standard errors of the simulated test (:mod:`ojpanel.models.covariance`). The designs'
+        default ``"stata"`` convention (``G/(G−1)`` scaling, t with ``G−1`` df) is the usual
+        few-cluster choice; with 21 county clusters the ``"linearmodels"`` convention over-rejects.
     size_adjusted
         Report the MDE on size-adjusted power (:func:`size_adjusted_level`): the null is always
         simulated (``effect = 0``, added if not in ``effects``), ``size`` is its rejection rate at
@@ -418,22 +451,22 @@ def power(
         ``table`` with ``effect``, ``power`` (nominal), ``power_size_adjusted``, ``mc_se`` (of the
         power the MDE uses), ``n_sims``; ``mde`` interpolated at ``target_power``; ``size``.
     """
-    if design not in DESIGNS:
-        raise ParameterError(f"design must be one of {DESIGNS}; got {design!r}")
+    d = make_design(
+        design, group=group, shocks=shocks, lag=lag, cov=cov, cluster=cluster, convention=convention
+    )
+    name = "users" if isinstance(d, UsersDesign) else "peer"
     if not 0 < alpha < 1:
         raise ParameterError("alpha must be in (0, 1)")
     da = _indicator(ds, indicator)
     if indicator is None and "indicator" in da.coords and da["indicator"].ndim == 0:
         indicator = str(da["indicator"].values)
-    vc = components if components is not None else variance_components(da, lag=lag)
-    cluster = cluster or ("municipality" if design == "users" else "county")
-    st = _structure(
-        da, group if design == "peer" else cluster, shocks if design == "peer" else None, cluster
-    )
+    lag_vc = d.lag if isinstance(d, PeerDesign) else (lag or 1)
+    vc = components if components is not None else variance_components(da, lag=lag_vc)
+    st = _structure(da, d)
     N, T = st.mask.shape
     ana = (
         analytic_mde(vc.sd_municipality, vc.sd_residual, N, T, share_treated, alpha, target_power)
-        if design == "users"
+        if name == "users"
         else None
     )
     if effects is None:
@@ -443,29 +476,23 @@ def power(
     # one seed per effect plus one for the null reference, so adding the null never moves the others
     ss = np.random.SeedSequence(int(seed)).spawn(len(effects) + 1)
 
-    def pvalues(eff: float, s: np.random.SeedSequence) -> np.ndarray:
+    def pvalues(eff: float, s: np.random.SeedSequence, bar) -> np.ndarray:
         chunks = map_seeded(
             _simulate_chunk,
             chunk_sizes(n_sims, chunk_size),
             int(s.generate_state(1)[0]),
             client=client,
-            kwargs=dict(
-                design=design,
-                effect=eff,
-                vc=vc,
-                st=st,
-                share=share_treated,
-                lag=lag,
-                cov=cov,
-                convention=convention,
-            ),
+            kwargs=dict(design=d, effect=eff, vc=vc, st=st, share=share_treated),
+            progress=bar.advance,
         )
         return np.concatenate(chunks)
 
-    pv = [pvalues(eff, s) for eff, s in zip(effects, ss[:-1], strict=True)]
-    null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
-    if null is None and size_adjusted:
-        null = pvalues(0.0, ss[-1])
+    runs = len(effects) + int(size_adjusted and 0.0 not in effects)
+    with report_progress(f"power ({design})", total=runs * int(n_sims)) as bar:
+        pv = [pvalues(eff, s, bar) for eff, s in zip(effects, ss[:-1], strict=True)]
+        null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
+        if null is None and size_adjusted:
+            null = pvalues(0.0, ss[-1], bar)
     crit = alpha if null is None else size_adjusted_level(null, alpha)
     rows = []
     for eff, p in zip(effects, pv, strict=True):
@@ -480,23 +507,23 @@ def power(
     table = pd.DataFrame(rows)
     size = None if null is None else float(np.mean(null <= alpha))
     return PowerResult(
-        design=design,
+        design=name,
         indicator=None if indicator is None else str(indicator),
         alpha=alpha,
         n_sims=int(n_sims),
         table=table,
         components=vc,
         target_power=target_power,
-        mde=_interpolate_mde(table, target_power, "power_size_adjusted" if size_adjusted else "power"),
+        mde=interpolate_mde(table, target_power, "power_size_adjusted" if size_adjusted else "power"),
         analytic=ana,
         settings=dict(
             share_treated=share_treated,
-            group=group,
-            shocks=shocks,
-            cluster=cluster,
-            lag=lag,
-            cov=cov,
-            convention=convention,
+            group=getattr(d, "group", None),
+            shocks=getattr(d, "shocks", None),
+            cluster=d.cluster,
+            lag=getattr(d, "lag", None),
+            cov=d.cov,
+            convention=d.convention,
             seed=seed,
         ),
         size=size,
@@ -523,7 +550,9 @@ def size_adjusted_level(null_pvalues: np.ndarray, alpha: float) -> float:
     return float(min(alpha, p[k - 1]))
 
 
-def _interpolate_mde(table: pd.DataFrame, target: float, column: str = "power") -> float:
+def interpolate_mde(table: pd.DataFrame, target: float, column: str = "power") -> float:
+    """The effect at which ``column`` of a power table first reaches ``target`` (linear
+    interpolation between the grid points around it; NaN if never reached)."""
     t = table.sort_values("effect")
     pos = t[t["effect"] > 0]
     above = pos[pos[column] >= target]
@@ -549,6 +578,3 @@ def minimum_detectable_effect(ds: xr.Dataset | xr.DataArray, **kwargs: Any) -> f
     """The MDE at ``target_power`` (default 0.8) from :func:`power` (NaN if not reached)."""
     return power(ds, **kwargs).mde
 
-
-#: The effect at which a power curve first reaches ``target`` (linear interpolation; NaN if never).
-interpolate_mde = _interpolate_mde

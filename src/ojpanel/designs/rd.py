@@ -85,6 +85,7 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.errors import DataError, ParameterError
+from ojpanel.models.covariance import cr1
 
 __all__ = [
     "rd_data",
@@ -209,12 +210,8 @@ def _local_poly(
     XtW = X.T * w
     A = np.linalg.inv(XtW @ X)
     beta = A @ (XtW @ y)
-    sc = X * (w * (y - X @ beta))[:, None]
-    G = int(cl.max()) + 1
-    S = np.zeros((G, X.shape[1]))
-    np.add.at(S, cl, sc)
-    n, k = X.shape
-    cov = A @ (S.T @ S) @ A * (G / (G - 1)) * ((n - 1) / (n - k))
+    # CR1 from the covariance registry, with the kernel-weighted scores
+    cov, G = cr1(X, w * (y - X @ beta), A, cl)
     return beta, cov, G
 
 

@@ -17,10 +17,11 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
-from ojpanel.designs.power import PowerResult, VarianceComponents, _interpolate_mde
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.designs.power import PowerResult, VarianceComponents, interpolate_mde
 from ojpanel.designs.rd import _cap, local_linear, rd_data, rd_jump, select_bandwidths
-from ojpanel.errors import ParameterError
+from ojpanel.errors import DataError, ParameterError
+from ojpanel.progress import progress as report_progress
 
 __all__ = ["rd_power"]
 
@@ -84,6 +85,9 @@ def rd_power(
     if not 0 < cutoff < 1:
         raise ParameterError(f"cutoff must be a percentile rank in (0, 1); got {cutoff}")
     frame = rd_data(ds, indicators=indicators)
+    if frame.empty:
+        raise DataError("no indicator-year pair has both a colour rank and a next-year change; the "
+                        "colour RD needs result indicators with a direction and consecutive years")
     r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
     muni = frame["municipality"].to_numpy()
     if bandwidth is not None:
@@ -101,8 +105,10 @@ def rd_power(
     grid = np.asarray(effects if effects is not None else analytic * np.linspace(0, 2, 9), dtype=float)
     if grid.size == 0:
         raise ParameterError("effects is empty")
-    hits = np.sum(map_seeded(_rd_chunk, chunk_sizes(n_sims, chunk_size), seed, client=client,
-                             args=(r, y0, muni, cutoff, h, grid, alpha)), axis=0)
+    with report_progress("power (colour RD)", total=int(n_sims)) as bar:
+        hits = np.sum(map_seeded(_rd_chunk, chunk_sizes(n_sims, chunk_size), seed, client=client,
+                                 args=(r, y0, muni, cutoff, h, grid, alpha), progress=bar.advance),
+                      axis=0)
     powers = hits / n_sims
     table = pd.DataFrame({"effect": grid, "power": powers,
                           "mc_se": np.sqrt(powers * (1 - powers) / n_sims), "n_sims": n_sims})
@@ -113,6 +119,6 @@ def rd_power(
     return PowerResult(design="colour_rd", indicator="all result indicators (pooled)" if indicators is None
                        else ",".join(indicators),
                        alpha=alpha, n_sims=n_sims, table=table, components=comps, target_power=target_power,
-                       mde=_interpolate_mde(table, target_power), analytic=analytic,
+                       mde=interpolate_mde(table, target_power), analytic=analytic,
                        settings={"cutoff": cutoff, "bandwidth": h, "real_jump": real["estimate"],
                                  "real_se": real["std_error"], "seed": seed})

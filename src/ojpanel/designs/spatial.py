@@ -67,7 +67,7 @@ from ojpanel.data.geo import (
     neighbour_graph,
     weights_matrix,
 )
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, interpolate_mde, variance_components
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.models.fe import fit_indicators, panel_arrays, prepare_batch

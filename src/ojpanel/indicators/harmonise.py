@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.synthetic import is_synthetic, mark_synthetic
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.indicators.spec import Component, Spec, Variable, load_spec
 from ojpanel.provenance import provenance_attrs
@@ -57,8 +58,8 @@ class Harmonised:
     """Harmonised variables with metadata and a per-variable report.
 
     Use :attr:`values` (``variable, municipality, year, value``) with :attr:`meta` (``id, title,
-    area, kind, scale, direction, source, group``), or :meth:`to_tidy` / :meth:`to_panel` to build
-    the OJ panel.
+    area, kind, scale, direction, source, group``), or :meth:`to_tidy`; :func:`ojpanel.panel.from_harmonised`
+    builds the OJ panel.
     """
 
     def __init__(
@@ -112,23 +113,6 @@ class Harmonised:
         out = self._values.rename(columns={"variable": "kpi"})
         out.insert(3, "gender", "T")
         return out
-
-    def to_panel(self, **kwargs: Any) -> Any:
-        """The OJ panel of these variables (:func:`ojpanel.panel.from_tidy` with :attr:`meta`)."""
-        from ojpanel.panel.build import from_tidy
-
-        extra = dict(kwargs.pop("extra_attrs", {}) or {})
-        extra.update(
-            {
-                k: v
-                for k, v in self._attrs.items()
-                if k not in {"library_versions", "created", "ojpanel_version"}
-            }
-        )
-        kwargs.setdefault("source", f"harmonised variables ({self._attrs.get('spec')})")
-        return from_tidy(
-            self.to_tidy(), self._meta.drop(columns="group"), extra_attrs=extra, **kwargs
-        )
 
     @property
     def summary(self) -> str:
@@ -401,15 +385,18 @@ def harmonise(
     meta = spec.metadata(chosen)
     breaks = spec.breaks()
     breaks = breaks.loc[breaks["variable"].isin(meta["id"])].reset_index(drop=True)
-    synthetic = bool(getattr(raw, "attrs", {}).get("synthetic", False))
+    base = {
+        "spec": spec.name,
+        "spec_path": str(spec.path) if spec.path else "",
+        "faithful": int(faithful),
+        "citation_processed": PROCESSED_SOURCE_NOTE,
+        "synthetic": 0,
+    }
+    if is_synthetic(raw):
+        made = getattr(raw, "attrs", {}).get("description", "simulated raw values")
+        base = mark_synthetic(f"harmonised variables of {made}", base)
     attrs = provenance_attrs(
-        {
-            "spec": spec.name,
-            "spec_path": str(spec.path) if spec.path else "",
-            "faithful": int(faithful),
-            "citation_processed": PROCESSED_SOURCE_NOTE,
-            "synthetic": int(synthetic),
-        },
+        base,
         breaks=json.loads(breaks.to_json(orient="records", force_ascii=False)),
     )
     return Harmonised(values, meta, pd.DataFrame(report_rows), breaks, attrs)

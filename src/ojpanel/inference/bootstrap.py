@@ -29,22 +29,25 @@ those out too (what bootstrapping pre-demeaned data amounts to) over-rejects: on
 exact version (``tests/test_inference.py``).
 
 Draws are made in chunks with seeds spawned from one root seed, so a run on a dask client
-(:mod:`ojpanel.designs.parallel`) equals the serial run.
+(:mod:`ojpanel.core.parallel`) equals the serial run.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.core.results import Result
 from ojpanel.errors import ModelError, ParameterError
+from ojpanel.models.covariance import cr1, cr1_scale
 from ojpanel.models.within import factorize
+from ojpanel.progress import progress as report_progress
 
 __all__ = [
     "WEIGHTS",
@@ -111,8 +114,7 @@ def bootstrap_design(
     """
     from scipy.linalg import qr
 
-    from ojpanel.models.covariance import is_nested
-    from ojpanel.models.within import absorb_batch
+    from ojpanel.models.within import absorb_batch, is_nested
 
     X = np.asarray(X, float).reshape(len(y), -1)
     y = np.asarray(y, float).ravel()
@@ -163,12 +165,10 @@ def _prepare(X: np.ndarray, y: np.ndarray, clusters: np.ndarray, j: int) -> _Pre
     np.add.at(Xgy, codes, X * y[:, None])
     A = np.linalg.inv(XgXg.sum(0))
     beta = A @ Xgy.sum(0)
-    u = y - X @ beta
-    s = np.zeros((G, k))
-    np.add.at(s, codes, X * u[:, None])
-    ssc = G / (G - 1) * (n - 1) / (n - k)
-    var = ssc * (A @ (s.T @ s) @ A)[j, j]
-    return _Prepared(X, y, codes, G, A, beta, XgXg, Xgy, ssc, float(np.sqrt(var)), j)
+    # the observed t uses the registry's CR1; the bootstrap t statistics the same factor
+    cov, _ = cr1(X, y - X @ beta, A, codes)
+    ssc = cr1_scale(n, k, G)
+    return _Prepared(X, y, codes, G, A, beta, XgXg, Xgy, ssc, float(np.sqrt(cov[j, j])), j)
 
 
 def _restricted_parts(p: _Prepared, r: float) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +223,7 @@ def _check_weights(kind: str, enumerate_: str | bool, G: int) -> bool:
 
 
 @dataclass(frozen=True)
-class WildBootstrapResult:
+class WildBootstrapResult(Result):
     """Wild cluster bootstrap test of one coefficient.
 
     Attributes
@@ -233,8 +233,9 @@ class WildBootstrapResult:
         scaling, as ``wildboottest``).
     p_value
         Bootstrap p-value of ``H0: β = null`` (two-sided, ``mean(|t| < |t*|)``).
-    conf_int
-        ``(lower, upper)`` by test inversion at ``level`` (NaN if not requested).
+    interval
+        ``(lower, upper)`` by test inversion at ``level`` (NaN if not requested); also
+        :meth:`conf_int`.
     n_draws, enumerated, weights, n_clusters, null
         Bootstrap settings.
     t_boot
@@ -246,7 +247,7 @@ class WildBootstrapResult:
     std_error: float
     statistic: float
     p_value: float
-    conf_int: tuple[float, float]
+    interval: tuple[float, float]
     level: float
     n_draws: int
     enumerated: bool
@@ -254,6 +255,8 @@ class WildBootstrapResult:
     n_clusters: int
     null: float
     t_boot: np.ndarray
+
+    title: ClassVar[str] = "Wild cluster bootstrap"
 
     def to_frame(self) -> pd.DataFrame:
         """One tidy row (replication-schema names where they apply)."""
@@ -265,8 +268,8 @@ class WildBootstrapResult:
                     "std_error": self.std_error,
                     "statistic": self.statistic,
                     "p_value": self.p_value,
-                    "ci_lower": self.conf_int[0],
-                    "ci_upper": self.conf_int[1],
+                    "ci_lower": self.interval[0],
+                    "ci_upper": self.interval[1],
                     "level": self.level,
                     "n_draws": self.n_draws,
                     "enumerated": self.enumerated,
@@ -276,8 +279,16 @@ class WildBootstrapResult:
             ]
         )
 
-    def _repr_html_(self) -> str:
-        return self.to_frame().to_html(index=False)
+    def conf_int(self, level: float | None = None) -> pd.DataFrame:
+        """The test-inversion interval (computed at :attr:`level` when the bootstrap ran)."""
+        if level is not None and not np.isclose(level, self.level):
+            raise ParameterError(
+                f"the interval was computed at level {self.level}; rerun the bootstrap with "
+                f"level={level}"
+            )
+        return pd.DataFrame(
+            {"lower": [self.interval[0]], "upper": [self.interval[1]]}, index=[self.term]
+        )
 
 
 def _weights_matrix(
@@ -352,37 +363,41 @@ def wild_cluster_bootstrap(
     enum = _check_weights(weights, enumerate, p.G)
     c, H = _restricted_parts(p, null)
     V = None
-    if enum:
-        V = enumerate_rademacher(p.G)
-        tb = _tboot(p, c, H, V)
-    else:
-        # the draws run as seeded chunks (on the dask client when given)
-        parts = [(c, H, p.ssc, np.arange(p.G))]
-        tb = np.concatenate(
-            map_seeded(
-                _tstat_chunk,
-                chunk_sizes(int(n_draws), chunk_size),
-                seed,
-                client=client,
-                args=(parts,),
-                kwargs={"kind": weights, "G": p.G},
-            ),
-            axis=0,
-        )[:, 0]
-    t = (p.beta[j] - null) / p.se
-    pval = _exceed(t, tb)
-    ci = (np.nan, np.nan)
-    if level is not None:
-        if V is None:  # the same weights again (same chunk seeds), drawn locally
-            V, _ = _weights_matrix(weights, p.G, int(n_draws), seed, False, None, chunk_size)
-        ci = _invert(p, V, 1 - float(level))
+    steps = (0 if enum else int(n_draws)) + (2 if level is not None else 0)
+    with report_progress("wild cluster bootstrap", total=steps or None) as bar:
+        if enum:
+            V = enumerate_rademacher(p.G)
+            tb = _tboot(p, c, H, V)
+        else:
+            # the draws run as seeded chunks (on the dask client when given)
+            parts = [(c, H, p.ssc, np.arange(p.G))]
+            tb = np.concatenate(
+                map_seeded(
+                    _tstat_chunk,
+                    chunk_sizes(int(n_draws), chunk_size),
+                    seed,
+                    client=client,
+                    args=(parts,),
+                    kwargs={"kind": weights, "G": p.G},
+                    progress=bar.advance,
+                ),
+                axis=0,
+            )[:, 0]
+        t = (p.beta[j] - null) / p.se
+        pval = _exceed(t, tb)
+        ci = (np.nan, np.nan)
+        if level is not None:
+            if V is None:  # the same weights again (same chunk seeds), drawn locally
+                V, _ = _weights_matrix(weights, p.G, int(n_draws), seed, False, None, chunk_size)
+            bar.note("confidence interval by test inversion")
+            ci = _invert(p, V, 1 - float(level), tick=bar.advance)
     return WildBootstrapResult(
         term=name,
         estimate=float(p.beta[j]),
         std_error=p.se,
         statistic=float(t),
         p_value=pval,
-        conf_int=ci,
+        interval=ci,
         level=float(level) if level is not None else np.nan,
         n_draws=tb.size,
         enumerated=enum,
@@ -400,10 +415,13 @@ def _pval_at(p: _Prepared, V: np.ndarray, r: float) -> float:
     return _exceed(t, tb)
 
 
-def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7) -> tuple[float, float]:
+def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7,
+            tick: Callable[[int], None] | None = None) -> tuple[float, float]:
     est, se = p.beta[p.j], p.se
     out = []
     for sign in (-1.0, 1.0):
+        if tick is not None and out:
+            tick(1)  # the lower bound is done
         inner, step = est, se
         outer = est + sign * step
         for _ in range(60):
@@ -423,6 +441,8 @@ def _invert(p: _Prepared, V: np.ndarray, alpha: float, tol: float = 1e-7) -> tup
             else:
                 outer = mid
         out.append((inner + outer) / 2)
+    if tick is not None:
+        tick(1)
     return float(out[0]), float(out[1])
 
 
@@ -473,16 +493,18 @@ def wild_bootstrap_tstats(
         c, H = _restricted_parts(p, null)
         parts.append((c, H, p.ssc, np.unique(cb)))
         t_obs[b] = (p.beta[p.j] - null) / p.se
-    t_boot = np.concatenate(
-        map_seeded(
-            _tstat_chunk,
-            chunk_sizes(int(n_draws), chunk_size),
-            seed,
-            client=client,
-            args=(parts,),
-            kwargs={"kind": weights, "G": G},
-        ),
-        axis=0,
-    )
+    with report_progress("wild cluster bootstrap", total=int(n_draws)) as bar:
+        t_boot = np.concatenate(
+            map_seeded(
+                _tstat_chunk,
+                chunk_sizes(int(n_draws), chunk_size),
+                seed,
+                client=client,
+                args=(parts,),
+                kwargs={"kind": weights, "G": G},
+                progress=bar.advance,
+            ),
+            axis=0,
+        )
     pv = np.array([_exceed(t_obs[b], t_boot[:, b]) for b in range(K)])
     return t_obs, t_boot, pv

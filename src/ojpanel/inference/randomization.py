@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.core.results import Result
 from ojpanel.errors import ParameterError
 
 __all__ = ["PermutationResult", "permute_labels", "permutation_test"]
@@ -38,8 +39,10 @@ def permute_labels(
 
 
 @dataclass(frozen=True)
-class PermutationResult:
+class PermutationResult(Result):
     """Observed statistic(s), the permutation distribution and p-values."""
+
+    title = "Permutation test"
 
     observed: np.ndarray
     null_distribution: np.ndarray

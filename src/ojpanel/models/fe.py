@@ -25,7 +25,6 @@ two-tuple for two-way clustering (``("municipality", "year")``), or arrays.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,9 +32,9 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.errors import DataError, ModelError, ParameterError
-from ojpanel.models.covariance import CONVENTIONS, COV_TYPES, batch_covariance
+from ojpanel.models.covariance import COVARIANCE, check_options
 from ojpanel.models.fe_results import BatchFEResults, FEResults
-from ojpanel.models.within import absorb_batch, factorize, ols_batch
+from ojpanel.models.within import FitData, factorize, ols_batch, prepare_batch, refuse_infinite
 
 __all__ = [
     "FitData",
@@ -45,114 +44,11 @@ __all__ = [
     "fit_linearmodels",
     "fit_indicators",
     "panel_arrays",
+    "column_codes",
+    "check_unique_keys",
 ]
 
 EffectSpec = str | tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FitData:
-    """Stacked, residualised regression data shared by fits, bootstraps and permutation tests.
-
-    Attributes
-    ----------
-    y, X, mask
-        Residualised outcome ``(B, n)``, regressors ``(B, n, k)`` (zero outside the sample) and
-        sample mask ``(B, n)``.
-    factors, clusters, entity
-        Integer code arrays of length ``n``: fixed effects, cluster variables, entity.
-    fe_rank, levels
-        Fixed-effect parameters and levels per member (for degrees of freedom).
-    names, labels, effects
-        Regressor names, member labels and effect names.
-    """
-
-    y: np.ndarray
-    X: np.ndarray
-    mask: np.ndarray
-    factors: tuple[np.ndarray, ...]
-    clusters: tuple[np.ndarray, ...]
-    entity: np.ndarray
-    fe_rank: np.ndarray
-    levels: np.ndarray
-    names: tuple[str, ...]
-    labels: tuple[str, ...]
-    effects: tuple[str, ...]
-
-
-def _check_options(cov: str, convention: str) -> None:
-    if cov not in COV_TYPES:
-        raise ParameterError(f"cov must be one of {COV_TYPES}; got {cov!r}")
-    if convention not in CONVENTIONS:
-        raise ParameterError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
-
-
-def prepare_batch(
-    y: np.ndarray,
-    X: np.ndarray,
-    *,
-    factors: Sequence[np.ndarray] = (),
-    clusters: Sequence[np.ndarray] = (),
-    entity: np.ndarray | None = None,
-    names: Sequence[str] | None = None,
-    labels: Sequence[str] | None = None,
-    effects: Sequence[str] = (),
-    mask: np.ndarray | None = None,
-) -> FitData:
-    """Stack, mask and residualise data for :func:`fit_batch`.
-
-    Parameters
-    ----------
-    y
-        ``(B, n)`` outcomes (NaN = missing).
-    X
-        ``(B, n, k)`` or ``(n, k)`` regressors (NaN = missing; a shared ``(n, k)`` is broadcast).
-    factors, clusters, entity
-        Code arrays of length ``n`` shared by all members.
-    mask
-        Optional ``(B, n)`` extra sample restriction; rows with any NaN are always dropped.
-    """
-    y = np.asarray(y, dtype=float)
-    if y.ndim == 1:
-        y = y[None]
-    B, n = y.shape
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 2:
-        X = np.broadcast_to(X, (B, *X.shape))
-    if X.shape[:2] != (B, n):
-        raise ModelError(f"X must have shape ({B}, {n}, k); got {X.shape}")
-    k = X.shape[2]
-    m = np.isfinite(y) & np.isfinite(X).all(2)
-    if mask is not None:
-        m &= np.asarray(mask, dtype=bool)
-    factors = tuple(factorize(f) for f in factors)
-    clusters = tuple(factorize(c) for c in clusters)
-    for arr in (*factors, *clusters):
-        if len(arr) != n:
-            raise ModelError(f"a factor or cluster array has {len(arr)} rows; expected {n}")
-    ent = (
-        factorize(entity)
-        if entity is not None
-        else (factors[0] if factors else np.zeros(n, np.int64))
-    )
-    ab = absorb_batch(np.concatenate([y[:, :, None], X], axis=2), m, factors)
-    names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(k))
-    labels = (
-        tuple(str(x) for x in labels) if labels is not None else tuple(str(b) for b in range(B))
-    )
-    return FitData(
-        y=ab.values[:, :, 0],
-        X=ab.values[:, :, 1:],
-        mask=m,
-        factors=factors,
-        clusters=clusters,
-        entity=ent,
-        fe_rank=ab.fe_rank,
-        levels=ab.levels,
-        names=names,
-        labels=labels,
-        effects=tuple(effects),
-    )
 
 
 def fit_batch(
@@ -170,7 +66,7 @@ def fit_batch(
     ModelError
         If a member has fewer than ``min_obs`` observations, or collinear regressors.
     """
-    _check_options(cov, convention)
+    check_options(cov, convention)
     nobs = data.mask.sum(1)
     small = np.flatnonzero(nobs < max(min_obs, data.X.shape[2] + 1))
     if small.size:
@@ -179,36 +75,7 @@ def fit_batch(
             "drop that member or widen its sample"
         )
     fit = ols_batch(data.y, data.X, data.mask, names=data.names, labels=data.labels)
-    cv = batch_covariance(
-        data.X,
-        data.y,
-        fit.beta,
-        fit.resid,
-        fit.xtx_inv,
-        data.mask,
-        cov_type=cov,
-        # the same prepared data serve clustered and unclustered covariances
-        clusters=data.clusters if cov in ("clustered", "twoway", "crv3") else (),
-        convention=convention,
-        factors=data.factors,
-        fe_rank=data.fe_rank,
-        levels=data.levels,
-    )
-    ent = np.array([np.unique(data.entity[data.mask[b]]).size for b in range(len(data.labels))])
-    return BatchFEResults(
-        labels=data.labels,
-        names=data.names,
-        params=fit.beta,
-        cov=cv.cov,
-        df_resid=cv.df,
-        nobs=nobs,
-        n_entities=ent,
-        n_clusters=cv.n_clusters,
-        cov_type=cov,
-        convention=convention,
-        effects=data.effects,
-        dependent=dependent,
-    )
+    return BatchFEResults.from_fit(data, fit, cov=cov, convention=convention, dependent=dependent)
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,9 +83,19 @@ def fit_batch(
 # ------------------------------------------------------------------------------------------
 
 
-def _column(
+def column_codes(
     data: Mapping[str, Any] | pd.DataFrame, spec: EffectSpec | np.ndarray, n: int
 ) -> np.ndarray:
+    """Integer codes of an effect or cluster variable: a column, a tuple of columns (their
+    interaction, e.g. ``("county", "year")``) or an array of labels of length ``n``.
+
+    Raises
+    ------
+    ParameterError
+        For a missing column or an array of the wrong length.
+    DataError
+        When a label is missing (every observation needs one).
+    """
     if isinstance(spec, np.ndarray | pd.Series | list):
         arr = np.asarray(spec)
         if len(arr) != n:
@@ -235,11 +112,7 @@ def _column(
     parts = []
     for c in names:
         col = np.asarray(data[c])
-        if (
-            pd.isna(col).any()
-            if col.dtype == object
-            else (col.dtype.kind == "f" and np.isnan(col).any())
-        ):
+        if pd.isna(col).any():
             raise DataError(
                 f"column '{c}' has missing values; every observation needs an effect/cluster label"
             )
@@ -265,22 +138,23 @@ def _effects(
     if time_effects:
         specs.append(time)
     specs += list(other_effects or [])
-    codes = [_column(data, s, n) for s in specs]
+    codes = [column_codes(data, s, n) for s in specs]
     names = [s if isinstance(s, str) else "×".join(s) for s in specs]
     return codes, names
 
 
 def _clusters(data, cluster, n: int, cov: str) -> list[np.ndarray]:
-    if cov in ("unadjusted", "robust"):
+    need = COVARIANCE[cov].clusters
+    if need == 0:
         return []
     if cluster is None:
         raise ParameterError(f"cov={cov!r} needs cluster=...; e.g. cluster='county'")
-    if cov == "twoway":
+    if need == 2:
         if isinstance(cluster, str) or len(cluster) != 2:
             raise ParameterError(
                 "cov='twoway' needs two cluster variables, e.g. ('municipality', 'year')"
             )
-        return [_column(data, c, n) for c in cluster]
+        return [column_codes(data, c, n) for c in cluster]
     if (
         isinstance(cluster, tuple | list)
         and not isinstance(cluster, str)
@@ -288,7 +162,60 @@ def _clusters(data, cluster, n: int, cov: str) -> list[np.ndarray]:
         and all(isinstance(c, str) for c in cluster)
     ):
         raise ParameterError("two cluster variables need cov='twoway'")
-    return [_column(data, cluster, n)]
+    return [column_codes(data, cluster, n)]
+
+
+def _lookup(data: Mapping[str, Any] | pd.DataFrame, n: int):
+    """Cluster variables by name for :meth:`FEResults.vcov` (the frame is kept by reference)."""
+    return lambda spec: column_codes(data, spec, n)
+
+
+def _numeric(data: Mapping[str, Any] | pd.DataFrame, col: str, role: str) -> np.ndarray:
+    """A column as floats, or a clear error naming it (text, booleans as text, objects)."""
+    raw = data[col]
+    arr = np.asarray(raw)
+    if arr.dtype.kind in "biuf":
+        return arr.astype(float)
+    try:
+        out = pd.to_numeric(pd.Series(np.asarray(raw, dtype=object)), errors="raise")
+    except (ValueError, TypeError):
+        vals = pd.Series(np.asarray(raw, dtype=object))
+        bad = vals[pd.to_numeric(vals, errors="coerce").isna() & vals.notna()]
+        example = ", ".join(repr(v) for v in bad.unique()[:3])
+        raise DataError(
+            f"{role} '{col}' is not numeric ({bad.size} non-numeric value(s), e.g. {example}); "
+            "convert it to numbers (codes or dummies) before fitting"
+        ) from None
+    return out.to_numpy(dtype=float, na_value=np.nan)
+
+
+def check_unique_keys(data: Mapping[str, Any] | pd.DataFrame, keys: Sequence[str]) -> None:
+    """Refuse data in which the key columns (e.g. municipality and year) repeat.
+
+    Raises
+    ------
+    ParameterError
+        For a key column that is not in the data.
+    DataError
+        Naming the repeated keys (at most ten) and how often each occurs.
+    """
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise ParameterError(f"key column(s) {missing} not found in the data")
+    frame = pd.DataFrame({k: np.asarray(data[k]) for k in keys})
+    dup = frame.duplicated(keep=False)
+    if dup.any():
+        counts = frame[dup].value_counts(sort=False)
+        shown = "; ".join(
+            f"({', '.join(map(str, key if isinstance(key, tuple) else (key,)))}) ×{int(c)}"
+            for key, c in list(counts.items())[:10]
+        )
+        more = "" if len(counts) <= 10 else f" (and {len(counts) - 10} more)"
+        raise DataError(
+            f"{len(counts)} ({', '.join(keys)}) key(s) occur more than once: {shown}{more}. "
+            "Each observation must appear once: aggregate or drop the duplicates, or name the "
+            "columns that identify an observation with keys=..."
+        )
 
 
 def fit_panel(
@@ -306,6 +233,7 @@ def fit_panel(
     convention: str = "linearmodels",
     engine: str = "vectorised",
     label: str | None = None,
+    keys: Sequence[str] | None = None,
 ) -> FEResults:
     """Fit one fixed-effects regression ``y ~ x + effects`` (the simple functional entry point).
 
@@ -314,7 +242,8 @@ def fit_panel(
     data
         Long frame (or mapping of equal-length arrays) with the outcome, regressors, entity, time,
         effect and cluster columns. Rows with a missing outcome or regressor are dropped (and
-        counted in ``nobs``); missing effect or cluster labels raise :class:`DataError`.
+        counted in ``nobs``); missing effect or cluster labels raise :class:`DataError`, and so
+        do infinite values and non-numeric outcomes or regressors.
     y, x
         Outcome and regressor column names (no constant: it is absorbed by the effects; with no
         effects at all a column ``const`` must be supplied by the caller).
@@ -334,13 +263,22 @@ def fit_panel(
         ``"vectorised"`` (ojpanel's core) or ``"linearmodels"`` (:class:`linearmodels.PanelOLS`).
     label
         Label stored on the result (e.g. the indicator id).
+    keys
+        Columns that identify one observation; default ``(entity, time)``. Repeated keys raise
+        :class:`DataError` naming them (e.g. a municipality-year that appears twice).
 
     Returns
     -------
     FEResults
     """
-    _check_options(cov, convention)
+    check_options(cov, convention)
     xs = [x] if isinstance(x, str) else list(x)
+    missing = [c for c in [y, *xs] if c not in data]
+    if missing:
+        raise ParameterError(f"column(s) {missing} not found in the data")
+    check_unique_keys(data, list(keys) if keys is not None else [entity, time])
+    yv = _numeric(data, y, "the outcome")
+    Xv = np.column_stack([_numeric(data, c, "regressor") for c in xs])
     if engine == "linearmodels":
         return fit_linearmodels(
             data,
@@ -358,15 +296,10 @@ def fit_panel(
         )
     if engine != "vectorised":
         raise ParameterError(f"engine must be 'vectorised' or 'linearmodels'; got {engine!r}")
-    missing = [c for c in [y, *xs] if c not in data]
-    if missing:
-        raise ParameterError(f"column(s) {missing} not found in the data")
-    yv = np.asarray(data[y], dtype=float)
     n = len(yv)
-    Xv = np.column_stack([np.asarray(data[c], dtype=float) for c in xs])
     factors, fnames = _effects(data, n, entity, time, entity_effects, time_effects, other_effects)
     clusters = _clusters(data, cluster, n, cov)
-    ent = _column(data, entity, n)
+    ent = column_codes(data, entity, n)
     fd = prepare_batch(
         yv[None],
         Xv,
@@ -376,6 +309,7 @@ def fit_panel(
         names=xs,
         labels=[label or y],
         effects=fnames,
+        columns=_lookup(data, n),
     )
     res = fit_batch(fd, cov=cov, convention=convention, dependent=y)
     return res[label or y]
@@ -398,13 +332,16 @@ def fit_linearmodels(
 ) -> FEResults:
     """Fit with :class:`linearmodels.PanelOLS` and wrap the result as :class:`FEResults`.
 
-    Only ``convention="linearmodels"`` and ``"stata"`` (``group_debias=True``) exist in
-    linearmodels; ``cov="crv3"`` is not available there.
+    Only ``convention="linearmodels"`` exists in linearmodels (``debiased=True``); ``cov="crv3"``
+    is not available there. The result cannot recompute its covariance (:meth:`FEResults.vcov`).
     """
     from linearmodels import PanelOLS
 
-    if convention not in ("linearmodels", "stata"):
-        raise ParameterError("engine='linearmodels' supports convention 'linearmodels' or 'stata'")
+    if convention != "linearmodels":
+        raise ParameterError(
+            "engine='linearmodels' reproduces convention='linearmodels' only; use "
+            "engine='vectorised' for the other conventions"
+        )
     if cov == "crv3":
         raise ParameterError("linearmodels has no CRV3; use engine='vectorised'")
     xs = [x] if isinstance(x, str) else list(x)
@@ -413,7 +350,7 @@ def fit_linearmodels(
     oe = None
     other_names: list[str] = []
     if other_effects:
-        oe = pd.DataFrame({f"oe{i}": _column(data, s, n) for i, s in enumerate(other_effects)})
+        oe = pd.DataFrame({f"oe{i}": column_codes(data, s, n) for i, s in enumerate(other_effects)})
         other_names = [s if isinstance(s, str) else "×".join(s) for s in other_effects]
     cl = _clusters(data, cluster, n, cov)
     n_eff = int(entity_effects) + int(time_effects) + len(other_effects or [])
@@ -439,31 +376,18 @@ def fit_linearmodels(
         check_rank=True,
     )
     kw: dict[str, Any] = {}
-    lm_cov = {
-        "unadjusted": "unadjusted",
-        "robust": "robust",
-        "clustered": "clustered",
-        "twoway": "clustered",
-    }[cov]
     if cl:
-        cdf = pd.DataFrame({f"c{i}": c for i, c in enumerate(cl)}, index=frame.index)
-        kw["clusters"] = cdf
-        if convention == "stata":
-            kw["group_debias"] = True
-    res = mod.fit(cov_type=lm_cov, **kw)
+        kw["clusters"] = pd.DataFrame({f"c{i}": c for i, c in enumerate(cl)}, index=frame.index)
+    # PanelOLS names two-way clustering "clustered" with two cluster columns
+    res = mod.fit(cov_type="clustered" if cl else cov, **kw)
     names = list(res.params.index)
-    df = float(res.df_resid)
-    nclu = None
-    if cl:
-        nclu = int(min(np.unique(c).size for c in cl))
-        if convention == "stata":
-            df = float(nclu - 1)
+    nclu = int(min(np.unique(c).size for c in cl)) if cl else None
     effects = ([entity] if entity_effects else []) + ([time] if time_effects else []) + other_names
     return FEResults(
         params=res.params.values,
         cov=res.cov.values,
         names=names,
-        df_resid=df,
+        df_resid=float(res.df_resid),
         nobs=int(res.nobs),
         n_entities=int(res.entity_info["total"]),
         n_clusters=nclu,
@@ -489,6 +413,23 @@ def _as_da(ds: xr.Dataset | None, v: xr.DataArray | str) -> xr.DataArray:
     return ds[v]
 
 
+def _check_array(da: xr.DataArray, name: str) -> None:
+    """Numeric values and no repeated coordinate labels (a municipality or year twice)."""
+    if da.dtype.kind not in "biuf":
+        raise DataError(
+            f"{name} is not numeric (dtype {da.dtype}); convert it to numbers before fitting"
+        )
+    for d in da.dims:
+        if d in da.indexes:
+            idx = da.indexes[d]
+            if idx.has_duplicates:
+                dup = sorted(map(str, idx[idx.duplicated()].unique()))
+                raise DataError(
+                    f"{name} has repeated '{d}' labels: {dup[:10]}; each "
+                    f"{d} must appear once (aggregate or drop the duplicates first)"
+                )
+
+
 def panel_arrays(
     outcome: xr.DataArray,
     regressors: Mapping[str, xr.DataArray],
@@ -503,6 +444,8 @@ def panel_arrays(
     for d in ("municipality", "year"):
         if d not in outcome.dims:
             raise DataError(f"the outcome needs a '{d}' dimension; it has {outcome.dims}")
+    for name, da in {"the outcome": outcome, **{f"regressor '{k}'": r for k, r in regressors.items()}}.items():
+        _check_array(da, name)
     if "indicator" not in outcome.dims:
         outcome = outcome.expand_dims(indicator=[str(outcome.name or "y")])
     outcome = outcome.transpose("indicator", "municipality", "year")
@@ -560,12 +503,13 @@ def fit_indicators(
     BatchFEResults
         One fit per indicator, labelled by indicator id.
     """
-    _check_options(cov, convention)
+    check_options(cov, convention)
     out = _as_da(panel, outcome)
     regs = {k: _as_da(panel, v) for k, v in regressors.items()}
     y, X, labels, rows = panel_arrays(out, regs)
     names = list(regs)
     dep = dependent or str(out.name or "y")
+    refuse_infinite(y, X, names, labels)
     if engine == "linearmodels":
         fits = []
         for b, lab in enumerate(labels):
@@ -616,9 +560,10 @@ def fit_indicators(
         X,
         factors=factors,
         clusters=clusters,
-        entity=_column(rows, "municipality", n),
+        entity=column_codes(rows, "municipality", n),
         names=names,
         labels=labels,
         effects=fnames,
+        columns=_lookup(rows, n),
     )
     return fit_batch(fd, cov=cov, convention=convention, dependent=dep)

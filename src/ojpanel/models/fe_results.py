@@ -16,37 +16,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ojpanel.errors import ParameterError
+from ojpanel.core.results import Result, critical_value
+from ojpanel.core.stars import regression_stars
+from ojpanel.core.tidy import tidy_frame
+from ojpanel.errors import ModelError, ParameterError
+from ojpanel.models.covariance import COVARIANCE, covariance
+from ojpanel.models.within import BatchOLS, FitData, indicator_matrix
 
-__all__ = ["TIDY_COLUMNS", "FEResults", "BatchFEResults", "Comparison", "compare", "tidy_frame"]
-
-#: Column order of tidy result tables (shared with ``ojpanel.replication``).
-TIDY_COLUMNS = [
-    "analysis",
-    "area",
-    "indicator",
-    "indicator_group",
-    "peer_group",
-    "lag",
-    "outcome",
-    "sample",
-    "period",
-    "term",
-    "estimate",
-    "std_error",
-    "statistic",
-    "p_value",
-    "n_obs",
-    "n_municipalities",
-    "stars",
-    "mode",
-]
-
+__all__ = ["FEResults", "BatchFEResults", "Comparison", "compare"]
 
 def _stars(estimate: float, p: float) -> str:
-    from ojpanel.report.stars import regression_stars
-
     return regression_stars(estimate, p)
+
+
+def _se(variances: np.ndarray) -> np.ndarray:
+    """Square roots of variances; a negative variance (a two-way estimate that is not positive
+    semi-definite, already warned about) is NaN."""
+    v = np.asarray(variances, dtype=float)
+    return np.sqrt(np.where(v >= 0, v, np.nan))
 
 
 def _pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
@@ -59,30 +46,34 @@ def _pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
     return out
 
 
-def _crit(level: float, df: float) -> float:
-    if not 0 < level < 1:
-        raise ParameterError(f"confidence level must be in (0, 1); got {level}")
-    q = 0.5 + level / 2
-    return float(stats.t.ppf(q, df)) if np.isfinite(df) else float(stats.norm.ppf(q))
+def _with_clusters(data: FitData, cov: str, cluster: Any) -> FitData:
+    """``data`` with the cluster variables a recomputed covariance needs."""
+    if cov not in COVARIANCE:
+        raise ParameterError(f"cov must be one of {tuple(COVARIANCE)}; got {cov!r}")
+    need = COVARIANCE[cov].clusters
+    if cluster is None:
+        if need and len(data.clusters) != need:
+            raise ParameterError(
+                f"cov={cov!r} needs {need} cluster variable(s) and the fit has "
+                f"{len(data.clusters)}; pass cluster=..."
+            )
+        return data
+    specs = list(cluster) if need == 2 else [cluster]
+    if need and len(specs) != need:
+        raise ParameterError(f"cov={cov!r} needs {need} cluster variable(s); got {len(specs)}")
+    if data.columns is None and any(isinstance(c, str | tuple) for c in specs):
+        raise ParameterError("name clusters by code arrays: this fit keeps no column lookup")
+    codes = [c if isinstance(c, np.ndarray) else data.columns(c) for c in specs]
+    return data.with_clusters(codes)
 
 
-def tidy_frame(rows: Sequence[Mapping[str, Any]], **meta: Any) -> pd.DataFrame:
-    """Build a tidy table with :data:`TIDY_COLUMNS` (missing fields are NA; extra keys kept last)."""
-    df = pd.DataFrame(list(rows))
-    for k, v in meta.items():
-        df[k] = v
-    for c in TIDY_COLUMNS:
-        if c not in df.columns:
-            df[c] = pd.NA
-    extra = [c for c in df.columns if c not in TIDY_COLUMNS]
-    return df[TIDY_COLUMNS + extra]
-
-
-class FEResults:
+class FEResults(Result):
     """One fixed-effects regression.
 
     Parameters are set by the estimators in :mod:`ojpanel.models.fe`; use the properties.
     """
+
+    title = "Fixed-effects regression"
 
     def __init__(
         self,
@@ -101,6 +92,7 @@ class FEResults:
         label: str | None = None,
         engine: str = "ojpanel",
         resid: np.ndarray | None = None,
+        source: tuple[FitData, BatchOLS] | None = None,
     ) -> None:
         self._params = pd.Series(np.asarray(params, float), index=list(names), name="parameter")
         self._cov = pd.DataFrame(np.asarray(cov, float), index=list(names), columns=list(names))
@@ -115,6 +107,7 @@ class FEResults:
         self._label = label
         self._engine = engine
         self._resid = resid
+        self._source = source
 
     # --- read-only properties -------------------------------------------------------------
     @property
@@ -131,7 +124,7 @@ class FEResults:
     def std_errors(self) -> pd.Series:
         """Standard errors."""
         return pd.Series(
-            np.sqrt(np.diag(self._cov.values)), index=self._params.index, name="std_error"
+            _se(np.diag(self._cov.values)), index=self._params.index, name="std_error"
         )
 
     @property
@@ -203,9 +196,39 @@ class FEResults:
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Confidence intervals with the same reference distribution as :attr:`pvalues`."""
-        c = _crit(level, self._df)
+        c = critical_value(level, self._df)
         se = self.std_errors
         return pd.DataFrame({"lower": self._params - c * se, "upper": self._params + c * se})
+
+    def vcov(
+        self,
+        cov: str = "clustered",
+        *,
+        cluster: Any = None,
+        convention: str | None = None,
+    ) -> FEResults:
+        """The same fit with another covariance (recomputed, nothing refitted).
+
+        Parameters
+        ----------
+        cov
+            Estimator (:data:`ojpanel.models.covariance.COVARIANCE`).
+        cluster
+            Cluster column name(s) of the fitted data (a tuple of two for ``"twoway"``), or code
+            arrays; default the clusters of the fit.
+        convention
+            Small-sample convention; default the fit's.
+        """
+        if self._source is None:
+            raise ModelError(
+                "this result keeps no fitted data (engine='linearmodels'); refit with "
+                "engine='vectorised' to recompute its covariance"
+            )
+        data, fit = self._source
+        return BatchFEResults.from_fit(
+            _with_clusters(data, cov, cluster), fit, cov=cov,
+            convention=convention or self._convention, dependent=self._dependent,
+        )[data.labels[0]]  # fmt: skip
 
     def to_frame(self, **meta: Any) -> pd.DataFrame:
         """Tidy rows (one per term) in the replication schema; ``meta`` fills other columns."""
@@ -259,9 +282,6 @@ class FEResults:
         head = "\n".join(f"{k:<14}{v}" for k, v in self._header())
         return f"Fixed-effects regression\n{head}\n\n{self._table().to_string(float_format=lambda x: f'{x:.4f}')}"
 
-    def __str__(self) -> str:
-        return self.summary
-
     def __repr__(self) -> str:
         return f"<FEResults {self._dependent} ~ {', '.join(self._params.index)}; n={self._nobs}>"
 
@@ -276,12 +296,14 @@ class FEResults:
         )
 
 
-class BatchFEResults:
+class BatchFEResults(Result):
     """Many fits with the same specification (e.g. one per indicator), stored stacked.
 
     Index with a label to get one :class:`FEResults`; ``params``, ``std_errors``, ``pvalues`` are
     frames with one row per label.
     """
+
+    title = "Fixed-effects regressions"
 
     def __init__(
         self,
@@ -298,6 +320,7 @@ class BatchFEResults:
         convention: str,
         effects: Sequence[str],
         dependent: str = "y",
+        source: tuple[FitData, BatchOLS] | None = None,
     ) -> None:
         self._labels = [str(x) for x in labels]
         if len(set(self._labels)) != len(self._labels):
@@ -313,6 +336,55 @@ class BatchFEResults:
         self._convention = convention
         self._effects = tuple(effects)
         self._dependent = dependent
+        self._source = source
+
+    @classmethod
+    def from_fit(
+        cls,
+        data: FitData,
+        fit: BatchOLS,
+        *,
+        cov: str = "clustered",
+        convention: str = "linearmodels",
+        dependent: str = "y",
+    ) -> BatchFEResults:
+        """Results of least-squares fits with the covariance ``cov`` under ``convention``."""
+        cv = covariance(data, fit, cov, convention)
+        ent = (np.asarray(indicator_matrix(data.entity).T @ data.mask.T.astype(float)) > 0).sum(0)
+        return cls(
+            labels=data.labels,
+            names=data.names,
+            params=fit.beta,
+            cov=cv.cov,
+            df_resid=cv.df,
+            nobs=data.mask.sum(1),
+            n_entities=ent,
+            n_clusters=cv.n_clusters,
+            cov_type=cov,
+            convention=convention,
+            effects=data.effects,
+            dependent=dependent,
+            source=(data, fit),
+        )
+
+    def vcov(
+        self,
+        cov: str = "clustered",
+        *,
+        cluster: Any = None,
+        convention: str | None = None,
+    ) -> BatchFEResults:
+        """The same fits with another covariance (see :meth:`FEResults.vcov`)."""
+        if self._source is None:
+            raise ModelError(
+                "these results keep no fitted data (engine='linearmodels'); refit with "
+                "engine='vectorised' to recompute their covariance"
+            )
+        data, fit = self._source
+        return BatchFEResults.from_fit(
+            _with_clusters(data, cov, cluster), fit, cov=cov,
+            convention=convention or self._convention, dependent=self._dependent,
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -330,7 +402,13 @@ class BatchFEResults:
             b = self._labels.index(str(label))
         except ValueError:
             raise KeyError(f"no fit labelled {label!r}; labels: {self._labels[:10]}…") from None
+        source = None
+        if self._source is not None:
+            data, fit = self._source
+            one = BatchOLS(fit.beta[b : b + 1], fit.resid[b : b + 1], fit.xtx_inv[b : b + 1], fit.nobs[b : b + 1])
+            source = (data.member(b), one)
         return FEResults(
+            source=source,
             params=self._params[b],
             cov=self._cov[b],
             names=self._names,
@@ -356,7 +434,7 @@ class BatchFEResults:
     @property
     def std_errors(self) -> pd.DataFrame:
         """Standard errors, one row per fit."""
-        return self._frame(np.sqrt(np.einsum("bkk->bk", self._cov)))
+        return self._frame(_se(np.einsum("bkk->bk", self._cov)))
 
     @property
     def tstats(self) -> pd.DataFrame:
@@ -412,6 +490,20 @@ class BatchFEResults:
                 )
         return tidy_frame(rows, **meta)
 
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Intervals for every fit and term (t with each fit's reference df), indexed by
+        ``(label, term)``."""
+        q = critical_value(level, self._df)[:, None] * np.ones((1, len(self._names)))
+        se = self.std_errors.values
+        idx = pd.MultiIndex.from_product([self._labels, self._names], names=["label", "term"])
+        return pd.DataFrame(
+            {
+                "lower": (self._params - q * se).ravel(),
+                "upper": (self._params + q * se).ravel(),
+            },
+            index=idx,
+        )
+
     @property
     def summary(self) -> str:
         """Plain-text table of all fits."""
@@ -428,8 +520,10 @@ class BatchFEResults:
         return f"<BatchFEResults {len(self)} fits of {self._dependent} ~ {', '.join(self._names)}>"
 
 
-class Comparison:
+class Comparison(Result):
     """Side-by-side table of fits: coefficient with stars over the standard error in parentheses."""
+
+    title = "Comparison of fits"
 
     def __init__(
         self, results: Sequence[FEResults], labels: Sequence[str] | None = None, digits: int = 3
@@ -508,11 +602,21 @@ class Comparison:
         """HTML table."""
         return self.table.to_html(escape=True)
 
+    def to_frame(self) -> pd.DataFrame:
+        """The cells (same as :attr:`table`)."""
+        return self.table
+
+    @property
+    def summary(self) -> str:
+        """The table as plain text."""
+        return self.table.to_string()
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Not defined for a table of several fits: ask each fit."""
+        raise ParameterError("a comparison holds several fits; call conf_int() on each of them")
+
     def _repr_html_(self) -> str:
         return self.to_html()
-
-    def __str__(self) -> str:
-        return self.table.to_string()
 
 
 def compare(

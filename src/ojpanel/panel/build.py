@@ -205,6 +205,24 @@ def from_tidy(
     return ds
 
 
+def from_harmonised(harmonised: Any, **kwargs: Any) -> xr.Dataset:
+    """The OJ panel of harmonised variables (:func:`ojpanel.harmonise`'s result).
+
+    The variables' metadata come from the harmonisation spec; its provenance (spec, mode, the
+    synthetic marker of simulated input) is kept in the panel's attrs. ``kwargs`` go to
+    :func:`from_tidy`.
+    """
+    attrs = harmonised.attrs
+    extra = dict(kwargs.pop("extra_attrs", {}) or {})
+    extra.update(
+        {k: v for k, v in attrs.items() if k not in {"library_versions", "created", "ojpanel_version"}}
+    )
+    kwargs.setdefault("source", f"harmonised variables ({attrs.get('spec')})")
+    return from_tidy(
+        harmonised.to_tidy(), harmonised.meta.drop(columns="group"), extra_attrs=extra, **kwargs
+    )
+
+
 def add_grouping(ds: xr.Dataset, spec: Any, name: str) -> xr.Dataset:
     """Return ``ds`` with a user-supplied municipality grouping added as coordinate ``name``.
 

@@ -15,9 +15,11 @@ import pandas as pd
 from ojpanel.data.reference import municipality_codes
 from ojpanel.errors import DataError, PanelValidationError
 
-__all__ = ["REQUIRED_COLUMNS", "read_tidy", "check_tidy"]
+__all__ = ["REQUIRED_COLUMNS", "YEAR_RANGE", "read_tidy", "check_tidy"]
 
 REQUIRED_COLUMNS = ("kpi", "municipality", "year", "gender", "value")
+#: Years a tidy table may hold (Kolada's series start in the 1990s).
+YEAR_RANGE = (1900, 2100)
 _MAX_LISTED = 20
 
 
@@ -105,6 +107,12 @@ def check_tidy(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFra
     if bad_year.any():
         rows = [f"line {line[i]}: year={df.at[i, 'year']!r}" for i in df.index[bad_year][:_MAX_LISTED]]
         problems.append(_listed_rows(rows, int(bad_year.sum()), "a non-integer year"))
+    # a year such as 99999 or -1 is a typo, and would make a year axis of millions of entries
+    odd_year = ~bad_year & ~year.between(*YEAR_RANGE)
+    if odd_year.any():
+        rows = [f"line {line[i]}: year={df.at[i, 'year']!r}" for i in df.index[odd_year][:_MAX_LISTED]]
+        problems.append(_listed_rows(rows, int(odd_year.sum()),
+                                     f"a year outside {YEAR_RANGE[0]}–{YEAR_RANGE[1]}"))
     raw_value = df["value"]
     if pd.api.types.is_numeric_dtype(raw_value):
         value = raw_value.astype(float)
@@ -126,6 +134,10 @@ def check_tidy(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFra
             problems.append(_listed_rows(rows, int(bad_cnt.sum()), "a non-numeric count"))
         df["count"] = cnt.astype(float)
 
+    no_kpi = df["kpi"].isin(["", "nan", "None"])
+    if no_kpi.any():
+        rows = [f"line {line[i]}" for i in df.index[no_kpi][:_MAX_LISTED]]
+        problems.append(_listed_rows(rows, int(no_kpi.sum()), "an empty kpi"))
     bad_gender = ~df["gender"].isin(["T", "K", "M"])
     if bad_gender.any():
         problems.append(_listed(sorted(df.loc[bad_gender, "gender"].unique().tolist()),
@@ -139,9 +151,11 @@ def check_tidy(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFra
                                          "(use 4-digit SCB codes; 0000 and 00xx are regions)"))
 
     key = ["kpi", "municipality", "year", "gender"]
-    dup = df.duplicated(key, keep=False)
+    # compare years as numbers: "2019" and "2019.0" are the same key
+    keyed = df[key].assign(year=year.where(~bad_year).astype("Float64").astype(str))
+    dup = keyed.duplicated(key, keep=False) & ~bad_year
     if dup.any():
-        keys = df.loc[dup, key].drop_duplicates().astype(str).agg("/".join, axis=1).tolist()
+        keys = keyed.loc[dup, key].drop_duplicates().astype(str).agg("/".join, axis=1).tolist()
         problems.append(_listed(keys, f"{len(keys)} duplicate (kpi, municipality, year, gender) key(s)"))
     if problems:
         raise PanelValidationError([f"{where}: {p}" for p in problems])

@@ -19,7 +19,8 @@ say why it is stale:
     what a notebook computes, are left out);
 ``environment``
     the ``OJPANEL_*`` environment variables, which the kernels inherit and the library reads
-    (e.g. ``OJPANEL_FIGURE_CHECK=strict`` fails a notebook whose figure overflows);
+    (e.g. ``OJPANEL_FIGURE_CHECK=strict`` fails a notebook whose figure overflows), except those
+    in :data:`COSMETIC_VARIABLES`;
 ``kernel``
     the Jupyter kernel's name.
 
@@ -50,6 +51,7 @@ from ojpanel.pipeline.declarations import Declaration, input_files, matches_writ
 
 __all__ = [
     "CACHE_DIRNAME",
+    "COSMETIC_VARIABLES",
     "Freshness",
     "digest_file",
     "digest_json",
@@ -72,6 +74,9 @@ __all__ = [
 
 FORMAT = 1
 CACHE_DIRNAME = ".cache"
+#: ``OJPANEL_*`` variables that change how ojpanel reports, never what a notebook computes.
+COSMETIC_VARIABLES = frozenset({"OJPANEL_PROGRESS", "OJPANEL_PROGRESS_INTERVAL", "OJPANEL_DEBUG",
+                                "OJPANEL_HYPOTHESIS_EXAMPLES"})
 MISSING = "missing"
 
 
@@ -129,7 +134,8 @@ def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
 def environment(kernel_name: str) -> dict[str, Any]:
     """The key components shared by every notebook of a run: versions, library source, kernel."""
     return {"versions": provenance.library_versions(), "ojpanel_source": source_digest(),
-            "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith("OJPANEL_")},
+            "environment": {k: v for k, v in sorted(os.environ.items())
+                            if k.startswith("OJPANEL_") and k not in COSMETIC_VARIABLES},
             "kernel": kernel_name}
 
 

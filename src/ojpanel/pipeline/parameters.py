@@ -8,7 +8,13 @@ from typing import Any
 
 from ojpanel.errors import ParameterError
 
-__all__ = ["notebook_parameters", "check_parameters", "parse_cli_parameter"]
+__all__ = [
+    "notebook_parameters",
+    "check_parameters",
+    "parse_cli_parameter",
+    "smoke_settings",
+    "check_smoke_conflicts",
+]
 
 
 def notebook_parameters(path: Path | str) -> dict[str, Any]:
@@ -71,6 +77,77 @@ def check_parameters(name: str, defaults: dict[str, Any], given: dict[str, Any])
                             f"got {type(given[k]).__name__} {given[k]!r}")
     if problems:
         raise ParameterError(f"{name}: " + "; ".join(problems))
+
+
+_UNKNOWN = object()
+
+
+def smoke_settings(path: Path | str) -> dict[str, Any]:
+    """Names a notebook's ``if smoke:`` blocks assign, with the literal values (or ``...``).
+
+    The smoke size of a notebook is set in its code (``if smoke: n_draws = 199``), after the
+    parameters are injected; this reads those assignments without running anything.
+    """
+    import nbformat  # here, not at the top: importing it takes seconds, and every kernel imports this package
+
+    nb = nbformat.read(str(path), as_version=4)
+    out: dict[str, Any] = {}
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # magics and the like: such a cell sets no smoke size we can read
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "smoke"):
+                continue
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign):
+                    for target in stmt.targets:
+                        out.update(_assigned(target, stmt.value))
+                elif isinstance(stmt, ast.AnnAssign | ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                    out.update(_assigned(stmt.target, stmt.value))
+    return out
+
+
+def _assigned(target: ast.expr, value: ast.expr | None) -> dict[str, Any]:
+    if isinstance(target, ast.Name):
+        try:
+            return {target.id: ast.literal_eval(value) if value is not None else ...}
+        except ValueError:
+            return {target.id: ...}
+    if isinstance(target, ast.Tuple | ast.List):
+        values = value.elts if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(target.elts) else None
+        out: dict[str, Any] = {}
+        for i, t in enumerate(target.elts):
+            out.update(_assigned(t, values[i] if values is not None else None))
+        return out
+    return {}
+
+
+def check_smoke_conflicts(path: Path | str, given: dict[str, Any]) -> None:
+    """Refuse explicit parameters that a smoke run would silently replace.
+
+    A notebook's ``if smoke:`` block runs after the injected parameters, so ``--smoke -p
+    n_permutations=7`` would run with the smoke value instead of 7. Such a combination is an error
+    that names both ways out.
+
+    Raises
+    ------
+    ParameterError
+        Naming every parameter the smoke block sets, with its smoke value.
+    """
+    name = Path(path).name
+    sets = smoke_settings(path)
+    clash = sorted(set(given) & set(sets))
+    if clash:
+        shown = ", ".join(f"{k} (to {sets[k]!r})" if sets[k] is not ... else k for k in clash)
+        raise ParameterError(
+            f"{name}: --smoke sets {shown} itself, after the parameters are injected, so "
+            f"{', '.join(f'-p {Path(path).stem[:2]}:{k}={given[k]!r}' for k in clash)} would be "
+            "ignored; drop --smoke to run with your value(s), or drop the -p"
+        )
 
 
 def parse_cli_parameter(text: str) -> tuple[str, Any]:

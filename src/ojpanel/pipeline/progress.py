@@ -1,99 +1,101 @@
-"""Terminal progress of a pipeline run: one line per running notebook (cell n of m, elapsed).
+"""Progress of a pipeline run, through :mod:`ojpanel.progress`: a line per running notebook.
 
-Finished notebooks leave a permanent line (seconds, or "cached"); the live lines below show the
-notebooks that are running. Every method may be called from worker threads.
+On a terminal each running notebook has a bar (code cells done of all, elapsed, "cell n of m"),
+below an overall bar; elsewhere (CI logs) the same appears as log lines (``OJPANEL_PROGRESS``
+chooses, as for all of ojpanel's long work). A notebook that finishes, fails or is taken from the
+cache leaves one permanent line. Every method may be called from worker threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from types import TracebackType
+from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from ojpanel.progress import LOGGER_NAME, log_to_stderr, progress, progress_mode
 
 __all__ = ["PipelineProgress"]
 
 
 class PipelineProgress:
-    """Progress display of one pipeline run; does nothing when ``enabled`` is False.
+    """Progress display of one pipeline run; shows nothing when ``enabled`` is False.
 
     Parameters
     ----------
     total
         Number of notebooks in the run.
     enabled
-        Show anything at all.
-    console
-        Where to draw (default: a new stdout console).
+        False: nothing at all; True: as :func:`ojpanel.progress.progress_mode` decides.
     """
 
-    def __init__(self, total: int, *, enabled: bool = True, console: Console | None = None):
-        self.enabled = enabled
-        self._progress = Progress(
-            TextColumn("{task.description:<34}"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not enabled,
-            transient=True,
-        )
-        self._overall: TaskID | None = None
+    def __init__(self, total: int, *, enabled: bool = True):
+        self.enabled = enabled and progress_mode(True) != "off"
         self._total = total
-        self._tasks: dict[str, TaskID] = {}
+        self._stack = contextlib.ExitStack()
+        self._overall: Any = None
+        self._running: dict[str, tuple[contextlib.AbstractContextManager[Any], Any]] = {}
+        # ojpanel.progress shares one terminal display between contexts; it is not thread-safe
         self._lock = threading.Lock()
 
     def __enter__(self) -> PipelineProgress:
-        self._progress.__enter__()
-        self._overall = self._progress.add_task("pipeline", total=self._total, status=f"0 of {self._total} done")
+        if self.enabled and not logging.getLogger(LOGGER_NAME).hasHandlers():
+            log_to_stderr()  # the permanent lines are log records; nothing else shows them
+        self._overall = self._stack.enter_context(progress("pipeline", total=self._total, enabled=self.enabled))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._progress.__exit__(exc_type, exc, tb)
+        with self._lock:
+            for cm, _ in self._running.values():
+                cm.__exit__(exc_type, exc, tb)
+            self._running.clear()
+            self._stack.__exit__(exc_type, exc, tb)
 
     def _line(self, text: str) -> None:
         if self.enabled:
-            self._progress.console.print(text, highlight=False)
-
-    def _advance(self) -> None:
-        if self._overall is None:
-            return
-        self._progress.advance(self._overall)
-        done = int(self._progress.tasks[self._overall].completed) if self._progress.tasks else 0
-        self._progress.update(self._overall, status=f"{done} of {self._total} done")
+            logging.getLogger(LOGGER_NAME).info(text)
 
     def cached(self, name: str, seconds: float) -> None:
         """A notebook taken from the cache."""
-        self._line(f"[green]✓[/] {name:<34} cached (ran in {seconds:.1f} s)")
-        self._advance()
-
-    def started(self, name: str) -> None:
-        """A notebook whose kernel is starting."""
         with self._lock:
-            self._tasks[name] = self._progress.add_task(name, total=None, status="starting kernel")
-        self._progress.refresh()
+            self._line(f"✓ {name:<34} cached (ran in {seconds:.1f} s)")
+            self._overall.advance()
+
+    def started(self, name: str, cells: int | None = None) -> None:
+        """A notebook whose kernel is starting; ``cells``: its code cells, when known."""
+        with self._lock:
+            cm = progress(name, total=cells, enabled=self.enabled)
+            handle = cm.__enter__()
+            handle.note("starting kernel")
+            self._running[name] = (cm, handle)
 
     def cell(self, name: str, number: int, total: int) -> None:
-        """Code cell ``number`` of ``total`` started."""
-        task = self._tasks.get(name)
-        if task is not None:
-            self._progress.update(task, total=total, completed=number - 1, status=f"cell {number} of {total}",
-                                  refresh=True)
+        """Code cell ``number`` (from 1) of ``total`` started."""
+        with self._lock:
+            if name not in self._running:
+                return
+            handle = self._running[name][1]
+            if number > 1:
+                handle.advance()
+            handle.note(f"cell {number} of {total} ({handle.elapsed():.0f} s)")
 
     def finished(self, name: str, seconds: float, error: str | None = None) -> None:
         """A notebook finished (``error``: how it failed)."""
         with self._lock:
-            task = self._tasks.pop(name, None)
-        if task is not None:
-            self._progress.remove_task(task)
-        if error is None:
-            self._line(f"[green]✓[/] {name:<34} {seconds:.1f} s")
-        else:
-            self._line(f"[red]✗[/] {name:<34} failed after {seconds:.1f} s: {error}")
-        self._advance()
+            cm, handle = self._running.pop(name, (None, None))
+            if handle is not None:
+                if handle.total:
+                    handle.advance(max(handle.total - handle.completed, 0))
+                cm.__exit__(None, None, None)
+            if error is None:
+                self._line(f"✓ {name:<34} {seconds:.1f} s")
+            else:
+                self._line(f"✗ {name:<34} failed after {seconds:.1f} s: {error}")
+            self._overall.advance()
 
     def skipped(self, name: str, why: str) -> None:
-        """A notebook not run (an upstream notebook failed, or the run stopped)."""
-        self._line(f"[yellow]-[/] {name:<34} not run: {why}")
+        """A notebook not run (a notebook it reads failed, or the run stopped)."""
+        with self._lock:
+            self._line(f"- {name:<34} not run: {why}")

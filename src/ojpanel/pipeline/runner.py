@@ -33,7 +33,7 @@ from ojpanel.pipeline.declarations import (
     with_upstream,
 )
 from ojpanel.pipeline.execute import Executor, Outcome
-from ojpanel.pipeline.parameters import check_parameters, notebook_parameters
+from ojpanel.pipeline.parameters import check_parameters, check_smoke_conflicts, notebook_parameters
 from ojpanel.pipeline.progress import PipelineProgress
 from ojpanel.pipeline.record import read_records
 from ojpanel.provenance import library_versions, utc_now
@@ -106,6 +106,8 @@ def plan(notebooks: list[Path], parameters: Mapping[str, Any] | None, *, smoke: 
     for nb in notebooks:
         given = scoped[nb.stem]
         check_parameters(nb.name, defaults[nb.stem], given)
+        if smoke:
+            check_smoke_conflicts(nb, given)
         auto = {"smoke": smoke, "out_dir": str((out_dir / nb.stem).resolve())}
         if seed is not None:
             auto["seed"] = seed
@@ -235,6 +237,14 @@ def _components(job: _Job, out: Path, stems: list[str], env: Mapping[str, Any],
     return cache.key_components(job.path, job.effective, inputs, env)
 
 
+def _code_cells(job: _Job) -> int:
+    """Code cells the executed notebook will have (papermill adds one when it injects parameters)."""
+    import nbformat
+
+    nb = nbformat.read(str(job.path), as_version=4)
+    return sum(c.cell_type == "code" for c in nb.cells) + (1 if job.params else 0)
+
+
 def _cached_run(job: _Job, entry: dict[str, Any], out: Path, html: bool) -> NotebookRun:
     target = out / entry["executed"]["path"]
     html_path = None
@@ -255,7 +265,7 @@ def _execute(job: _Job, components: dict[str, Any], out: Path, executor: Executo
     """Run one notebook (in a worker thread); write its cache entry only once everything is in place."""
     target = out / job.path.name
     cache.start_run(out, job.name)
-    bar.started(job.name)
+    bar.started(job.name, _code_cells(job))
     outcome = executor.run(job.name, job.path, target, job.params,
                            on_cell=lambda i, n: bar.cell(job.name, i, n),
                            kernel_log=cache.entry_path(out, job.name, ".kernel.log"))

@@ -8,7 +8,6 @@ binary. Every choice is listed in :data:`CHOICES` and repeated in the report and
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,11 +15,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.stars import anova_stars, regression_stars
+from ojpanel.designs.peer import PeerDesign
 from ojpanel.errors import DataError, ModelError, ParameterError
-from ojpanel.peers import improved, lagged, loo_group_mean, top_quartile_flag
+from ojpanel.peers import improved, lagged, top_quartile_flag
 from ojpanel.replication.engine import SlopeFit, fit_slope, mean_test, one_way_anova
 from ojpanel.replication.tables import COLUMNS
-from ojpanel.report.stars import anova_stars, regression_stars
 
 __all__ = [
     "COLUMNS",
@@ -474,11 +474,11 @@ def peer_effects(prep: Prepared, mode: str) -> tuple[pd.DataFrame, list[str], pd
         notes.append("D: no OJ-users file, so columns 5-8 (OJ users only) were not run")
     for gname, labels in prep.groupings.items():
         gda = xr.DataArray(labels, dims="municipality", coords={"municipality": prep.municipalities})
-        loo = loo_group_mean(da, gda)
-        flag = _flag(loo, prep.quantile)
         for k in (1, 2):
-            loo_k = lagged(loo, k).values
-            flag_k = lagged(flag, k).values
+            # the peer variables of the peer design: the lagged leave-one-out mean and its flag
+            peer = PeerDesign(group=gda, lag=k, shocks=None, quantile=prep.quantile)
+            loo_k = peer.peer_variable(da).values
+            flag_k = peer.but(peer="binary").peer_variable(da).values
             imp_k = improved(da, k, direction).values
             designs.append(_design(prep, spec, gname, k, da.values, imp_k, loo_k, flag_k))
             for ii, s in spec.iterrows():
@@ -637,7 +637,7 @@ def staffing(prep: Prepared, mode: str, units: pd.DataFrame | None) -> tuple[pd.
                     for k2 in ("mean", "min", "spread")
                 }
                 spread_k = lagged(parts["spread"], k)
-                flag_k = lagged(_flag(parts["spread"], prep.quantile), k)
+                flag_k = lagged(top_quartile_flag(parts["spread"], prep.quantile), k)
                 terms = [("large_spread", flag_k.values)]
                 if imp:
                     terms.append(("spread", spread_k.values))
@@ -653,14 +653,6 @@ def staffing(prep: Prepared, mode: str, units: pd.DataFrame | None) -> tuple[pd.
                             continue
                         rows.append(_fit_row(fit, len(set(m_idx)), outcome=f"{version}_change", term=tname, **base))
     return _frame(rows), notes
-
-
-def _flag(da: xr.DataArray, q: float) -> xr.DataArray:
-    # Years without any value (e.g. 2020 for the elderly surveys) give an all-NaN quantile; that
-    # is expected here and yields NaN flags, so numpy's warning about it is silenced.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        return top_quartile_flag(da, q)
 
 
 def _lag_np(Y: np.ndarray, years: np.ndarray, k: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from ojpanel.errors import DataError, ModelError
 from ojpanel.replication.compare import FidelityReport, compare_tables
 from ojpanel.replication.engine import fit_slope
 from ojpanel.replication.published import Published, load_published, our_ids
-from ojpanel.report.stars import regression_stars
+from ojpanel.core.stars import regression_stars
 
 __all__ = [
     "CHOICES",

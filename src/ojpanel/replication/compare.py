@@ -38,7 +38,7 @@ from ojpanel.replication.published import (
     reading_marks,
     spec_kpis,
 )
-from ojpanel.report.stars import LEVELS
+from ojpanel.core.stars import LEVELS
 
 __all__ = [
     "STATUSES",

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from ojpanel.errors import ModelError
+from ojpanel.models.covariance import cr1
 from ojpanel.models.within import factorize, ols
 
 __all__ = ["SlopeFit", "AnovaFit", "fit_slope", "one_way_anova", "mean_test"]
@@ -86,22 +87,9 @@ def fit_slope(
         return _fit_clustered(y, x, year, cluster)
     fit = ols(y, X)
     b = float(fit.beta[1])
-    if cluster is None:
-        s2 = float(fit.resid @ fit.resid) / (n - k)
-        var = s2 * float(fit.xtx_inv[1, 1])
-        df = n - k
-    else:
-        cl = factorize(cluster)
-        g = int(cl.max()) + 1
-        if g < 2:
-            raise ModelError("clustered standard errors need at least 2 clusters")
-        scores = X * fit.resid[:, None]
-        sums = np.zeros((g, k))
-        np.add.at(sums, cl, scores)
-        meat = sums.T @ sums
-        vc = fit.xtx_inv @ meat @ fit.xtx_inv
-        var = float(vc[1, 1]) * g / (g - 1) * (n - 1) / (n - k)
-        df = g - 1
+    s2 = float(fit.resid @ fit.resid) / (n - k)
+    var = s2 * float(fit.xtx_inv[1, 1])
+    df = n - k
     se = float(np.sqrt(var)) if var > 0 else float("nan")
     t = b / se if se > 0 else float("nan")
     p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else float("nan")
@@ -111,7 +99,7 @@ def fit_slope(
 def _fit_clustered(y: np.ndarray, x: np.ndarray, year: np.ndarray | None, cluster: np.ndarray) -> SlopeFit:
     """Clustered fit through the package's fixed-effects engine (year effects absorbed).
 
-    ``convention="stata"`` gives CR1 (``G/(G-1)·(N-1)/(N-K)``) with a t(G-1) reference, the same
+    ``convention="areg"`` (every parameter counted) gives CR1 (``G/(G-1)·(N-1)/(N-K)``) with a t(G-1) reference, the same
     numbers as statsmodels ``OLS(...).fit(cov_type="cluster", use_t=True)`` with year dummies.
     """
     from ojpanel.models.fe import fit_panel
@@ -124,7 +112,7 @@ def _fit_clustered(y: np.ndarray, x: np.ndarray, year: np.ndarray | None, cluste
     res = fit_panel(
         data, "y", ["x"] if year is not None else ["const", "x"], entity="entity", time="year",
         entity_effects=False, time_effects=year is not None, cov="clustered", cluster=cl,
-        convention="stata",
+        convention="areg",
     )
     b = float(res.params["x"])
     var = float(res.cov.loc["x", "x"])
@@ -177,13 +165,9 @@ def mean_test(d: np.ndarray, *, cluster: np.ndarray | None = None) -> SlopeFit:
         se = float(d.std(ddof=1) / np.sqrt(n))
         df = n - 1
     else:
-        cl = factorize(cluster)
-        g = int(cl.max()) + 1
-        if g < 2:
-            raise ModelError("clustered standard errors need at least 2 clusters")
-        # CR1 with one parameter: G/(G-1) * (N-1)/(N-1).
-        sums = np.bincount(cl, d - m, minlength=g)
-        se = float(np.sqrt(np.sum(sums**2) * g / (g - 1))) / n
+        # CR1 of the intercept-only regression ((N-1)/(N-k) = 1 with one parameter)
+        cov, g = cr1(np.ones((n, 1)), d - m, np.array([[1.0 / n]]), cluster)
+        se = float(np.sqrt(cov[0, 0]))
         df = g - 1
     t = m / se if se > 0 else float("nan")
     p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else float("nan")

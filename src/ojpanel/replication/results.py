@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ojpanel.core.results import Result
 from ojpanel.replication.analyses import COLUMNS
 from ojpanel.replication.tables import AuditTable
 
@@ -48,7 +49,9 @@ def compare_modes(tidy: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-class RiR2021Result:
+class RiR2021Result(Result):
+    title = "RiR 2021:17 replication"
+
     """Everything a replication produced. Build it with :func:`ojpanel.replication.rir2021`.
 
     Properties are read-only; :meth:`summary` says what ran, what was skipped and why, and which
@@ -219,6 +222,7 @@ class RiR2021Result:
             "columns": COLUMNS,
         }
 
+    @property
     def summary(self) -> str:
         """Plain-text account: what ran, what was skipped and why, the choices made."""
         lines = [f"RiR 2021:17 replication (mode: {self._mode})"]

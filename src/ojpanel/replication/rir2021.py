@@ -1,7 +1,7 @@
 """RiR 2021:17's statistical appendix (analyses A–E) as one call.
 
 >>> rep = rir2021(panel, oj_users="users.csv", mode="both")   # doctest: +SKIP
->>> print(rep.summary())                                      # doctest: +SKIP
+>>> print(rep.summary)                                      # doctest: +SKIP
 >>> write_rir2021(panel, "out/")                              # doctest: +SKIP
 """
 
@@ -17,6 +17,7 @@ import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.core.style import save_figure
+from ojpanel.core.synthetic import is_synthetic
 from ojpanel.data.ojusers import read_oj_users
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.replication import analyses as an
@@ -220,7 +221,7 @@ def rir2021(
     )
     if ds.sizes["indicator"] > n_before:
         choices["all"].append(GROUP_RULE)
-    synthetic = str(ds.attrs.get("synthetic", "")).strip().lower() in {"1", "true", "yes"}
+    synthetic = is_synthetic(ds)
     if synthetic:
         for t in rendered:
             t.notes.insert(0, "SYNTHETIC DATA (simulated; not Öppna jämförelser results).")
@@ -253,15 +254,15 @@ def rir2021(
 
 def _change_note(name: str, changes: pd.DataFrame) -> str:
     # Table names are "<analysis>_<area slug>_..."; match the changes of that analysis and area.
-    from ojpanel.replication.tables import _slug
+    from ojpanel.replication.tables import slug
 
     if "_peer_mean_" in name:
         return "Improved mode only (no faithful counterpart): the peers' leave-one-out mean kept continuous."
     analysis = name.split("_", 1)[0]
-    sub = changes[(changes["analysis"] == analysis) & (changes["area"].map(_slug) == name.split("_")[1])]
+    sub = changes[(changes["analysis"] == analysis) & (changes["area"].map(slug) == name.split("_")[1])]
     if analysis == "D":
         parts = name.split("_")
-        sub = sub[sub["peer_group"].map(_slug) == parts[2]]
+        sub = sub[sub["peer_group"].map(slug) == parts[2]]
         sub = sub[sub["term"] == ("peer_mean" if "_peer_mean_" in name else "peer_top_quartile")]
     if sub.empty:
         return "Compared with faithful mode: no cell changes sign or significance."
@@ -317,7 +318,7 @@ def write_rir2021(
     for name, fig in rep.figures.items():
         save_figure(fig, fdir / f"{name}.png")
         figs.append(name)
-    lines = ["# RiR 2021:17 statistical appendix: replication", "", "```", rep.summary(), "```", ""]
+    lines = ["# RiR 2021:17 statistical appendix: replication", "", "```", rep.summary, "```", ""]
     if figs:
         lines += ["## Figures (analysis A)", ""] + [f"![{n}](figures/{n}.png)" for n in figs] + [""]
     lines += ["## Tables", ""]

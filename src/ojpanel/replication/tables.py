@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
-from ojpanel.models.fe_results import TIDY_COLUMNS
+from ojpanel.core.tidy import TIDY_COLUMNS
 
-__all__ = ["COLUMNS", "AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA", "NOT_RUN"]
+__all__ = ["COLUMNS", "AuditTable", "build_tables", "to_markdown", "to_latex", "LEGEND_REGRESSION", "LEGEND_ANOVA", "NOT_RUN", "slug"]
 
 #: The tidy schema shared by every analysis (empty where not applicable); defined once, with the
 #: fixed-effects results that produce most rows.
@@ -61,7 +61,8 @@ class AuditTable:
         return to_latex(self)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """File-name part of an area or group name (lower case, å/ä/ö as a/a/o, spaces as dashes)."""
     return (
         str(text).lower().replace("ä", "a").replace("å", "a").replace("ö", "o").replace(" ", "-")
     )
@@ -123,7 +124,7 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
                 years = sorted(set(rows["period"]))
                 cells = _pivot(rows, aspec, lambda r: r.period, years, lambda r: f"{r.estimate:.3g}")
                 out.append(AuditTable(
-                    f"A_{_slug(area)}_{mode}", f"A. National average by year, {area} ({mode})", cells,
+                    f"A_{slug(area)}_{mode}", f"A. National average by year, {area} ({mode})", cells,
                     ["Unweighted mean over the municipalities with a value that year.", src],
                 ))
         # B: users vs non-users.
@@ -144,7 +145,7 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
 
                 cells = _pivot(rows, aspec, bcol, cols, _stars)
                 out.append(AuditTable(
-                    f"B_{_slug(area)}_{mode}", f"B. OJ users vs non-users, {area} ({mode})", cells,
+                    f"B_{slug(area)}_{mode}", f"B. OJ users vs non-users, {area} ({mode})", cells,
                     [LEGEND_REGRESSION, "Positive = users have higher values.", src],
                 ))
         # C: ANOVA.
@@ -163,7 +164,7 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
                 cells = _pivot(rows, aspec, ccol, cols, lambda r: r.stars)
                 periods = ", ".join(sorted(set(rows["period"])))
                 out.append(AuditTable(
-                    f"C_{_slug(area)}_{mode}", f"C. Variance between groups (one-way ANOVA), {area} ({mode})", cells,
+                    f"C_{slug(area)}_{mode}", f"C. Variance between groups (one-way ANOVA), {area} ({mode})", cells,
                     [LEGEND_ANOVA, f"Periods: {periods}.", src],
                 ))
         # D: peers.
@@ -175,7 +176,7 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
                 for term in dict.fromkeys(rows["term"]):
                     sub = rows[(rows["peer_group"] == g) & (rows["term"] == term)]
                     cells = _pivot(sub, aspec, lambda r: f"{r.sample}: {r.outcome} t-{r.lag}", cols, _stars)
-                    name = f"D_{_slug(area)}_{_slug(g)}" + ("" if term == "peer_top_quartile" else f"_{term}") + f"_{mode}"
+                    name = f"D_{slug(area)}_{slug(g)}" + ("" if term == "peer_top_quartile" else f"_{term}") + f"_{mode}"
                     what = "peers in the top quartile" if term == "peer_top_quartile" else "peers' mean (continuous)"
                     out.append(AuditTable(
                         name, f"D. Own result at t and {what} at t-k, peer group {g}, {area} ({mode})", cells,
@@ -198,7 +199,7 @@ def build_tables(tidy: dict[str, pd.DataFrame], spec: pd.DataFrame, mode: str) -
 
                 cells = _pivot(rows, aspec, ecol, cols, _stars)
                 out.append(AuditTable(
-                    f"E_{_slug(area)}_{mode}", f"E. Staffing per place in special housing, {area} ({mode})", cells,
+                    f"E_{slug(area)}_{mode}", f"E. Staffing per place in special housing, {area} ({mode})", cells,
                     [LEGEND_REGRESSION, src],
                 ))
     return out

@@ -30,6 +30,7 @@ from ojpanel.core.style import (
     unit_label,
     year_axis,
 )
+from ojpanel.progress import track
 
 __all__ = [
     "coverage_table",
@@ -193,14 +194,16 @@ def write_descriptive_report(
     by_area.to_csv(paths["coverage_by_area"], index=False)
     trends.to_csv(paths["trends"], index=False)
     if figures:
+        todo = []
         for area, d in trends.groupby("area", sort=True):
             ids = list(dict.fromkeys(d["indicator"]))
             pages = [ids[i:i + _PER_PAGE] for i in range(0, len(ids), _PER_PAGE)]
-            for k, page in enumerate(pages, 1):
-                p = out / "figures" / f"trends_{_slug(area)}_{k:02d}.png"
-                title = f"{str(area).capitalize()}: nationella trender ({k}/{len(pages)})"
-                plot_trends(d[d["indicator"].isin(page)], title, p)
-                paths["figures"].append(p)
+            todo += [(area, d, k, len(pages), page) for k, page in enumerate(pages, 1)]
+        for area, d, k, n_pages, page in track(todo, "trend figures"):
+            p = out / "figures" / f"trends_{_slug(area)}_{k:02d}.png"
+            title = f"{str(area).capitalize()}: nationella trender ({k}/{n_pages})"
+            plot_trends(d[d["indicator"].isin(page)], title, p)
+            paths["figures"].append(p)
 
     map_lines: list[str] = []
     if figures:

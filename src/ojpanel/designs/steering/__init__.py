@@ -8,9 +8,18 @@ Four designs, each with tidy output in the replication schema and an MDE on ever
    established items, and the naive two-way FE for comparison; introduction years from the
    catalogue and the embedded values (:mod:`.introductions`);
 3. OJ use as a moderator with a pre-2019 placebo (:mod:`.moderator`);
-4. steering vs benchmarking in one model (:mod:`.combined`).
+4. steering vs benchmarking in one model (:mod:`.combined`);
+5. municipality-level staggered adoption (:mod:`.staggered`): Callaway–Sant'Anna group-time ATTs
+   (never- or not-yet-treated controls, anticipation) and the imputation estimator, from
+   maintained packages (diff-diff; checked against moderndid, csdid and pyfixest), with sup-t
+   bands, pre-trend tests and Rambachan–Roth sensitivity (:mod:`.pretrends`); real data: the
+   LSS unit-survey routines (:data:`.staggered.ROUTINE_OUTCOMES`).
 
-:mod:`.simulate` is the documented, labelled-synthetic checklist simulator the tests run on;
+The item-introduction event study's standard errors are two-way clustered by item and
+municipality (:mod:`.item_inference`): items are the treated units and few.
+
+:mod:`.simulate` is the documented, labelled-synthetic checklist simulator the tests run on,
+:mod:`.adoption_simulator` its staggered-adoption counterpart;
 :mod:`.figures` draws adoption curves and event-study plots; :func:`run_steering` runs everything.
 Submodules load on first use.
 
@@ -32,8 +41,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "simulate_steering": "ojpanel.designs.steering.simulate",
-    "SteeringSimulation": "ojpanel.designs.steering.simulate",
+    "simulate_steering": "ojpanel.simulate.steering",
+    "SteeringSimulation": "ojpanel.simulate.steering",
     "transition_rates": "ojpanel.designs.steering.transitions",
     "adoption_summary": "ojpanel.designs.steering.transitions",
     "adoption_frame": "ojpanel.designs.steering.transitions",
@@ -57,6 +66,18 @@ _LAZY = {
     "plot_adoption_curves": "ojpanel.designs.steering.figures",
     "plot_event_study": "ojpanel.designs.steering.figures",
     "steering_power": "ojpanel.designs.steering.power",
+    "StaggeredAdoption": "ojpanel.designs.steering.staggered",
+    "StaggeredResult": "ojpanel.designs.steering.staggered",
+    "adoption_cohorts": "ojpanel.designs.steering.staggered",
+    "routine_adoption": "ojpanel.designs.steering.staggered",
+    "adoption_table": "ojpanel.designs.steering.staggered",
+    "ROUTINE_OUTCOMES": "ojpanel.designs.steering.staggered",
+    "simulate_adoption": "ojpanel.designs.steering.adoption_simulator",
+    "AdoptionSimulation": "ojpanel.designs.steering.adoption_simulator",
+    "pretrend_test": "ojpanel.designs.steering.pretrends",
+    "honest_sensitivity": "ojpanel.designs.steering.pretrends",
+    "plot_staggered_event_study": "ojpanel.designs.steering.figures",
+    "plot_designs_compared": "ojpanel.designs.steering.figures",
     "SteeringPowerResult": "ojpanel.designs.steering.power",
     "run_steering": "ojpanel.designs.steering.run",
     "SteeringResults": "ojpanel.designs.steering.run",

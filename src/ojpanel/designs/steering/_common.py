@@ -28,6 +28,7 @@ __all__ = [
     "tidy",
     "linear_combination",
     "value_array",
+    "result_html",
 ]
 
 #: Test level and target power used for every minimum detectable effect.
@@ -96,13 +97,15 @@ def fit_fe(
     """One FE linear (probability) model with clustered SEs, through :func:`ojpanel.models.fe.fit_panel`.
 
     No year effects of their own: the steering designs name their shock cells (``area×year``,
-    ``indicator×year``) in ``other_effects``.
+    ``indicator×year``) in ``other_effects``. An observation is a municipality's item in a year,
+    so the keys that must not repeat include the item (``indicator``).
     """
     from ojpanel.models.fe import fit_panel
 
+    keys = [entity, "year"] + (["indicator"] if "indicator" in frame and entity != "pair" else [])
     return fit_panel(
         frame, y, x, entity=entity, time="year", entity_effects=entity_effects, time_effects=False,
-        other_effects=other_effects, cov="clustered", cluster=cluster, label=label,
+        other_effects=other_effects, cov="clustered", cluster=cluster, label=label, keys=keys,
     )
 
 
@@ -126,7 +129,7 @@ def item_top(da: xr.DataArray) -> np.ndarray:
     if "scale" not in da.coords:
         raise DataError("the panel needs an indicator coordinate 'scale' (binary/ordinal)")
     scale = np.asarray(da["scale"].values).astype(str)
-    bad = sorted({s for s in scale if s not in ("binary", "ordinal")})
+    bad = sorted({str(s) for s in scale if s not in ("binary", "ordinal")})
     if bad:
         ids = [str(i) for i, s in zip(da["indicator"].values, scale, strict=True) if s in bad]
         raise DataError(
@@ -193,8 +196,8 @@ def tidy(rows: Iterable[Mapping[str, Any]], *, df: float | None = None, **meta: 
     ``df`` is the reference t distribution of rows without an ``mde`` (None: normal; see
     :func:`reference_df`).
     """
-    from ojpanel.models.fe_results import tidy_frame
-    from ojpanel.report.stars import regression_stars
+    from ojpanel.core.stars import regression_stars
+    from ojpanel.core.tidy import tidy_frame
 
     rows = [dict(r) for r in rows]
     for r in rows:
@@ -206,3 +209,18 @@ def tidy(rows: Iterable[Mapping[str, Any]], *, df: float | None = None, **meta: 
     if "mode" in out and out["mode"].isna().all():
         out["mode"] = "improved"
     return out
+
+
+def result_html(title: str, table: pd.DataFrame, notes: Sequence[str] = (), digits: int = 4) -> str:
+    """Notebook display of a steering result: a title, a rounded table and plain-text notes.
+
+    Notes are escaped; the table is pandas' HTML with ``digits`` decimals (integers as they are).
+    """
+    import html
+
+    fmt = {c: (lambda x, d=digits: "" if pd.isna(x) else f"{x:.{d}f}") for c in table.columns
+           if pd.api.types.is_float_dtype(table[c])}
+    body = table.to_html(index=False, formatters=fmt, border=0, na_rep="")
+    items = "".join(f"<li>{html.escape(str(n))}</li>" for n in notes)
+    return (f"<div class='ojpanel-result'><p><strong>{html.escape(title)}</strong></p>{body}"
+            + (f"<ul style='font-size:90%'>{items}</ul>" if items else "") + "</div>")

@@ -30,15 +30,18 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
-from ojpanel.designs.steering.transitions import _restrict_items, adoption_frame
+from ojpanel.designs.steering.transitions import adoption_frame, restrict_items
 from ojpanel.errors import DataError
 
 __all__ = ["CombinedResult", "steering_vs_benchmarking"]
 
 
-class CombinedResult:
+class CombinedResult(Result):
     """Joint steering/benchmarking estimates (read-only) with the difference and its SE."""
+
+    title = "Steering vs benchmarking"
 
     def __init__(self, table: pd.DataFrame, fit: Any, sd: dict[str, float], settings: dict[str, Any]):
         self._table = table
@@ -90,7 +93,13 @@ class CombinedResult:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return "<p>Steering vs benchmarking</p>" + self._table.to_html(index=False)
+        from ojpanel.designs.steering._common import result_html
+
+        return result_html("Steering (red flag) vs benchmarking (peer share), one model",
+                           self._table[["term", "estimate", "std_error", "p_value", "mde"]],
+                           [f"Effects {self._settings['effects']}; clustered by {self._settings['cluster']}; "
+                            f"peer group {self._settings['peer_group']}",
+                            "Raw terms differ in units (a flag vs a share from 0 to 1); compare the per-SD rows"])
 
 
 def steering_vs_benchmarking(
@@ -116,7 +125,7 @@ def steering_vs_benchmarking(
     CombinedResult
     """
     f = adoption_frame(ds, coloured=coloured, peer_group=peer_group)
-    f = _restrict_items(ds, f, items)
+    f = restrict_items(ds, f, items)
     if f["red_prev"].isna().all():
         raise DataError(
             "the panel has no colour flags ('coloured', indicator × year); the checklist signal needs "

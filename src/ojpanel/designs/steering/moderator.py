@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
 from ojpanel.designs.steering.transitions import adoption_frame
 from ojpanel.errors import DataError, ParameterError
@@ -45,8 +46,10 @@ MISSING_USERS_MESSAGE = (
 )
 
 
-class ModeratorResult:
+class ModeratorResult(Result):
     """Users vs non-users adoption with the pre-period placebo (read-only)."""
+
+    title = "OJ use as a moderator"
 
     def __init__(self, table: pd.DataFrame, by_year: pd.DataFrame, placebo_wald: dict[str, float],
                  settings: dict[str, Any], message: str = ""):
@@ -115,7 +118,18 @@ class ModeratorResult:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return "<pre>" + self.summary + "</pre>"
+        import html
+
+        from ojpanel.designs.steering._common import result_html
+
+        if not self.available:
+            return f"<p>{html.escape(self._message)}</p>"
+        w = self._wald
+        notes = [f"Status measured {self._settings['oj_year']}; users {self._settings['n_users']}, "
+                 f"non-users {self._settings['n_non_users']}",
+                 f"Pre-period placebo, joint Wald: chi2 = {w['statistic']:.3f}, df = {w['df']}, p = {w['p_value']:.3f}",
+                 f"Users-design MDE (power machinery, post years): {self._settings.get('mde_users_design', float('nan')):.4f}"]
+        return result_html("OJ use as moderator", self._table[["term", "estimate", "std_error", "p_value", "mde"]], notes)
 
 
 def _not_run(message: str) -> ModeratorResult:

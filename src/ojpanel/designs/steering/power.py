@@ -1,7 +1,7 @@
 """Simulated power of the knowledge-steering designs on the checklist simulator.
 
 Each design reports an analytic MDE, ``(q_{0.975} + q_{0.8})·SE`` (:func:`._common.mde`). This
-module checks that claim by simulation: panels from :func:`.simulate.simulate_steering` with a
+module checks that claim by simulation: panels from :func:`ojpanel.simulate.simulate_steering` with a
 planted effect of known size are analysed with the design's own estimator, and the rejection rate
 at ``alpha`` is the power.
 
@@ -34,7 +34,7 @@ true effect of a few pilot panels; the table reports the ``planted`` parameter a
 ``realised`` mean true effect of the simulated panels next to the requested ``effect``.
 
 Seeds: child 0 of ``SeedSequence(seed)`` seeds the pilot panels, child ``k + 1`` the replications
-of the ``k``-th effect; replications run in chunks (:func:`ojpanel.designs.parallel.map_seeded`), so
+of the ``k``-th effect; replications run in chunks (:func:`ojpanel.core.parallel.map_seeded`), so
 a dask ``client`` gives identical results.
 """
 
@@ -48,9 +48,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded
-from ojpanel.designs.power import PowerResult, VarianceComponents, _interpolate_mde
+from ojpanel.core.parallel import chunk_sizes, map_seeded
+from ojpanel.designs.power import PowerResult, VarianceComponents, interpolate_mde
 from ojpanel.errors import DataError, ModelError, ParameterError
+from ojpanel.progress import progress as report_progress
 
 __all__ = ["DESIGNS", "SteeringPowerResult", "steering_power"]
 
@@ -130,7 +131,7 @@ def _chunk(size: int, rng: np.random.Generator, design: str, planted: float,
     area, so the red flag is absorbed by the area×year effects) gives NaN and counts as a
     non-rejection: the design would have reported nothing.
     """
-    from ojpanel.designs.steering.simulate import simulate_steering
+    from ojpanel.simulate.steering import simulate_steering
 
     kw = _plant(design, planted, sim_kwargs)
     out = np.full((size, 4), np.nan)
@@ -145,7 +146,7 @@ def _chunk(size: int, rng: np.random.Generator, design: str, planted: float,
 
 
 def _mean_truth(design: str, planted: float, seeds: Sequence[int], sim_kwargs: dict[str, Any]) -> float:
-    from ojpanel.designs.steering.simulate import simulate_steering
+    from ojpanel.simulate.steering import simulate_steering
 
     kw = _plant(design, planted, sim_kwargs)
     return float(np.mean([_truth(design, simulate_steering(int(s), **kw)) for s in seeds]))
@@ -178,12 +179,12 @@ def _calibrate(design: str, effect: float, seeds: Sequence[int], sim_kwargs: dic
 
 
 def _check_kwargs(design: str, sim_kwargs: dict[str, Any]) -> None:
-    from ojpanel.designs.steering.simulate import simulate_steering
+    from ojpanel.simulate.steering import simulate_steering
 
     allowed = set(inspect.signature(simulate_steering).parameters) - {"seed"}
     bad = sorted(set(sim_kwargs) - allowed)
     if bad:
-        raise ParameterError(f"unknown simulator arguments {bad}; see ojpanel.designs.steering.simulate_steering")
+        raise ParameterError(f"unknown simulator arguments {bad}; see ojpanel.simulate.simulate_steering")
     if _PLANTED[design] in sim_kwargs:
         raise ParameterError(
             f"{_PLANTED[design]!r} is what steering_power plants for design {design!r}; give effect sizes "
@@ -228,7 +229,7 @@ def steering_power(
     chunk_size, client
         Replications per task and an optional dask client (identical results).
     **simulator_kwargs
-        Passed to :func:`ojpanel.designs.steering.simulate.simulate_steering` (not ``seed`` nor the
+        Passed to :func:`ojpanel.simulate.steering.simulate_steering` (not ``seed`` nor the
         planted parameter).
 
     Returns
@@ -265,18 +266,20 @@ def steering_power(
     draws: dict[int, np.ndarray] = {}
     planted: dict[int, float] = {}
     analytic: float | None = None
-    for k in order:
-        eff = grid[k] * analytic if relative and grid[k] != 0.0 else grid[k]
-        if relative and grid[k] != 0.0 and not np.isfinite(eff):
-            raise ParameterError("the design reported no finite MDE at effect 0; give absolute effects")
-        planted[k] = _calibrate(design, eff, pilot, simulator_kwargs)
-        sub_seed = int(children[k + 1].generate_state(1)[0])
-        draws[k] = np.concatenate(map_seeded(
-            _chunk, chunk_sizes(int(n_sims), int(chunk_size)), sub_seed, client=client,
-            kwargs=dict(design=design, planted=planted[k], sim_kwargs=simulator_kwargs),
-        ))
-        if grid[k] == 0.0 and analytic is None:
-            analytic = float(np.nanmean(draws[k][:, 2]))
+    with report_progress(f"steering power ({design})", total=len(grid) * int(n_sims)) as bar:
+        for k in order:
+            eff = grid[k] * analytic if relative and grid[k] != 0.0 else grid[k]
+            if relative and grid[k] != 0.0 and not np.isfinite(eff):
+                raise ParameterError("the design reported no finite MDE at effect 0; give absolute effects")
+            planted[k] = _calibrate(design, eff, pilot, simulator_kwargs)
+            sub_seed = int(children[k + 1].generate_state(1)[0])
+            draws[k] = np.concatenate(map_seeded(
+                _chunk, chunk_sizes(int(n_sims), int(chunk_size)), sub_seed, client=client,
+                kwargs=dict(design=design, planted=planted[k], sim_kwargs=simulator_kwargs),
+                progress=bar.advance,
+            ))
+            if grid[k] == 0.0 and analytic is None:
+                analytic = float(np.nanmean(draws[k][:, 2]))
     rows = []
     for k, g in enumerate(grid):
         d = draws[k]
@@ -304,7 +307,7 @@ def steering_power(
         design=design, indicator="synthetic checklist panel", alpha=alpha, n_sims=int(n_sims), table=table,
         components=comps, target_power=target_power,
         # on the realised effects: the pilot calibration hits the requested sizes only within a few %
-        mde=_interpolate_mde(table.assign(effect=table["realised"]), target_power),
+        mde=interpolate_mde(table.assign(effect=table["realised"]), target_power),
         analytic=analytic,
         settings={"seed": seed, "n_pilot": n_pilot, "planted": _PLANTED[design], "relative": relative,
                   "simulator": dict(simulator_kwargs)},

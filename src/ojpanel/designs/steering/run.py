@@ -12,13 +12,16 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
 from ojpanel.errors import DataError
 
 __all__ = ["SteeringResults", "run_steering"]
 
 
-class SteeringResults:
+class SteeringResults(Result):
     """Results of :func:`run_steering` (read-only)."""
+
+    title = "Knowledge-steering designs"
 
     def __init__(self, results: dict[str, Any], skipped: dict[str, str], descriptive: dict[str, pd.DataFrame],
                  synthetic: bool, power: dict[str, Any] | None = None):
@@ -83,7 +86,20 @@ class SteeringResults:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return "<pre>" + self.summary + "</pre>"
+        import html
+
+        head = "Knowledge-steering designs" + (" (SYNTHETIC data)" if self._synthetic else "")
+        parts = [f"<h4>{html.escape(head)}</h4>"]
+        for name, r in self._results.items():
+            body = r._repr_html_() if hasattr(r, "_repr_html_") else f"<pre>{html.escape(str(r))}</pre>"
+            parts.append(f"<details open><summary><code>{html.escape(name)}</code></summary>{body}</details>")
+        if self._power:
+            parts.append("<p>Minimum detectable effects, analytic vs simulated</p>"
+                         + self.mde_table().to_html(index=False, float_format=lambda x: f"{x:.4f}"))
+        if self._skipped:
+            parts.append("<ul>" + "".join(f"<li>Not run — {html.escape(k)}: {html.escape(v)}</li>"
+                                          for k, v in self._skipped.items()) + "</ul>")
+        return "".join(parts)
 
 
 def run_steering(
@@ -95,6 +111,7 @@ def run_steering(
     logit: bool = True,
     power_sims: int = 0,
     power_seed: int = 0,
+    power_pilot: int = 10,
 ) -> SteeringResults:
     """Run the steering designs that the panel supports.
 
@@ -114,6 +131,9 @@ def run_steering(
         :mod:`ojpanel.designs.steering.power`).
     power_seed
         Root seed of those simulations.
+    power_pilot
+        Pilot panels per effect size for planting it (``n_pilot`` of
+        :func:`ojpanel.designs.steering.power.steering_power`).
     """
     from ojpanel.designs.steering.combined import steering_vs_benchmarking
     from ojpanel.designs.steering.event_study import cohort_event_study, twfe_event_study
@@ -153,12 +173,12 @@ def run_steering(
         res["oj_use"] = mod
     else:
         skipped["OJ-use moderator"] = mod.message
-    power = _simulated_mdes(ds, res, skipped, power_sims, power_seed) if power_sims > 0 else {}
+    power = _simulated_mdes(ds, res, skipped, power_sims, power_seed, power_pilot) if power_sims > 0 else {}
     return SteeringResults(res, skipped, desc, bool(ds.attrs.get("synthetic", 0)), power)
 
 
 def _simulated_mdes(ds: xr.Dataset, res: dict[str, Any], skipped: dict[str, str], n_sims: int,
-                    seed: int) -> dict[str, Any]:
+                    seed: int, n_pilot: int = 10) -> dict[str, Any]:
     """Simulated power of the designs that ran (only when asked: it costs minutes)."""
     from ojpanel.designs.steering.power import steering_power
     from ojpanel.errors import ParameterError
@@ -172,7 +192,7 @@ def _simulated_mdes(ds: xr.Dataset, res: dict[str, Any], skipped: dict[str, str]
         if name not in res:
             continue
         try:
-            out[design] = steering_power(design, n_sims=n_sims, seed=seed, **structure)
+            out[design] = steering_power(design, n_sims=n_sims, seed=seed, n_pilot=n_pilot, **structure)
         except (DataError, ParameterError) as exc:
             skipped[f"simulated MDE ({design})"] = str(exc)
     return out

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import fit_fe, item_top, mde, reference_df, tidy, value_array
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.peers import loo_mean_np
@@ -38,6 +39,7 @@ __all__ = [
     "transition_rates",
     "adoption_summary",
     "adoption_frame",
+    "restrict_items",
     "AdoptionResult",
     "fit_adoption",
     "red_flag_comparison",
@@ -230,8 +232,10 @@ def adoption_frame(
     return out.reset_index(drop=True)
 
 
-class AdoptionResult:
+class AdoptionResult(Result):
     """Hazard regression of adoption on the red flag (read-only; tidy rows with MDE)."""
+
+    title = "Adoption regression"
 
     def __init__(self, model: str, params: pd.Series, std_errors: pd.Series, pvalues: pd.Series,
                  nobs: int, n_municipalities: int, fit: Any, settings: dict[str, Any]):
@@ -311,7 +315,13 @@ class AdoptionResult:
         return self.summary
 
     def _repr_html_(self) -> str:
-        return f"<p>Adoption hazard ({self._model})</p>" + self.to_frame().to_html(index=False)
+        from ojpanel.designs.steering._common import result_html
+
+        t = pd.DataFrame({"term": self._params.index, "estimate": self._params.to_numpy(),
+                          "std_error": self._se.to_numpy(), "p_value": self._p.to_numpy(), "mde": self.mde.to_numpy()})
+        return result_html(f"Adoption hazard ({self._model})", t,
+                           [f"Effects: {self._settings.get('effects')}", f"Pairs at risk: {self._nobs}, "
+                            f"municipalities: {self._nm}"])
 
 
 def _dummies(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
@@ -344,7 +354,9 @@ def _full_rank(X: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     return X[cols]
 
 
-def _restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
+def restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
+    """Rows of an adoption frame for ``items="established"`` (asked before the panel starts) or
+    ``"all"`` items."""
     da = value_array(ds)
     if items == "all" or "introduced" not in da.coords:
         return f
@@ -405,7 +417,7 @@ def fit_adoption(
     if bad:
         raise ParameterError(f"terms must be among 'red_prev', 'peer_prev'; got {bad}")
     f = adoption_frame(ds, coloured=coloured, peer_group=peer_group)
-    f = _restrict_items(ds, f, items)
+    f = restrict_items(ds, f, items)
     if "red_prev" in terms and f["red_prev"].isna().all():
         raise DataError(
             "the panel has no colour flags ('coloured', indicator × year), so the red-flag effect cannot "
@@ -448,7 +460,7 @@ def red_flag_comparison(
     (descriptive, no adjustment for item or municipality differences; the regression is
     :func:`fit_adoption`).
     """
-    f = _restrict_items(ds, adoption_frame(ds, coloured=coloured, peer_group=None), items)
+    f = restrict_items(ds, adoption_frame(ds, coloured=coloured, peer_group=None), items)
     if f["red_prev"].isna().all():
         raise DataError("the panel has no colour flags ('coloured'); pass coloured=...")
     g = f.assign(red=f["red_prev"] > 0).groupby(["area", "year", "red"])["adopt"].agg(["size", "mean"]).unstack("red")
@@ -488,7 +500,7 @@ def adoption_bayes(
     from ojpanel.models.bayes.fit import fit_binary
 
     f = adoption_frame(ds, coloured=coloured, peer_group=None, at_risk_only=True)
-    f = _restrict_items(ds, f, items)
+    f = restrict_items(ds, f, items)
     if f["red_prev"].isna().all():
         raise DataError("the panel has no colour flags ('coloured'); pass coloured=...")
     da = value_array(ds).sel(indicator=sorted(f["indicator"].unique()))

@@ -6,8 +6,10 @@ Modules: :mod:`~ojpanel.models.bayes.data` (panel → model arrays), :mod:`~ojpa
 (model builders), :mod:`~ojpanel.models.bayes.fit` (sampling, seeds, provenance, one call per
 model), :mod:`~ojpanel.models.bayes.diagnostics` (convergence gates),
 :mod:`~ojpanel.models.bayes.checks` (predictive checks, PSIS-LOO, grouped CV),
-:mod:`~ojpanel.models.bayes.compare_fe` (Bayesian vs fixed effects) and
-:mod:`~ojpanel.models.bayes.simulate` (synthetic panels with known truth).
+:mod:`~ojpanel.models.bayes.compare_fe` (Bayesian vs fixed effects),
+:mod:`~ojpanel.models.bayes.sbc` (simulation-based calibration) and
+:mod:`~ojpanel.models.bayes.simulate` (synthetic panels with known truth). Fits are ArviZ 1
+:class:`xarray.DataTree` objects.
 """
 
 from __future__ import annotations
@@ -40,7 +42,20 @@ from ojpanel.models.bayes.fit import (
     rebuild_model,
     sample_model,
 )
-from ojpanel.models.bayes.models import Priors, build_model, ordinal_probabilities
+from ojpanel.models.bayes.models import (
+    HYPERPARAMETERS,
+    Priors,
+    build_model,
+    ordinal_probabilities,
+    set_model_data,
+)
+from ojpanel.models.bayes.sbc import (
+    SBCResult,
+    rank_statistics,
+    sbc,
+    simulation_based_calibration,
+    uniformity_pvalues,
+)
 from ojpanel.models.bayes.simulate import simulate_panel, truth
 
 __all__ = [
@@ -53,6 +68,8 @@ __all__ = [
     "prepare_data",
     "ModelData",
     "build_model",
+    "set_model_data",
+    "HYPERPARAMETERS",
     "Priors",
     "ordinal_probabilities",
     "diagnose",
@@ -72,6 +89,11 @@ __all__ = [
     "compare_fe",
     "fe_estimates",
     "FEComparison",
+    "sbc",
+    "simulation_based_calibration",
+    "SBCResult",
+    "rank_statistics",
+    "uniformity_pvalues",
     "simulate_panel",
     "truth",
 ]

@@ -123,7 +123,7 @@ def plot_ppc(idata: xr.DataTree, *, group: Literal["prior", "posterior"] = "post
     lik = idata.attrs.get("likelihood")
     with warnings.catch_warnings():
         # arviz-plots reminds that prior draws are not posterior ones: that is the point here
-        warnings.filterwarnings("ignore", message=".*prior", category=UserWarning)
+        warnings.filterwarnings("ignore", message="(?s).*prior predictive", category=UserWarning)
         if lik == "bernoulli":
             pc = azp.plot_ppc_pava(idata, group=name, backend="matplotlib")
         elif lik == "ordinal":

@@ -21,11 +21,17 @@ import xarray as xr
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.provenance import hash_frame
 
-__all__ = ["ModelData", "prepare_data", "Exposure", "resolve_exposure"]
+__all__ = ["ModelData", "prepare_data", "select_panel", "Exposure", "resolve_exposure", "SHARE_SCALES"]
 
 Exposure = xr.DataArray | str | Callable[[xr.Dataset], xr.DataArray]
 Likelihood = Literal["normal", "binomial", "bernoulli", "ordinal"]
 _DIMS = ("municipality", "indicator", "year")
+
+#: Declared scales (indicator coordinate ``scale``) a binomial outcome may have, and the value that
+#: means "all units": ``share`` is a percentage (0-100, the OJ panel contract), ``proportion`` a
+#: fraction (0-1). Scales are declared, never guessed from the values: a panel of small
+#: percentages looks exactly like one of proportions.
+SHARE_SCALES: dict[str, float] = {"share": 100.0, "proportion": 1.0}
 
 
 @dataclass(frozen=True)
@@ -224,8 +230,17 @@ def resolve_exposure(ds: xr.Dataset, exposure: Exposure) -> xr.DataArray:
     return out.drop_vars([c for c in out.coords if c not in ds["value"].coords])
 
 
-def _select(ds: xr.Dataset, area: str | Sequence[str] | None, indicators: Sequence[str] | None,
+def select_panel(ds: xr.Dataset, area: str | Sequence[str] | None, indicators: Sequence[str] | None,
             years: Sequence[int] | None) -> xr.Dataset:
+    """Select indicators (by ``area`` coordinate or ids) and years of a panel, checking the contract.
+
+    Raises
+    ------
+    DataError
+        If the panel lacks a dimension or ``value``, or has no ``area`` coordinate when asked.
+    ParameterError
+        If the selection names indicators, areas or years the panel lacks.
+    """
     missing = [d for d in _DIMS if d not in ds.dims]
     if missing or "value" not in ds:
         raise DataError(
@@ -254,6 +269,27 @@ def _select(ds: xr.Dataset, area: str | Sequence[str] | None, indicators: Sequen
             raise ParameterError(f"years not in the panel: {unknown_y}")
         out = out.sel(year=sorted(wanted_y))
     return out
+
+
+def _share_full_scale(sub: xr.Dataset) -> np.ndarray:
+    """Per indicator, the value meaning "all units" (100 for ``share``, 1 for ``proportion``)."""
+    if "scale" not in sub.coords or sub["scale"].dims != ("indicator",):
+        raise DataError(
+            "the binomial likelihood needs each indicator's declared scale: add the indicator "
+            "coordinate 'scale' with 'share' (percent, 0-100) or 'proportion' (fraction, 0-1), e.g. "
+            "ds.assign_coords(scale=('indicator', ['share'] * ds.sizes['indicator']))"
+        )
+    scales = sub["scale"].values.astype(str)
+    unknown = {str(i): sc for i, sc in zip(sub["indicator"].values.astype(str), scales, strict=True)
+               if sc not in SHARE_SCALES}
+    if unknown:
+        shown = dict(list(unknown.items())[:5])
+        raise DataError(
+            f"the binomial likelihood needs shares, but {len(unknown)} indicators have another declared "
+            f"scale ({shown}); declare 'share' (percent, 0-100) or 'proportion' (fraction, 0-1) in the "
+            "indicator coordinate 'scale', or use likelihood='normal' for them"
+        )
+    return np.array([SHARE_SCALES[sc] for sc in scales])
 
 
 def _describe_exposure(exposure: Exposure) -> str:
@@ -290,7 +326,9 @@ def prepare_data(
     likelihood
         ``"normal"`` (outcome standardised per indicator so that effects are comparable and can be
         pooled: they are in standard deviations of the indicator), ``"binomial"`` (``value`` is a
-        share, in percent when any value exceeds 1, and ``n_variable`` holds the trials),
+        share of ``n_variable`` units; the indicator coordinate ``scale`` declares per indicator
+        whether it is a percentage, ``"share"``, or a fraction, ``"proportion"``; see
+        :data:`SHARE_SCALES`),
         ``"bernoulli"`` (values 0/1) or ``"ordinal"`` (integer categories 0..K-1, e.g. nej=0,
         delvis=1, ja=2).
     area, indicators, years
@@ -316,14 +354,16 @@ def prepare_data(
     Raises
     ------
     DataError
-        If the outcome does not fit the likelihood or nothing is left after removing missing cells.
+        If the outcome does not fit the likelihood (or, binomial, its declared scale), a binomial
+        indicator's scale is not declared as ``share`` or ``proportion``, or nothing is left after
+        removing missing cells.
     ParameterError
         If the selection or grouping names something the panel lacks.
     """
     if likelihood not in ("normal", "binomial", "bernoulli", "ordinal"):
         raise ParameterError(f"unknown likelihood {likelihood!r}")
     xfull = resolve_exposure(ds, exposure)
-    sub = _select(ds, area, indicators, years)
+    sub = select_panel(ds, area, indicators, years)
     x_da = xfull.sel(indicator=sub["indicator"], year=sub["year"], municipality=sub["municipality"])
     if variable not in sub:
         raise DataError(f"the panel has no variable '{variable}'")
@@ -341,6 +381,7 @@ def prepare_data(
                 "use likelihood='normal' when counts are not available"
             )
         cols["n"] = sub[n_variable].transpose(*_DIMS).values.astype(float).ravel()
+        full_scale = _share_full_scale(sub)
     n_m, n_i, n_t = (sub.sizes[d] for d in _DIMS)
     mi, ii, ti = np.meshgrid(np.arange(n_m), np.arange(n_i), np.arange(n_t), indexing="ij")
     fr = pd.DataFrame({"municipality_code": mi.ravel(), "indicator_code": ii.ravel(), "year_code": ti.ravel(), **cols})
@@ -391,11 +432,16 @@ def prepare_data(
         n = fr["n"].to_numpy()
         if (n < 0).any() or not np.allclose(n, np.round(n)):
             raise DataError("the number of units 'n' must be non-negative integers")
-        percent = bool((y > 1).any())
-        p = y / 100.0 if percent else y
-        if (p < 0).any() or (p > 1).any():
-            raise DataError("binomial outcomes must be shares in [0, 1] or percentages in [0, 100]")
-        fr["y"] = np.round(p * n)
+        top = full_scale[ind]
+        bad = (y < 0) | (y > top)
+        if bad.any():
+            labs = sorted(set(sub["indicator"].values.astype(str)[ind[bad]]))
+            raise DataError(
+                f"binomial outcomes outside their declared scale for indicators {labs[:5]} "
+                f"(e.g. {y[bad][:3].tolist()}); 'share' values must lie in [0, 100] and 'proportion' "
+                "values in [0, 1]: correct the values or the indicator coordinate 'scale'"
+            )
+        fr["y"] = np.round(y / top * n)
         fr = fr.loc[fr["n"] > 0].reset_index(drop=True)
         n_missing += int((n <= 0).sum())
     x = fr["x"].to_numpy()

@@ -25,14 +25,21 @@ import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import OJPanelWarning, ParameterError
-from ojpanel.models.bayes.data import Exposure, ModelData, _select, prepare_data
+from ojpanel.models.bayes.data import SHARE_SCALES, Exposure, ModelData, prepare_data, select_panel
 from ojpanel.models.bayes.diagnostics import enforce_gates
-from ojpanel.models.bayes.models import Priors, build_model, choose_parametrization, exposure_offset
+from ojpanel.models.bayes.models import (
+    Priors,
+    build_model,
+    choose_parametrization,
+    exposure_offset,
+    set_model_data,
+)
 from ojpanel.provenance import hash_dataset, provenance_attrs
 
 __all__ = [
     "COMPILE_KWARGS",
     "SamplerFallbackWarning",
+    "compile_nutpie",
     "sample_model",
     "fit",
     "fit_continuous",
@@ -42,6 +49,7 @@ __all__ = [
 ]
 
 Sampler = Literal["nutpie", "pymc"]
+Adaptation = Literal["diag", "low_rank"]
 
 #: PyTensor backend of every PyMC compilation in this package. Numba calls BLAS through SciPy's
 #: bundled OpenBLAS, so nothing depends on PyTensor's C backend finding a system BLAS (a pip-only
@@ -61,12 +69,23 @@ def _default_cores(chains: int) -> int:
     return max(1, min(chains, os.cpu_count() or 1))
 
 
-def _compile_nutpie(model: pm.Model) -> Any:
+def compile_nutpie(model: pm.Model) -> Any:
+    """nutpie's compiled model for ``model``, compiled once per model object (then cached).
+
+    Data are swapped in at sampling time (:func:`sample_model`), so one compilation serves every
+    data set of the same structure.
+    """
     import nutpie
 
     if model not in _COMPILED:
         _COMPILED[model] = nutpie.compile_pymc_model(model)
     return _COMPILED[model]
+
+
+def _with_current_data(compiled: Any, model: pm.Model) -> Any:
+    """The compiled model with the model's current data containers (after ``pm.set_data``)."""
+    vals = {v.name: v.get_value() for v in model.data_vars if hasattr(v, "get_value")}
+    return compiled.with_data(**vals) if vals else compiled
 
 
 def sample_model(
@@ -80,6 +99,7 @@ def sample_model(
     seed: int = 0,
     target_accept: float = 0.8,
     progress: bool = False,
+    adaptation: Adaptation = "diag",
 ) -> tuple[xr.DataTree, str]:
     """Sample a PyMC model with nutpie (default) or PyMC's NUTS.
 
@@ -99,6 +119,10 @@ def sample_model(
         Target acceptance rate of the step-size adaptation.
     progress
         Show a progress bar.
+    adaptation
+        nutpie's mass-matrix adaptation: ``"diag"`` (default) or ``"low_rank"`` (a diagonal plus
+        low-rank correction learnt from draws and gradients; helps with correlated posteriors).
+        PyMC's NUTS always adapts a diagonal mass matrix.
 
     Returns
     -------
@@ -111,11 +135,13 @@ def sample_model(
         raise ParameterError(f"need draws >= 1, tune >= 0, chains >= 1 (got {draws}, {tune}, {chains})")
     if not 0 < target_accept < 1:
         raise ParameterError(f"target_accept must be in (0, 1), got {target_accept}")
+    if adaptation not in ("diag", "low_rank"):
+        raise ParameterError(f"adaptation must be 'diag' or 'low_rank', got {adaptation!r}")
     seed = int(seed)
     cores = cores or _default_cores(chains)
     if sampler == "nutpie":
         try:
-            compiled = _compile_nutpie(model)
+            compiled = compile_nutpie(model)
         except Exception as err:  # noqa: BLE001 - any import/compile failure triggers the fallback
             import warnings
 
@@ -130,7 +156,7 @@ def sample_model(
             import nutpie
 
             idata = nutpie.sample(
-                compiled,
+                _with_current_data(compiled, model),
                 draws=draws,
                 tune=tune,
                 chains=chains,
@@ -139,6 +165,7 @@ def sample_model(
                 progress_bar=progress,
                 save_warmup=False,
                 target_accept=target_accept,
+                adaptation=adaptation,
             )
             # nutpie also stores the unconstrained values (e.g. ``sigma_log__``); PyMC does not.
             post = idata["posterior"].to_dataset()
@@ -190,7 +217,7 @@ def fit(
     priors: Priors | None = None,
     municipality_effects: bool = True,
     year_effects: bool = True,
-    parametrization: Literal["auto", "noncentered", "centered"] = "auto",
+    parametrization: str = "auto",
     sampler: Sampler = "nutpie",
     draws: int = 1000,
     tune: int = 1000,
@@ -198,6 +225,7 @@ def fit(
     cores: int | None = None,
     seed: int = 0,
     target_accept: float = 0.8,
+    adaptation: Adaptation = "diag",
     log_likelihood: bool = True,
     diagnostics: Literal["raise", "warn", "flag"] = "raise",
     panel_hash: str | None = None,
@@ -213,7 +241,7 @@ def fit(
     priors, municipality_effects, year_effects, parametrization
         Passed to :func:`~ojpanel.models.bayes.models.build_model` (``"auto"`` is resolved on
         ``data`` and the choice recorded in the attrs).
-    sampler, draws, tune, chains, cores, seed, target_accept, progress
+    sampler, draws, tune, chains, cores, seed, target_accept, adaptation, progress
         Passed to :func:`sample_model`. Two chains on two cores is the default.
     log_likelihood
         Store pointwise log-likelihood (needed for PSIS-LOO; memory ``n_obs × draws × chains``).
@@ -225,7 +253,10 @@ def fit(
     panel_hash
         Hash of the source panel, recorded with the hash of the model's data.
     model
-        An already-built model for ``data`` (e.g. to reuse nutpie's compilation across seeds).
+        An already-built model for data of the same structure (e.g. to reuse nutpie's compilation
+        across seeds or simulated data sets); ``data`` is put into its containers
+        (:func:`~ojpanel.models.bayes.models.set_model_data`). It must have been built with the
+        same ``priors``, effects and parametrisation, which are recorded as given here.
 
     Returns
     -------
@@ -240,9 +271,11 @@ def fit(
     if model is None:
         model = build_model(data, pri, municipality_effects=municipality_effects, year_effects=year_effects,
                             parametrization=par, x_offset=xoff)
+    else:
+        set_model_data(model, data, xoff)
     idata, used = sample_model(
         model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-        target_accept=target_accept, progress=progress,
+        target_accept=target_accept, progress=progress, adaptation=adaptation,
     )
     for name, group in _data_groups(data).items():
         idata[name] = group  # replaces PyMC's own copy, if any
@@ -260,6 +293,7 @@ def fit(
         tune=int(tune),
         chains=int(chains),
         target_accept=float(target_accept),
+        adaptation=adaptation if used == "nutpie" else "diag",
         n_obs=int(data.n_obs),
         n_missing=int(data.n_missing),
         spec=data.spec,
@@ -339,7 +373,7 @@ def fit_continuous(
     likelihood
         ``"normal"`` (outcome standardised per indicator), ``"binomial"`` (shares with counts in
         ``n``) or ``"auto"``: binomial when the panel has ``n`` and every selected indicator has
-        scale ``share``, else normal.
+        scale ``share`` or ``proportion`` (:data:`~ojpanel.models.bayes.data.SHARE_SCALES`), else normal.
     area, indicators, years, grouping, standardize_exposure, standardize_outcome
         See :func:`~ojpanel.models.bayes.data.prepare_data`.
     **kwargs
@@ -352,8 +386,8 @@ def fit_continuous(
     if likelihood == "auto":
         likelihood = "normal"
         if "n" in ds and "scale" in ds.coords:
-            sub = _select(ds, area, indicators, years)
-            if (sub["scale"].values.astype(str) == "share").all():
+            sub = select_panel(ds, area, indicators, years)
+            if np.isin(sub["scale"].values.astype(str), list(SHARE_SCALES)).all():
                 likelihood = "binomial"
     if likelihood not in ("normal", "binomial"):
         raise ParameterError(f"fit_continuous: likelihood must be 'auto', 'normal' or 'binomial', got {likelihood!r}")

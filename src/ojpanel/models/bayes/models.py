@@ -5,17 +5,24 @@ indicator ``i``, year ``t``, exposure ``x``)::
 
     eta_o = alpha_i + u_m + gamma_t + beta_i * x_o
 
-* ``u_m = g_{c(m)} + sigma_municipality * z_m``: municipality effects nested in the grouping
-  (county by default); county effects ``g = sigma_group * z_group`` sum to zero (the common level
-  belongs to the intercepts);
+* ``u_m = g_{c(m)} + d_m``: municipality effects nested in the grouping (county by default). The
+  county effects ``g`` (spread ``sigma_group``) sum to zero over counties and the municipality
+  deviations ``d`` (spread ``sigma_municipality``) sum to zero within every county: the common
+  level belongs to the intercepts and each county's level to ``g``. Without these constraints
+  the overall mean of the municipality effects trades off against every intercept (a ridge that
+  made the binomial model fail its gates on realistic panels). ``d`` is the projection of
+  independent normal draws onto the within-county zero-sum subspace, which is exactly a
+  zero-sum normal per county (``sigma_group`` is then the spread of the county means of the
+  municipality effects);
 * ``gamma_t``: year effects (first year = reference, so ``alpha_i`` is the indicator's level in the
   first year);
 * ``beta_i = mu_beta + tau_beta * z_beta[i]``: the effect of interest varies by indicator around
   the pooled mean ``mu_beta`` with spread ``tau_beta``.
 
-The random-effect levels are non-centred by default (``z ~ N(0, 1)`` scaled by the spread); when
-every municipality carries many observations the centred form samples far better and
-``parametrization="auto"`` picks it (see :func:`choose_parametrization`). Inside the model the
+Each random-effect level (indicator effects, county effects, municipality deviations) is centred
+or non-centred (``z ~ N(0, 1)`` scaled by the spread). A level whose units each carry many
+observations samples far better centred, one with little information per unit non-centred;
+``parametrization="auto"`` decides per level (see :func:`choose_parametrization`). Inside the model the
 exposure is centred per indicator (``alpha`` is reported at ``x = 0``), which decorrelates
 intercepts and slopes.
 
@@ -26,8 +33,9 @@ ordered cutpoints per indicator, which take the place of ``alpha_i``).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -36,10 +44,28 @@ import pytensor.tensor as pt
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
 
-__all__ = ["Priors", "build_model", "choose_parametrization", "exposure_offset", "CENTERED_MIN_OBS", "ordinal_probabilities", "cumulative_logit_logp", "EFFECT_VARS"]
+__all__ = [
+    "Priors",
+    "build_model",
+    "set_model_data",
+    "model_data_values",
+    "choose_parametrization",
+    "exposure_offset",
+    "within_group_projection",
+    "CENTERED_MIN_OBS",
+    "ordinal_probabilities",
+    "cumulative_logit_logp",
+    "EFFECT_VARS",
+    "HYPERPARAMETERS",
+]
 
 #: Variables that carry the effect of interest.
 EFFECT_VARS = ("mu_beta", "tau_beta", "beta")
+#: Hyperparameters and the pooled effect (those a model has; ``sigma_y`` only for ``normal``).
+HYPERPARAMETERS = ("mu_beta", "tau_beta", "sigma_group", "sigma_municipality", "sigma_y")
+
+# structure every built model was made for (shapes, nesting), so that data can be swapped safely
+_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -167,20 +193,101 @@ def exposure_offset(data: ModelData) -> np.ndarray:
     return np.divide(tot, cnt, out=np.zeros(n_ind), where=cnt > 0)
 
 
-#: Mean observations per municipality from which ``"auto"`` picks the centred parametrisation.
+#: Mean observations per unit (indicator, county, municipality) from which ``"auto"`` centres a level.
 CENTERED_MIN_OBS = 40
+_LEVELS = ("indicator", "group", "municipality")
+_FORMS = ("centered", "noncentered")
 
 
 def choose_parametrization(data: ModelData) -> str:
-    """``"centered"`` when municipalities carry many observations, else ``"noncentered"``.
+    """Centred or non-centred form for every level, from the observations per unit of the level.
 
-    With many observations per unit the likelihood pins the effects down and the non-centred
-    form creates a funnel between each spread and its standardised effects (the anchor fit of the
-    benchmark: R-hat 1.11, bulk ESS 16 for the county spread); with few observations the
-    centred form has the funnel instead.
+    A level is centred when its units carry at least :data:`CENTERED_MIN_OBS` observations on
+    average. With many observations per unit the likelihood pins the effects down and the
+    non-centred form creates a funnel between the spread and the standardised effects (the
+    benchmark's county spread: R-hat 1.11, bulk ESS 16; the indicator effects of a realistic
+    binomial panel: R-hat 1.68 for ``mu_beta``); with few observations the centred form has the
+    funnel instead. The indicator effects usually carry hundreds of observations each.
+
+    Returns
+    -------
+    str
+        ``"centered"`` or ``"noncentered"`` when all levels agree, else a per-level
+        specification such as ``"indicator:centered,group:centered,municipality:noncentered"``
+        (accepted by :func:`build_model`).
     """
-    per_mun = data.n_obs / max(len(data.municipalities), 1)
-    return "centered" if per_mun >= CENTERED_MIN_OBS else "noncentered"
+    n = data.n_obs
+    per = {"indicator": n / max(len(data.indicators), 1), "group": n / max(len(data.groups), 1),
+           "municipality": n / max(len(data.municipalities), 1)}
+    forms = {lev: "centered" if per[lev] >= CENTERED_MIN_OBS else "noncentered" for lev in _LEVELS}
+    if len(set(forms.values())) == 1:
+        return forms["indicator"]
+    return ",".join(f"{lev}:{forms[lev]}" for lev in _LEVELS)
+
+
+def _level_forms(parametrization: str, data: ModelData) -> dict[str, str]:
+    par = choose_parametrization(data) if parametrization == "auto" else str(parametrization)
+    if par in _FORMS:
+        return dict.fromkeys(_LEVELS, par)
+    try:
+        forms = dict(item.split(":") for item in par.split(","))
+    except ValueError:
+        forms = {}
+    if set(forms) != set(_LEVELS) or not set(forms.values()) <= set(_FORMS):
+        raise ParameterError(
+            f"parametrization must be 'auto', 'noncentered', 'centered' or a per-level specification like "
+            f"'indicator:centered,group:centered,municipality:noncentered'; got {parametrization!r}")
+    return forms
+
+
+def within_group_projection(group_of: np.ndarray, n_groups: int) -> np.ndarray:
+    """Matrix that removes each group's mean: ``(P @ v)`` sums to zero within every group.
+
+    ``P = I - G`` with ``G[m, m'] = 1 / n_g`` when ``m`` and ``m'`` are in the same group ``g``.
+    ``P`` is symmetric and idempotent; ``P @ z`` for ``z ~ N(0, s^2 I)`` is a zero-sum normal with
+    scale ``s`` in every group.
+    """
+    group_of = np.asarray(group_of, dtype=np.int64)
+    sizes = np.bincount(group_of, minlength=n_groups).astype(float)
+    same = group_of[:, None] == group_of[None, :]
+    return np.eye(len(group_of)) - same / sizes[group_of][:, None]
+
+
+def _structure_key(data: ModelData) -> tuple:
+    return (data.likelihood, data.grid_shape, int(data.n_obs), bool(data.is_complete_grid),
+            int(data.n_categories), data.municipality_group.tobytes(), len(data.groups))
+
+
+def model_data_values(data: ModelData, x_offset: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Values of a model's data containers for ``data`` (see :func:`set_model_data`)."""
+    xbar = exposure_offset(data) if x_offset is None else np.asarray(x_offset, dtype=float)
+    vals = {"x_grid": data.x_grid() - xbar[None, :, None], "x_offset": xbar,
+            "y_obs": data.y if data.likelihood == "normal" else data.y.astype(np.int64)}
+    if not data.is_complete_grid:
+        vals["cell_idx"] = data.cell_idx
+    if data.likelihood == "binomial":
+        vals["n"] = data.n_trials
+    return vals
+
+
+def set_model_data(model: pm.Model, data: ModelData, x_offset: np.ndarray | None = None) -> None:
+    """Put ``data`` (outcome, exposure, trials, cells) into a model built for the same structure.
+
+    A compiled model can then be sampled on new data without compiling again (simulation-based
+    calibration, recovery over seeds, folds of the same shape).
+
+    Raises
+    ------
+    ParameterError
+        If the model was not built by :func:`build_model` for data of this structure (likelihood,
+        grid, number of observations, nesting).
+    """
+    if _STRUCTURE.get(model) != _structure_key(data):
+        raise ParameterError(
+            "the model was built for data of another structure (likelihood, grid, observations or "
+            "nesting differ); build a model for these data with build_model()"
+        )
+    pm.set_data(model_data_values(data, x_offset), model=model)
 
 
 def build_model(
@@ -189,7 +296,7 @@ def build_model(
     *,
     municipality_effects: bool = True,
     year_effects: bool = True,
-    parametrization: Literal["auto", "noncentered", "centered"] = "auto",
+    parametrization: str = "auto",
     x_offset: np.ndarray | None = None,
 ) -> pm.Model:
     """Build the hierarchical model for ``data`` (likelihood taken from ``data.likelihood``).
@@ -207,7 +314,8 @@ def build_model(
     parametrization
         Of the group, municipality and indicator-effect levels: ``"noncentered"`` (robust when
         units carry little information), ``"centered"`` (better when every unit has many
-        observations) or ``"auto"`` (:func:`choose_parametrization`).
+        observations), ``"auto"`` (per level, :func:`choose_parametrization`) or a per-level
+        specification ``"indicator:...,group:...,municipality:..."``.
     x_offset
         Per-indicator value subtracted from the exposure inside the model (default
         :func:`exposure_offset` of ``data``); pass the fitted model's offsets when building it on
@@ -216,13 +324,13 @@ def build_model(
     Returns
     -------
     pymc.Model
-        With the exposure on the grid in ``pm.Data("x_grid")`` (``cell_idx`` and, for binomial,
-        ``n`` as further containers) and the observed variable ``y`` (dim ``obs``).
+        With the data in containers (``pm.Data``): the centred exposure on the grid ``x_grid``,
+        its per-indicator offsets ``x_offset``, the outcome ``y_obs``, and ``cell_idx`` and (for
+        binomial) ``n`` where needed; the observed variable is ``y`` (dim ``obs``). Swap data of
+        the same structure in with :func:`set_model_data`.
     """
     p = priors or Priors.default(data.likelihood)
-    par = choose_parametrization(data) if parametrization == "auto" else parametrization
-    if par not in ("noncentered", "centered"):
-        raise ParameterError(f"parametrization must be 'auto', 'noncentered' or 'centered', got {parametrization!r}")
+    forms = _level_forms(parametrization, data)
     coords: dict[str, Any] = data.coords()
     n_mun, n_ind, n_year = data.grid_shape
     n_grp = len(data.groups)
@@ -236,13 +344,13 @@ def build_model(
         # for a complete grid).
         # exposure centred per indicator inside the model: intercepts and slopes are then nearly
         # uncorrelated a posteriori; ``alpha`` is reported at x = 0 as usual
-        xbar = exposure_offset(data) if x_offset is None else np.asarray(x_offset, dtype=float)
-        xc = data.x_grid() - xbar[None, :, None]
-        x = pm.Data("x_grid", xc, dims=("municipality", "indicator", "year"))
+        vals = model_data_values(data, x_offset)
+        x = pm.Data("x_grid", vals["x_grid"], dims=("municipality", "indicator", "year"))
+        xbar = pm.Data("x_offset", vals["x_offset"], dims="indicator")
         mu_beta = pm.Normal("mu_beta", 0.0, p.mu_beta_sd)
         if n_ind > 1:
             tau_beta = pm.HalfNormal("tau_beta", p.tau_beta_sd)
-            if par == "noncentered":
+            if forms["indicator"] == "noncentered":
                 z_beta = pm.Normal("z_beta", 0.0, 1.0, dims="indicator")
                 beta = pm.Deterministic("beta", mu_beta + tau_beta * z_beta, dims="indicator")
             else:
@@ -261,18 +369,21 @@ def build_model(
             if n_grp > 1:
                 sigma_g = pm.HalfNormal("sigma_group", p.sigma_group_sd)
                 # zero-sum: the common level belongs to the intercepts, not to the groups
-                if par == "noncentered":
+                if forms["group"] == "noncentered":
                     z_g = pm.ZeroSumNormal("z_group", 1.0, dims="group")
                     grp = pm.Deterministic("group_effect", sigma_g * z_g, dims="group")
                 else:
                     grp = pm.ZeroSumNormal("group_effect", sigma_g, dims="group")
-            if par == "noncentered":
+            # deviations that sum to zero within every group (one group: over all municipalities)
+            proj = pt.as_tensor(within_group_projection(data.municipality_group, n_grp))
+            if forms["municipality"] == "noncentered":
                 z_m = pm.Normal("z_municipality", 0.0, 1.0, dims="municipality")
-                u = sigma_m * z_m if grp is None else grp[data.municipality_group] + sigma_m * z_m
-                u = pm.Deterministic("municipality_effect", u, dims="municipality")
+                dev = sigma_m * pt.dot(proj, z_m)
             else:
-                mean = 0.0 if grp is None else grp[data.municipality_group]
-                u = pm.Normal("municipality_effect", mean, sigma_m, dims="municipality")
+                raw = pm.Normal("municipality_raw", 0.0, sigma_m, dims="municipality")
+                dev = pt.dot(proj, raw)
+            u = dev if grp is None else grp[data.municipality_group] + dev
+            u = pm.Deterministic("municipality_effect", u, dims="municipality")
             eta = eta + u[:, None, None]
         if year_effects and n_year > 1:
             g_raw = pm.Normal("year_effect", 0.0, p.year_sd, dims="effect_year")
@@ -280,7 +391,7 @@ def build_model(
             eta = eta + gamma[None, None, :]
         else:
             eta = eta + pt.zeros((1, 1, n_year))
-        cell = None if data.is_complete_grid else pm.Data("cell_idx", data.cell_idx, dims="obs")
+        cell = None if data.is_complete_grid else pm.Data("cell_idx", vals["cell_idx"], dims="obs")
 
         def to_obs(grid: pt.TensorVariable, tail: tuple = ()) -> pt.TensorVariable:
             flat = pt.broadcast_to(grid, (n_mun, n_ind, n_year, *tail)).reshape((-1, *tail))
@@ -290,12 +401,15 @@ def build_model(
 
         if lik == "normal":
             sigma_y = pm.HalfNormal("sigma_y", p.sigma_y_sd, dims="indicator")
-            pm.Normal("y", mu=eta, sigma=to_obs(sigma_y[None, :, None]), observed=data.y, dims="obs")
+            y_obs = pm.Data("y_obs", vals["y_obs"], dims="obs")
+            pm.Normal("y", mu=eta, sigma=to_obs(sigma_y[None, :, None]), observed=y_obs, dims="obs")
         elif lik == "bernoulli":
-            pm.Bernoulli("y", logit_p=eta, observed=data.y, dims="obs")
+            y_obs = pm.Data("y_obs", vals["y_obs"], dims="obs")
+            pm.Bernoulli("y", logit_p=eta, observed=y_obs, dims="obs")
         elif lik == "binomial":
-            n = pm.Data("n", data.n_trials, dims="obs")
-            pm.Binomial("y", n=n, logit_p=eta, observed=data.y, dims="obs")
+            n = pm.Data("n", vals["n"], dims="obs")
+            y_obs = pm.Data("y_obs", vals["y_obs"], dims="obs")
+            pm.Binomial("y", n=n, logit_p=eta, observed=y_obs, dims="obs")
         elif lik == "ordinal":
             k = data.n_categories - 1
             init = np.tile(np.linspace(-1.0, 1.0, k) if k > 1 else np.zeros(1), (n_ind, 1))
@@ -309,6 +423,7 @@ def build_model(
             )
             # cutpoints at x = 0 (the sampled ones are at the indicator's mean exposure)
             pm.Deterministic("cutpoints", cut + (beta * xbar)[:, None], dims=("indicator", "cut"))
+            y_obs = pm.Data("y_obs", vals["y_obs"], dims="obs")
             pm.CustomDist(
                 "y",
                 eta,
@@ -316,10 +431,11 @@ def build_model(
                 logp=cumulative_logit_logp,
                 random=_cumulative_logit_random,
                 signature="(),(k)->()",
-                observed=data.y,
+                observed=y_obs,
                 dims="obs",
                 dtype="int64",
             )
         else:  # pragma: no cover - prepare_data validates
             raise ParameterError(f"unknown likelihood {lik!r}")
+    _STRUCTURE[model] = _structure_key(data)
     return model

@@ -7,9 +7,13 @@ indicator ``source`` coordinate is ``"synthetic"`` and the true parameters are s
 The data-generating process is the one the models of :mod:`ojpanel.models.bayes.models` assume.
 For municipality ``m`` in group (county) ``g(m)``, indicator ``i`` and year ``t``::
 
-    u_m     = sigma_group * a_g(m) + sigma_municipality * b_m          a, b ~ N(0, 1)
+    u_m     = sigma_group * (a - mean(a))_g(m)
+              + sigma_municipality * (b_m - mean of b in g(m))               a, b ~ N(0, 1)
     beta_i  = mu_beta + tau_beta * c_i                                   c ~ N(0, 1)
     eta_mit = alpha_i + u_m + gamma_t + beta_i * x_mit                   gamma_0 = 0
+
+(county effects sum to zero over counties and municipality deviations within every county, as in
+the model, so that ``sigma_group`` and ``sigma_municipality`` mean the same in both)
 
 and the outcome is
 
@@ -62,7 +66,9 @@ def simulate_panel(
     cutpoints: tuple[float, ...] = (-0.8, 0.8),
     exposure: Literal["binary", "continuous"] = "binary",
     exposure_level: Literal["municipality_year", "cell"] = "municipality_year",
+    n_trials_range: tuple[int, int] | None = None,
     seed: int = 0,
+    exposure_seed: int | None = None,
 ) -> xr.Dataset:
     """Simulate a synthetic OJ panel with known effects.
 
@@ -85,6 +91,10 @@ def simulate_panel(
         Year effects are ``gamma_t = year_step * t`` (common shock, ``gamma_0 = 0``).
     n_trials
         Units behind each share (``"binomial"`` only).
+    n_trials_range
+        ``(low, high)``: units behind each share drawn log-uniformly between the bounds per
+        municipality × indicator (fixed over years; as in real panels, where small municipalities
+        have few units); overrides ``n_trials``.
     cutpoints
         Increasing cutpoints around which each indicator's cutpoints are jittered (``"ordinal"``).
     exposure
@@ -94,6 +104,9 @@ def simulate_panel(
         Whether the exposure varies by municipality × year (shared across indicators) or by cell.
     seed
         Seed of :func:`numpy.random.default_rng`.
+    exposure_seed
+        Separate seed of the exposure (and of ``n_trials_range``), so that replications can share
+        one design (default: ``seed``).
 
     Returns
     -------
@@ -112,10 +125,13 @@ def simulate_panel(
     if np.any(np.diff(cutpoints) <= 0):
         raise ParameterError(f"cutpoints must be strictly increasing, got {cutpoints}")
     rng = np.random.default_rng(seed)
+    xrng = np.random.default_rng(seed if exposure_seed is None else exposure_seed)
     n_mun = int(sizes.sum())
     group_of = np.repeat(np.arange(n_groups), sizes)
     a = rng.standard_normal(n_groups)
     b = rng.standard_normal(n_mun)
+    a = a - a.mean() if n_groups > 1 else np.zeros(1)
+    b = b - (np.bincount(group_of, weights=b) / sizes)[group_of]
     u = sigma_group * a[group_of] + sigma_municipality * b
     c = rng.standard_normal(n_indicators)
     beta = mu_beta + tau_beta * c
@@ -134,9 +150,9 @@ def simulate_panel(
     else:
         raise ParameterError(f"exposure_level must be 'municipality_year' or 'cell', got {exposure_level!r}")
     if exposure == "binary":
-        x = rng.binomial(1, 0.5, xs).astype(float)
+        x = xrng.binomial(1, 0.5, xs).astype(float)
     elif exposure == "continuous":
-        x = rng.standard_normal(xs)
+        x = xrng.standard_normal(xs)
     else:
         raise ParameterError(f"exposure must be 'binary' or 'continuous', got {exposure!r}")
     x = np.broadcast_to(x, shape).copy()
@@ -157,9 +173,16 @@ def simulate_panel(
         tr["sigma_y"] = sigma_y
         tr["alpha"] = alpha.tolist()
     elif likelihood == "binomial":
-        n = np.full(shape, float(n_trials))
-        k = rng.binomial(n_trials, _logistic(eta))
-        value = 100.0 * k / n_trials
+        if n_trials_range is not None:
+            lo, hi = n_trials_range
+            if not 1 <= lo <= hi:
+                raise ParameterError(f"n_trials_range must be (low, high) with 1 <= low <= high, got {n_trials_range}")
+            nmi = np.round(np.exp(xrng.uniform(np.log(lo), np.log(hi), (n_mun, n_indicators, 1))))
+            n = np.broadcast_to(nmi, shape).astype(float)
+        else:
+            n = np.full(shape, float(n_trials))
+        k = rng.binomial(n.astype(np.int64), _logistic(eta))
+        value = 100.0 * k / n
         data_vars["n"] = (("municipality", "indicator", "year"), n)
         tr["alpha"] = alpha.tolist()
     elif likelihood == "bernoulli":

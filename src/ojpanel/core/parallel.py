@@ -42,6 +42,7 @@ def map_seeded(
     client: Any | None = None,
     args: tuple = (),
     kwargs: dict | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Any]:
     """Run ``func(size, rng, *args, **kwargs)`` for each chunk, in order.
 
@@ -56,6 +57,9 @@ def map_seeded(
     client
         Optional ``dask.distributed.Client``; tasks are submitted to it and gathered in order.
         Large shared arguments are scattered once.
+    progress
+        Called with a chunk's size each time a chunk is done (e.g.
+        :meth:`ojpanel.progress.Progress.advance`).
 
     Returns
     -------
@@ -64,17 +68,22 @@ def map_seeded(
     """
     kwargs = kwargs or {}
     ss = np.random.SeedSequence(int(seed)).spawn(len(sizes))
+    done = progress or (lambda _size: None)
+    out: list[Any] = []
     if client is None:
-        return [
-            func(s, np.random.default_rng(c), *args, **kwargs)
-            for s, c in zip(sizes, ss, strict=True)
-        ]
+        for s, c in zip(sizes, ss, strict=True):
+            out.append(func(s, np.random.default_rng(c), *args, **kwargs))
+            done(s)
+        return out
     shared = client.scatter(list(args), broadcast=True) if args else []
     futures = [
         client.submit(_run_chunk, func, s, c, shared, kwargs, pure=False)
         for s, c in zip(sizes, ss, strict=True)
     ]
-    return client.gather(futures)
+    for s, f in zip(sizes, futures, strict=True):  # in order, as gather would return them
+        out.append(f.result())
+        done(s)
+    return out
 
 
 def _run_chunk(func, size, seedseq, args, kwargs):

@@ -1,13 +1,13 @@
-"""The synthetic-panel simulator (labelled, seeded, contract-valid) and seeded execution."""
+"""The simulators (one marker, seeded, every panel contract-valid) and seeded execution."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ojpanel.designs.parallel import chunk_sizes, map_seeded, spawn_generators
-from ojpanel.designs.simulate import simulate_panel
+from ojpanel.core.parallel import chunk_sizes, map_seeded, spawn_generators
 from ojpanel.errors import ParameterError
+from ojpanel.simulate.panel import simulate_panel
 
 
 def test_simulated_panel_is_labelled_seeded_and_valid():
@@ -20,6 +20,37 @@ def test_simulated_panel_is_labelled_seeded_and_valid():
     assert a.sizes == {"indicator": 2, "municipality": 290, "year": 3}
     assert 0.05 < float(a["value"].isnull().mean()) < 0.15
     validate(a)
+
+
+def test_every_simulator_marks_its_output_once_and_passes_validate():
+    from ojpanel import harmonise, validate
+    from ojpanel.core.synthetic import SYNTHETIC, is_synthetic
+    from ojpanel.panel import from_harmonised
+    from ojpanel.simulate import simulate_checklist, simulate_steering
+
+    raw, truth = simulate_checklist(seed=2, variables=["bou_manual_foraldrastod"])
+    panels = {
+        "simulate_panel (synthetic layout)": simulate_panel(n_municipalities=60, n_counties=6, seed=1),
+        "simulate_panel (real layout)": simulate_panel(layout="real", n_indicators=1, seed=1),
+        "simulate_steering": simulate_steering(1, n_municipalities=40, n_counties=4).panel,
+        "simulate_checklist → harmonise": from_harmonised(harmonise(raw)),
+    }
+    assert raw.attrs["synthetic"] == SYNTHETIC and truth["synthetic"] == SYNTHETIC
+    for name, ds in panels.items():
+        assert ds.attrs["synthetic"] == SYNTHETIC, name
+        assert is_synthetic(ds) and "SYNTHETIC" in ds.attrs["description"], name
+        validate(ds)
+
+
+def test_synthetic_codes_are_allowed_only_on_synthetic_panels():
+    from ojpanel import validate
+    from ojpanel.errors import PanelValidationError
+
+    ds = simulate_panel(n_municipalities=60, n_counties=6, seed=1)
+    validate(ds)
+    real = ds.assign_attrs(synthetic=0)
+    with pytest.raises(PanelValidationError, match="unknown municipality codes"):
+        validate(real)
 
 
 def test_simulated_peer_effect_follows_the_process():

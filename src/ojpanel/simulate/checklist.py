@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ojpanel.core.synthetic import SYNTHETIC, mark_synthetic
 from ojpanel.errors import ParameterError
 from ojpanel.indicators.spec import Component, Spec, Variable, load_spec
 from ojpanel.peers import loo_mean_np
@@ -255,15 +256,15 @@ def simulate_checklist(
         "p_ja": p_ja, "p_partial_negative": p_partial_negative, "units_mean": units_mean, "p_missing": p_missing,
     }  # fmt: skip
     raw.attrs = provenance_attrs(
-        {
-            "synthetic": True,
-            "title": "Simulated checklist items (synthetic; not Kolada data)",
-            "spec": spec.name,
-        },
+        mark_synthetic(
+            "SYNTHETIC checklist items from ojpanel.simulate.simulate_checklist "
+            f"(seed={seed}, peer_effect={peer_effect}); not Kolada data",
+            {"title": "Simulated checklist items (synthetic; not Kolada data)", "spec": spec.name},
+        ),
         parameters=params,
     )
     truth: dict[str, Any] = {
-        "synthetic": True,
+        "synthetic": SYNTHETIC,
         **params,
         "variables": [v.id for v in chosen],
         "alpha": dict(zip([v.id for v in chosen], alpha.tolist(), strict=True)),

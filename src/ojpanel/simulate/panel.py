@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from ojpanel.core.synthetic import mark_synthetic
 from ojpanel.errors import ParameterError
 from ojpanel.peers import loo_mean_np
 
@@ -163,17 +164,13 @@ def simulate_panel(
             "direction": ("indicator", np.ones(K, dtype=np.int64)),
             "source": ("indicator", ["register"] * K),
         },
-        attrs={
-            "synthetic": 1,
-            "layout": layout,
-            "description": (
-                "SYNTHETIC panel from ojpanel.designs.simulate.simulate_panel: "
-                f"rho={rho}, peer_effect={peer_effect} ({peer_group}), sigma_municipality={sigma_municipality}, "
-                f"sigma_year={sigma_year}, sigma_county_year={sigma_county_year}, sigma_e={sigma_e}, "
-                f"missing={missing}, seed={seed}"
-            ),
-            "source": "synthetic (no real data)",
-        },
+        attrs=mark_synthetic(
+            "SYNTHETIC panel from ojpanel.simulate.simulate_panel: "
+            f"rho={rho}, peer_effect={peer_effect} ({peer_group}), sigma_municipality={sigma_municipality}, "
+            f"sigma_year={sigma_year}, sigma_county_year={sigma_county_year}, sigma_e={sigma_e}, "
+            f"missing={missing}, seed={seed}",
+            {"layout": layout},
+        ),
     )
     if extra:
         ds = ds.assign_coords(extra)

@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.synthetic import mark_synthetic
 from ojpanel.errors import ParameterError
 from ojpanel.peers import loo_mean_np
 from ojpanel.provenance import provenance_attrs
@@ -99,7 +100,7 @@ class SteeringSimulation:
         """Plain-text summary of the planted effects."""
         t = self.truth
         lines = [
-            "SYNTHETIC checklist-adoption panel (ojpanel.designs.steering.simulate)",
+            "SYNTHETIC checklist-adoption panel (ojpanel.simulate.steering)",
             f"  {self.panel.sizes['municipality']} municipalities, {self.panel.sizes['indicator']} items, "
             f"years {int(self.panel['year'].min())}-{int(self.panel['year'].max())}",
             f"  steering effect (logit) {t['steering_effect']}, AME {t['steering_ame']:.4f}",
@@ -241,7 +242,7 @@ def simulate_steering(
     if n_established < 1:
         raise ParameterError("n_established must be at least 1 (established items are the comparison)")
 
-    from ojpanel.designs.simulate import municipality_layout
+    from ojpanel.simulate.panel import municipality_layout
 
     rng = np.random.default_rng(seed)
     codes, county, kg = municipality_layout(n_municipalities, n_counties, 9, seed)
@@ -361,7 +362,7 @@ def simulate_steering(
     titles = [f"Synthetic checklist item {j} ({r.area}, {'asked before ' + str(years[0]) if r.cohort == 'established' else 'introduced ' + r.cohort})"
               for j, r in enumerate(items.itertuples(index=False))]
     description = (
-        "SYNTHETIC checklist-adoption panel from ojpanel.designs.steering.simulate_steering "
+        "SYNTHETIC checklist-adoption panel from ojpanel.simulate.simulate_steering "
         f"(seed={seed}): steering_effect={steering_effect}, peer_effect={peer_effect}, "
         f"oj_use_effect={oj_use_effect}, user_selection={user_selection}, intro_effects={intro_effects}, "
         f"intro_decay={intro_decay}, lapse={lapse}, colour_year={colour_year}, share_coloured={share_coloured}"
@@ -379,6 +380,7 @@ def simulate_steering(
             "county": ("municipality", county),
             "county_name": ("municipality", [f"Synthetic county {c}" for c in county]),
             "kommungrupp_2017": ("municipality", kg),
+            "kommungrupp_2023": ("municipality", kg),
             "title": ("indicator", titles),
             "area": ("indicator", items["area"].to_numpy()),
             "kind": ("indicator", np.array(["process"] * J)),
@@ -388,8 +390,6 @@ def simulate_steering(
             "introduced": ("indicator", items["introduced"].to_numpy().astype(np.int64)),
             "colour_from": ("indicator", colour_from),
         },
-        attrs=provenance_attrs(
-            {"synthetic": 1, "description": description, "source": "synthetic (no real data)"},
-        ),
+        attrs=provenance_attrs(mark_synthetic(description)),
     )
     return SteeringSimulation(panel=ds, users=users, truth=truth)

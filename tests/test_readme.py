@@ -1,0 +1,137 @@
+"""The README is executable: every Python block and every command line in it runs.
+
+* ```python blocks run in order, in one namespace, in a workspace that holds the small input
+  files the examples name (``socio.csv``, ``users.csv``, ...).
+* Every line of an indented command block runs in order in the same workspace (later lines use
+  what earlier ones wrote). ``ojpanel`` lines run verbatim through the command-line entry point,
+  with Kolada at a local test server (``OJPANEL_KOLADA_URL``); ``make`` lines are checked with
+  ``make -n`` (running ``make test`` inside the test suite would recurse).
+* A command whose full run is long runs with one documented flag that makes it small, listed in
+  :data:`SMALL` with the reason; a README command that is neither run nor listed fails the test.
+* Commands named inline (in backticks) must exist and accept the flags they show.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from kolada_server import serve
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+#: README commands that run here with an added documented flag, and why.
+SMALL: dict[str, tuple[list[str], str]] = {
+    "ojpanel reproduce all --out reports": (["--smoke"], "the full pipeline takes minutes; --smoke is what CI runs"),
+}
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def command_lines() -> list[str]:
+    """Lines of indented code blocks (after a blank line, four spaces), comments stripped."""
+    out: list[str] = []
+    for block in re.findall(r"(?:(?<=\n\n)|^)((?: {4}\S[^\n]*\n)+)", README):
+        for line in block.splitlines():
+            cmd = line.strip()
+            cmd = re.sub(r"\s+#.*$", "", cmd)
+            for part in re.split(r"\s+(?:;|&&)\s+", cmd):
+                if part:
+                    out.append(part)
+    return out
+
+
+def inline_commands() -> list[str]:
+    return [c for c in re.findall(r"`(ojpanel [^`]+)`", README) if c not in command_lines()]
+
+
+def test_the_readme_has_examples_to_run():
+    assert len(python_blocks()) >= 4
+    cmds = command_lines()
+    assert any(c.startswith("make reproduce") for c in cmds) and any(c.startswith("make test") for c in cmds)
+    assert sum(c.startswith("ojpanel ") for c in cmds) >= 10
+    assert not [c for c in cmds if not c.startswith(("ojpanel ", "make "))], "a command block holds something else"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, embedded_panel):
+    """A directory with the small input files that README examples name."""
+    ws = tmp_path_factory.mktemp("readme")
+    codes = embedded_panel["municipality"].values
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"municipality": codes, "group": rng.choice(["a", "b", "c"], len(codes))}).to_csv(
+        ws / "socio.csv", index=False)
+    pd.DataFrame({"municipality": codes, "area": "äldreomsorg",
+                  "status": rng.choice(["user", "non_user", "other"], len(codes))}).to_csv(
+        ws / "users.csv", index=False)
+    from ojpanel.data.embedded import load_embedded_values
+
+    vals = load_embedded_values(kpis=["U21468", "U23471"], years=range(2016, 2021), genders=["T"])
+    vals[~vals["municipality"].str.startswith("00")].to_csv(ws / "values.csv", index=False)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def kolada_url():
+    for srv in serve():
+        yield srv.url("v3")
+
+
+def _run_ojpanel(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ojpanel", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_every_command_line_runs(workspace, kolada_url, tmp_path):
+    env = {**os.environ, "OJPANEL_KOLADA_URL": kolada_url, "OJPANEL_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    for cmd in command_lines():
+        if cmd.startswith("make "):
+            target = shlex.split(cmd)[1]
+            r = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
+            assert r.returncode == 0, f"README's `{cmd}`: no such make target\n{r.stderr}"
+            continue
+        args = shlex.split(cmd)[1:]
+        extra, _why = SMALL.get(cmd, ([], ""))
+        r = _run_ojpanel(args + extra, workspace, env)
+        assert r.returncode == 0, f"README's `{cmd}` failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+        assert "Traceback" not in r.stderr, f"README's `{cmd}` printed a traceback:\n{r.stderr[-3000:]}"
+
+
+def test_every_python_block_runs(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    namespace: dict = {}
+    for k, block in enumerate(python_blocks()):
+        try:
+            exec(compile(block, f"README.md python block {k + 1}", "exec"), namespace)
+        except Exception as exc:  # the message names the block that broke
+            raise AssertionError(f"README python block {k + 1} failed: {exc!r}\n{block}") from exc
+
+
+def test_inline_commands_exist_with_their_flags():
+    runner = CliRunner()
+    from ojpanel.cli import app
+
+    for cmd in inline_commands():
+        words = shlex.split(cmd)[1:]
+        path = [w for w in words if not w.startswith("-")][:2]
+        flags = [w.split("=")[0] for w in words if w.startswith("--")]
+        for depth in (2, 1):
+            r = runner.invoke(app, [*path[:depth], "--help"])
+            if r.exit_code == 0:
+                break
+        assert r.exit_code == 0, f"README names `{cmd}`, which is not a command"
+        missing = [f for f in flags if f not in r.output]
+        assert not missing, f"README's `{cmd}` shows flags the command lacks: {missing}"

@@ -1,0 +1,68 @@
+"""One result base: every result class offers summary (a property), str, HTML, tidy and conf_int."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ojpanel.core.results import Result, critical_value
+
+RESULT_CLASSES = [
+    "ojpanel.models.fe_results:FEResults",
+    "ojpanel.models.fe_results:BatchFEResults",
+    "ojpanel.models.fe_results:Comparison",
+    "ojpanel.inference.bootstrap:WildBootstrapResult",
+    "ojpanel.inference.randomization:PermutationResult",
+    "ojpanel.designs.power:PowerResult",
+    "ojpanel.designs.steering.power:SteeringPowerResult",
+    "ojpanel.designs.steering.transitions:AdoptionResult",
+    "ojpanel.designs.steering.event_study:EventStudyResult",
+    "ojpanel.designs.steering.moderator:ModeratorResult",
+    "ojpanel.designs.steering.combined:CombinedResult",
+    "ojpanel.designs.steering.run:SteeringResults",
+    "ojpanel.replication.results:RiR2021Result",
+]
+
+
+@pytest.mark.parametrize("path", RESULT_CLASSES)
+def test_every_result_class_shares_the_base(path):
+    module, name = path.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, Result)
+    assert isinstance(cls.summary, property), f"{name}.summary must be a property"
+    for member in ("to_frame", "tidy", "conf_int", "_repr_html_", "__str__"):
+        assert callable(getattr(cls, member))
+
+
+def test_base_conf_int_uses_t_with_the_rows_df():
+    class Two(Result):
+        title = "two"
+
+        def to_frame(self):
+            return pd.DataFrame(
+                {"term": ["a", "b"], "estimate": [1.0, 2.0], "std_error": [0.5, 0.1], "df": [4, np.inf]}
+            )
+
+    ci = Two().conf_int(0.9)
+    from scipy import stats
+
+    assert ci.loc["a", "upper"] == pytest.approx(1 + stats.t.ppf(0.95, 4) * 0.5, rel=1e-12)
+    assert ci.loc["b", "lower"] == pytest.approx(2 - stats.norm.ppf(0.95) * 0.1, rel=1e-12)
+    assert str(Two()).startswith("two\n") and "<table" in Two()._repr_html_()
+    assert Two().tidy().equals(Two().to_frame())
+    assert critical_value(0.95) == pytest.approx(stats.norm.ppf(0.975), rel=1e-12)
+
+
+def test_fitted_results_agree_between_one_and_many():
+    from ojpanel.models import fit_indicators
+    from ojpanel.simulate import simulate_panel
+
+    ds = simulate_panel(n_municipalities=60, n_counties=6, n_indicators=2, seed=1)
+    res = fit_indicators(ds["value"], {"lag": ds["value"].shift(year=1)}, cluster="county")
+    many = res.conf_int(0.9)
+    one = res["SIM001"].conf_int(0.9)
+    np.testing.assert_allclose(many.loc[("SIM001", "lag")].to_numpy(), one.loc["lag"].to_numpy())
+    assert isinstance(res.summary, str) and isinstance(res["SIM001"].summary, str)
