@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
 import numpy as np
@@ -18,8 +19,10 @@ from ojpanel.pipeline import (
     read_records,
     run_pipeline,
 )
+from ojpanel.pipeline.declarations import matches_write, read_declaration
 from ojpanel.pipeline.parameters import parse_cli_parameter
 from ojpanel.pipeline.record import to_jsonable
+from ojpanel.pipeline.runner import default_notebooks_dir
 
 
 def _write_nb(path, params: str, body: list[str]):
@@ -207,3 +210,23 @@ def test_smoke_pipeline_geography_results(smoke_pipeline):
         assert 1 / 20 <= r["p_value"] <= 1 and r["n_rewirings"] == 19
     assert {r["indicator"] for r in rec["neighbour_peer"]} == set(ids)
     assert 0 <= rec["yardstick_power"][0]["size_at_zero"] <= 1
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_rerun_is_cached_and_quick(smoke_pipeline, monkeypatch):
+    monkeypatch.setenv("OJPANEL_FIGURE_CHECK", "strict")  # as the session's run had it
+    t0 = time.perf_counter()
+    again = run_pipeline(out_dir=smoke_pipeline.summary_path.parent, smoke=True, progress=False)
+    assert again.cached == [r.name for r in smoke_pipeline.runs]
+    assert time.perf_counter() - t0 < 10
+    assert again.records == smoke_pipeline.records and again.timings() == smoke_pipeline.timings()
+
+
+@pytest.mark.notebook
+def test_smoke_pipeline_notebooks_declare_every_file_they_write(smoke_pipeline):
+    out = smoke_pipeline.summary_path.parent
+    for run in smoke_pipeline.runs:
+        writes = read_declaration(default_notebooks_dir() / f"{run.name}.ipynb").writes
+        files = [p.relative_to(out / run.name).as_posix() for p in (out / run.name).rglob("*") if p.is_file()]
+        undeclared = [f for f in files if not matches_write(f, writes)]
+        assert not undeclared, f"{run.name} writes {undeclared}, which its metadata['ojpanel']['writes'] does not declare"

@@ -132,8 +132,8 @@ def _pipeline_step(ds, out: Path, smoke: bool) -> None:
     from ojpanel.report.paper import render_paper
 
     res = run_pipeline(out_dir=out / "pipeline", smoke=smoke)
-    for name, secs in res.timings().items():
-        console.print(f"  {name}: {secs:.1f} s", highlight=False)
+    for r in res.runs:
+        console.print(f"  {r.name}: {'cached, ran in ' if r.cached else ''}{r.seconds:.1f} s", highlight=False)
     paths = render_paper(res.summary_path, out / "paper")
     console.print(f"  paper: {paths['html']}", highlight=False)
 

@@ -6,8 +6,6 @@ import ast
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from ojpanel.errors import ParameterError
 
 __all__ = [
@@ -28,6 +26,8 @@ def notebook_parameters(path: Path | str) -> dict[str, Any]:
         If the notebook has no (or more than one) ``parameters`` cell, or the cell holds anything
         but ``name = literal`` assignments.
     """
+    import nbformat  # here, not at the top: importing it takes seconds, and every kernel imports this package
+
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
@@ -88,6 +88,8 @@ def smoke_settings(path: Path | str) -> dict[str, Any]:
     The smoke size of a notebook is set in its code (``if smoke: n_draws = 199``), after the
     parameters are injected; this reads those assignments without running anything.
     """
+    import nbformat  # here, not at the top: importing it takes seconds, and every kernel imports this package
+
     nb = nbformat.read(str(path), as_version=4)
     out: dict[str, Any] = {}
     for cell in nb.cells:

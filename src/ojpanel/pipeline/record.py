@@ -12,7 +12,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import numpy as np
 
 __all__ = ["MIME", "record", "read_records", "to_jsonable"]
@@ -54,6 +53,8 @@ def record(name: str, value: Any) -> None:
 
 def read_records(path: Path | str) -> dict[str, Any]:
     """All results recorded in an executed notebook, by name (later records win)."""
+    import nbformat  # here, not at the top: importing it takes seconds, and every kernel imports this package
+
     nb = nbformat.read(str(path), as_version=4)
     out: dict[str, Any] = {}
     for cell in nb.cells:

@@ -1,28 +1,45 @@
-"""Run the numbered notebooks as a tested pipeline with papermill.
+"""Run the numbered notebooks as a tested pipeline with papermill: cached, in parallel.
 
 Notebooks are discovered by glob (``NN_name.ipynb``), never from a hand-kept list; every
-parameter is checked against each notebook's ``parameters`` cell before the first one runs.
-Executed notebooks, HTML renderings and ``summary.json`` (recorded results, parameters,
-versions, timings) are written to the output directory.
+parameter and every declared input is checked before the first notebook runs. A notebook whose
+cache entry is fresh (:mod:`ojpanel.pipeline.cache`) is not executed again; the others run on a
+pool of workers (one per core by default), each as soon as the notebooks it reads
+(:mod:`ojpanel.pipeline.declarations`) have finished. Executed notebooks, HTML renderings and
+``summary.json`` (recorded results, parameters, versions, timings, in notebook order whatever the
+order of execution) are written to the output directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ojpanel.config import REPO_ROOT
+from ojpanel.config import REPO_ROOT, data_dir
 from ojpanel.errors import OJPanelError, ParameterError
+from ojpanel.pipeline import cache
+from ojpanel.pipeline.declarations import (
+    Declaration,
+    check_declared_inputs,
+    dependency_graph,
+    is_glob,
+    read_declaration,
+    resolve_notebook,
+    with_upstream,
+)
+from ojpanel.pipeline.execute import Executor, Outcome
 from ojpanel.pipeline.parameters import check_parameters, check_smoke_conflicts, notebook_parameters
+from ojpanel.pipeline.progress import PipelineProgress
 from ojpanel.pipeline.record import read_records
 from ojpanel.provenance import library_versions, utc_now
 
 __all__ = ["PipelineError", "NotebookRun", "PipelineResult", "discover", "plan", "run_pipeline",
-           "default_notebooks_dir"]
+           "pipeline_status", "default_notebooks_dir", "default_jobs", "replay_parameters"]
 
 PATTERN = "[0-9][0-9]_*.ipynb"
 
@@ -100,9 +117,21 @@ def plan(notebooks: list[Path], parameters: Mapping[str, Any] | None, *, smoke: 
     return out
 
 
+def default_jobs() -> int:
+    """Workers by default: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class NotebookRun:
-    """One executed notebook: parameters, seconds, recorded results and output paths."""
+    """One notebook of a run: parameters, seconds, recorded results and output paths.
+
+    ``cached`` notebooks were not executed; ``seconds`` is then the time of the run that made the
+    cache entry.
+    """
 
     name: str
     parameters: dict[str, Any]
@@ -110,6 +139,7 @@ class NotebookRun:
     records: dict[str, Any]
     notebook: Path
     html: Path | None
+    cached: bool = False
 
 
 @dataclass
@@ -119,6 +149,8 @@ class PipelineResult:
     runs: list[NotebookRun] = field(default_factory=list)
     summary_path: Path | None = None
     smoke: bool = False
+    wall_seconds: float = 0.0
+    jobs: int = 1
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:
@@ -126,21 +158,19 @@ class PipelineResult:
         return {r.name: r.records for r in self.runs}
 
     def timings(self) -> dict[str, float]:
-        """Seconds per notebook."""
+        """Seconds per notebook (for a cached notebook: of the run that made its entry)."""
         return {r.name: r.seconds for r in self.runs}
 
+    @property
+    def cached(self) -> list[str]:
+        """Notebooks taken from the cache."""
+        return [r.name for r in self.runs if r.cached]
+
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{r.name}</td><td>{r.seconds:.1f}</td><td>{len(r.records)}</td></tr>" for r in self.runs)
-        return (f"<table><thead><tr><th>notebook</th><th>seconds</th><th>recorded results</th></tr></thead>"
-                f"<tbody>{rows}</tbody></table>")
-
-
-def _failing_cell(exc: Exception) -> str:
-    # papermill's execution error carries the exception name, value and traceback of the cell.
-    ename = getattr(exc, "ename", type(exc).__name__)
-    evalue = getattr(exc, "evalue", str(exc))
-    cell = getattr(exc, "exec_count", None)
-    return f"cell [{cell}] raised {ename}: {evalue}"
+        rows = "".join(f"<tr><td>{r.name}</td><td>{r.seconds:.1f}</td><td>{'yes' if r.cached else 'no'}</td>"
+                       f"<td>{len(r.records)}</td></tr>" for r in self.runs)
+        return (f"<table><thead><tr><th>notebook</th><th>seconds</th><th>cached</th><th>recorded results</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _to_html(nb_path: Path) -> Path:
@@ -149,8 +179,123 @@ def _to_html(nb_path: Path) -> Path:
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     html = nb_path.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    cache.atomic_write_text(html, body)
     return html
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A planned notebook: where it is, what is injected, what it declares and waits for."""
+
+    name: str
+    path: Path
+    params: dict[str, Any]
+    defaults: dict[str, Any]
+    declaration: Declaration
+    deps: tuple[str, ...]
+
+    @property
+    def effective(self) -> dict[str, Any]:
+        return {**self.defaults, **self.params}
+
+
+def _data_dir() -> Path | None:
+    try:
+        return data_dir()
+    except FileNotFoundError:
+        return None
+
+
+def _prepare(notebooks_dir: Path | str | None, out: Path, *, smoke: bool, parameters: Mapping[str, Any] | None,
+             select: list[str] | None, seed: int | None) -> tuple[list[_Job], list[str]]:
+    """Discover, read declarations, plan parameters and check declared inputs; nothing runs."""
+    every = discover(notebooks_dir)
+    stems = [p.stem for p in every]
+    declarations = {p.stem: read_declaration(p) for p in every}
+    graph = dependency_graph([declarations[s] for s in stems])
+    chosen = set(stems)
+    if select:
+        # notebooks a selected one reads come along (they are cached when fresh); the order-only
+        # dependencies of undeclared notebooks do not
+        reads = {s: graph[s] if declarations[s].declared else () for s in stems}
+        chosen = with_upstream({p.stem for p in discover(notebooks_dir, select=select)}, reads)
+    notebooks = [p for p in every if p.stem in chosen]
+    data = _data_dir()
+    jobs = []
+    for nb, params in plan(notebooks, parameters, smoke=smoke, out_dir=out, seed=seed):
+        defaults = notebook_parameters(nb)
+        decl = declarations[nb.stem]
+        check_declared_inputs(decl, defaults, params, nb.parent, data)
+        jobs.append(_Job(nb.stem, nb, params, defaults, decl, tuple(d for d in graph[nb.stem] if d in chosen)))
+    return jobs, stems
+
+
+def _components(job: _Job, out: Path, stems: list[str], env: Mapping[str, Any],
+                upstream_records: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
+    inputs = cache.input_digests(job.declaration, params=job.effective, nb_dir=job.path.parent,
+                                 data_dir=_data_dir(), out_dir=out, stems=stems, upstream_records=upstream_records)
+    return cache.key_components(job.path, job.effective, inputs, env)
+
+
+def _code_cells(job: _Job) -> int:
+    """Code cells the executed notebook will have (papermill adds one when it injects parameters)."""
+    import nbformat
+
+    nb = nbformat.read(str(job.path), as_version=4)
+    return sum(c.cell_type == "code" for c in nb.cells) + (1 if job.params else 0)
+
+
+def _cached_run(job: _Job, entry: dict[str, Any], out: Path, html: bool) -> NotebookRun:
+    target = out / entry["executed"]["path"]
+    html_path = None
+    if html:
+        html_path = target.with_suffix(".html")
+        known = entry.get("html") or {}
+        if cache.digest_file(html_path) != known.get("sha256"):
+            # the rendering is derived from the executed copy, which is intact: render it again
+            html_path = _to_html(target)
+            entry = {**entry, "html": {"path": html_path.name, "sha256": cache.digest_file(html_path)}}
+            cache.write_entry(out, job.name, entry)
+    return NotebookRun(job.name, job.params, float(entry["seconds"]), entry["records"], target, html_path,
+                       cached=True)
+
+
+def _execute(job: _Job, components: dict[str, Any], out: Path, executor: Executor, bar: PipelineProgress,
+             html: bool) -> NotebookRun | Outcome:
+    """Run one notebook (in a worker thread); write its cache entry only once everything is in place."""
+    target = out / job.path.name
+    cache.start_run(out, job.name)
+    bar.started(job.name, _code_cells(job))
+    outcome = executor.run(job.name, job.path, target, job.params,
+                           on_cell=lambda i, n: bar.cell(job.name, i, n),
+                           kernel_log=cache.entry_path(out, job.name, ".kernel.log"))
+    if outcome.ok:
+        try:
+            records = read_records(target)
+            html_path = _to_html(target) if html else None
+            nb_out = out / job.name
+            missing = [w for w in job.declaration.writes if not is_glob(w) and not (nb_out / w).is_file()]
+            if missing:
+                outcome = Outcome(False, outcome.seconds,
+                                  f"it declares that it writes {missing} but did not write them; fix its "
+                                  "metadata['ojpanel']['writes'] or the notebook")
+        except Exception as exc:  # reading the records or rendering HTML failed
+            outcome = Outcome(False, outcome.seconds, f"{type(exc).__name__}: {exc}")
+    if not outcome.ok:
+        cache.finish_failed(out, job.name, outcome.error, interrupted=outcome.error == Executor.STOPPED)
+        bar.finished(job.name, outcome.seconds, outcome.error)
+        return outcome
+    entry = {"notebook": job.name, "key": components, "records": records, "seconds": round(outcome.seconds, 2),
+             "finished": utc_now(), "parameters": job.params,
+             "executed": {"path": target.name, "sha256": cache.digest_file(target)},
+             "html": {"path": html_path.name, "sha256": cache.digest_file(html_path)} if html_path else None,
+             "outputs": cache.written_files(nb_out, job.declaration.writes)}
+    if job.declaration.declared:
+        cache.finish_ok(out, job.name, entry)
+    else:
+        cache.finish_failed(out, job.name, None)
+    bar.finished(job.name, outcome.seconds)
+    return NotebookRun(job.name, job.params, entry["seconds"], records, target, html_path)
 
 
 def run_pipeline(
@@ -164,65 +309,197 @@ def run_pipeline(
     html: bool = True,
     progress: bool = True,
     kernel_name: str = "python3",
+    jobs: int | None = None,
+    force: bool = False,
 ) -> PipelineResult:
-    """Execute the notebooks in order; stop at the first failure with a clear error.
+    """Bring every notebook's results up to date; stop starting notebooks at the first failure.
 
     Parameters
     ----------
     notebooks_dir
         Where the numbered notebooks are (default: the checkout's ``notebooks/``).
     out_dir
-        Executed notebooks, HTML and ``summary.json`` go here.
+        Executed notebooks, HTML, ``summary.json`` and the cache (``.cache/``) go here.
     smoke
         Inject ``smoke=True``: every notebook runs on a small subset (CI size).
     parameters
         ``{name: value}`` or ``{"stem:name": value}``; checked against every notebook's
         ``parameters`` cell before any execution.
     select
-        Notebook stems or number prefixes to run only some.
+        Notebook stems or number prefixes to run only some (with the notebooks they read).
     seed
         Injected into every notebook that has a ``seed`` parameter.
-    """
-    import papermill as pm
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    html
+        Render each executed notebook to HTML.
+    progress
+        Show per-notebook progress (cell n of m, elapsed) on the terminal.
+    jobs
+        Notebooks run at the same time (default: one per core). Results do not depend on it.
+    force
+        Execute every notebook even when its cache entry is fresh.
 
+    Raises
+    ------
+    PipelineError
+        Naming the notebook that failed and its failing cell; ``summary.json`` then records it.
+    ParameterError, DeclarationError
+        Before anything runs, for unknown or mistyped parameters and inconsistent declarations.
+    """
     out = Path(out_dir)
-    notebooks = discover(notebooks_dir, select=select)
-    planned = plan(notebooks, parameters, smoke=smoke, out_dir=out, seed=seed)
+    planned, stems = _prepare(notebooks_dir, out, smoke=smoke, parameters=parameters, select=select, seed=seed)
+    n_workers = default_jobs() if jobs is None else int(jobs)
+    if n_workers < 1:
+        raise ParameterError(f"jobs must be at least 1, got {jobs}")
     out.mkdir(parents=True, exist_ok=True)
-    result = PipelineResult(smoke=smoke)
-    summary: dict[str, Any] = {"started": utc_now(), "smoke": smoke, "versions": library_versions(), "notebooks": []}
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), disable=not progress, transient=False) as bar:
-        task = bar.add_task("pipeline", total=len(planned))
-        for nb, params in planned:
-            bar.update(task, description=f"running {nb.name}")
-            target = out / nb.name
-            t0 = time.perf_counter()
-            try:
-                pm.execute_notebook(str(nb), str(target), parameters=params, kernel_name=kernel_name,
-                                    progress_bar=False, cwd=str(nb.parent))
-            except pm.PapermillExecutionError as exc:
-                summary["failed"] = {"notebook": nb.name, "error": _failing_cell(exc)}
-                _write_summary(out, summary)
-                raise PipelineError(f"{nb.name} failed: {_failing_cell(exc)} (executed copy: {target})") from exc
-            seconds = time.perf_counter() - t0
-            records = read_records(target)
-            html_path = _to_html(target) if html else None
-            run = NotebookRun(nb.stem, params, seconds, records, target, html_path)
-            result.runs.append(run)
-            summary["notebooks"].append({"name": nb.stem, "parameters": params, "seconds": round(seconds, 2),
-                                         "records": records, "notebook": target.name,
-                                         "html": html_path.name if html_path else None})
-            bar.advance(task)
-    summary["finished"] = utc_now()
-    result.summary_path = _write_summary(out, summary)
+    env = cache.environment(kernel_name)
+    summary: dict[str, Any] = {"started": utc_now(), "smoke": smoke, "versions": library_versions(),
+                               "jobs": n_workers, "notebooks": []}
+    done: dict[str, NotebookRun] = {}
+    failed: dict[str, str] = {}
+    not_run: dict[str, str] = {}
+    keys: dict[str, dict[str, Any]] = {}
+    pending = list(planned)
+    running: dict[Future[NotebookRun | Outcome], _Job] = {}
+    t0 = time.perf_counter()
+
+    def schedule(pool: ThreadPoolExecutor, executor: Executor, bar: PipelineProgress) -> None:
+        progressed = True
+        while progressed:
+            progressed = False
+            for job in list(pending):
+                blocked = [d for d in job.deps if d in failed or d in not_run]
+                if blocked or failed:
+                    not_run[job.name] = (f"{blocked[0]} did not finish" if blocked
+                                         else "the run stops starting notebooks after a failure")
+                    bar.skipped(job.name, not_run[job.name])
+                    pending.remove(job)
+                    progressed = True
+                    continue
+                if not all(d in done for d in job.deps):
+                    continue
+                if job.name not in keys:
+                    keys[job.name] = _components(job, out, stems, env, {d: done[d].records for d in job.deps})
+                state = None if force else cache.freshness(out, job.name, keys[job.name],
+                                                           declared=job.declaration.declared)
+                if state is not None and state.fresh and state.entry is not None:
+                    done[job.name] = _cached_run(job, state.entry, out, html)
+                    bar.cached(job.name, done[job.name].seconds)
+                elif len(running) < n_workers:
+                    running[pool.submit(_execute, job, keys[job.name], out, executor, bar, html)] = job
+                else:
+                    continue
+                pending.remove(job)
+                progressed = True
+
+    with cache.run_lock(out), PipelineProgress(len(planned), enabled=progress) as bar, \
+            Executor(kernel_name) as executor, \
+            ThreadPoolExecutor(n_workers, thread_name_prefix="ojpanel-notebook") as pool:
+        try:
+            schedule(pool, executor, bar)
+            while running:
+                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = running[fut]
+                    res = fut.result()  # re-raises an interrupt that hit the worker
+                    del running[fut]
+                    if isinstance(res, NotebookRun):
+                        done[job.name] = res
+                    else:
+                        failed[job.name] = res.error or "failed"
+                schedule(pool, executor, bar)
+        except KeyboardInterrupt:
+            executor.kill_all()
+            wait(running, timeout=30)
+            for job in running.values():
+                failed.setdefault(job.name, Executor.STOPPED)
+            _finish_summary(out, summary, planned, done, failed, not_run, t0)
+            raise
+    result = PipelineResult(runs=[done[j.name] for j in planned if j.name in done], smoke=smoke,
+                            wall_seconds=time.perf_counter() - t0, jobs=n_workers)
+    result.summary_path = _finish_summary(out, summary, planned, done, failed, not_run, t0)
+    if failed:
+        first = next(j for j in planned if j.name in failed)
+        others = [n for n in failed if n != first.name]
+        raise PipelineError(f"{first.path.name} failed: {failed[first.name]} (executed copy: {out / first.path.name})"
+                            + (f"; also failed: {', '.join(others)}" if others else "")
+                            + (f"; not run: {', '.join(not_run)}" if not_run else ""))
     return result
 
 
-def _write_summary(out: Path, summary: dict[str, Any]) -> Path:
-    path = out / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)
-    return path
+def _finish_summary(out: Path, summary: dict[str, Any], planned: list[_Job], done: Mapping[str, NotebookRun],
+                    failed: Mapping[str, str], not_run: Mapping[str, str], t0: float) -> Path:
+    """Write ``summary.json``: notebooks in flow order, whatever order they finished in."""
+    summary["notebooks"] = [
+        {"name": r.name, "parameters": r.parameters, "seconds": round(r.seconds, 2), "records": r.records,
+         "notebook": r.notebook.name, "html": r.html.name if r.html else None, "cached": r.cached}
+        for r in (done[j.name] for j in planned if j.name in done)]
+    if failed:
+        first = next(j for j in planned if j.name in failed)
+        summary["failed"] = {"notebook": first.path.name, "error": failed[first.name]}
+        summary["failed_all"] = {j.path.name: failed[j.name] for j in planned if j.name in failed}
+    if not_run:
+        summary["not_run"] = dict(not_run)
+    summary["finished"] = utc_now()
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    return cache.atomic_write_text(out / "summary.json",
+                                   json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+
+
+def pipeline_status(
+    notebooks_dir: Path | str | None = None,
+    out_dir: Path | str = "reports/pipeline",
+    *,
+    smoke: bool = False,
+    parameters: Mapping[str, Any] | None = None,
+    select: list[str] | None = None,
+    seed: int | None = None,
+    kernel_name: str = "python3",
+) -> list[cache.Freshness]:
+    """Which notebooks a run with these settings would take from the cache, and why the others not.
+
+    Takes the same settings as :func:`run_pipeline`; executes nothing and writes nothing.
+    """
+    out = Path(out_dir)
+    planned, stems = _prepare(notebooks_dir, out, smoke=smoke, parameters=parameters, select=select, seed=seed)
+    env = cache.environment(kernel_name)
+    states: dict[str, cache.Freshness] = {}
+    for job in _topological(planned):
+        # undeclared notebooks wait for earlier ones only for order's sake, they read nothing of them
+        stale_up = [d for d in job.deps if not states[d].fresh] if job.declaration.declared else []
+        records = {d: (states[d].entry or {}).get("records") for d in job.deps}
+        comp = _components(job, out, stems, env, records)
+        old_inputs = (cache.read_entry(out, job.name) or {}).get("key", {}).get("inputs", {})
+        for r in job.declaration.reads:
+            # a stale upstream's results are not known yet: judge the rest, not them
+            if r.notebook and resolve_notebook(r.notebook, stems) in stale_up and r.text in old_inputs:
+                comp["inputs"][r.text] = old_inputs[r.text]
+        states[job.name] = cache.freshness(out, job.name, comp, declared=job.declaration.declared,
+                                           upstream_stale=stale_up)
+    return [states[j.name] for j in planned]
+
+
+def _topological(jobs: list[_Job]) -> list[_Job]:
+    """Jobs ordered so that each comes after those it waits for (flow order otherwise)."""
+    out: list[_Job] = []
+    placed: set[str] = set()
+    todo = list(jobs)
+    while todo:
+        job = next(j for j in todo if all(d in placed for d in j.deps))
+        out.append(job)
+        placed.add(job.name)
+        todo.remove(job)
+    return out
+
+
+def replay_parameters(summary_path: Path | str, notebooks_dir: Path | str | None = None) -> tuple[bool, dict[str, Any]]:
+    """``(smoke, parameters)`` that reproduce the run recorded in a ``summary.json``.
+
+    Parameters are scoped to their notebook (``stem:name``); the automatic ``out_dir`` and
+    ``smoke`` are left out (they follow the run's own settings), and so are notebooks that no
+    longer exist.
+    """
+    summary = json.loads(Path(summary_path).read_text(encoding="utf-8"))
+    stems = {p.stem for p in discover(notebooks_dir)}
+    params = {f"{nb['name']}:{k}": v for nb in summary.get("notebooks", []) if nb.get("name") in stems
+              for k, v in nb.get("parameters", {}).items() if k not in ("out_dir", "smoke")}
+    return bool(summary.get("smoke", False)), params
