@@ -285,6 +285,7 @@ def label_points(ax, xs, ys, labels, *, fontsize: float = 6.5) -> None:
     unit). Deterministic for the same input.
     """
     fig = ax.figure
+    _agg_canvas(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
@@ -322,6 +323,14 @@ def source_note(fig, text: str) -> None:
     fig.supxlabel(text, x=0.005, ha="left", fontsize=_NOTE_SIZE, color="0.35")
 
 
+def _agg_canvas(fig) -> None:
+    """Give a bare ``Figure`` an Agg canvas, which can measure text (the base canvas cannot)."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+
+
 def _drawn_texts(fig) -> list:
     """The text artists a reader sees: tick labels only of ticks inside the view."""
     from matplotlib.text import Text
@@ -352,6 +361,7 @@ def figure_problems(fig) -> list[str]:
     The figure is drawn first (so the constrained layout is applied). Returns one sentence per
     problem; an empty list means the figure passed.
     """
+    _agg_canvas(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     canvas = fig.bbox
