@@ -10,7 +10,14 @@ from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import Command, check_range, console, examples, handle_errors
+from ojpanel.cli._common import (
+    Command,
+    check_municipality_coordinate,
+    check_range,
+    console,
+    examples,
+    handle_errors,
+)
 from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
 
 __all__ = ["register", "steering_command"]
@@ -82,6 +89,7 @@ def steering_command(
             raise ParameterError(f"--power-sims must be 0 (analytic MDEs only) or positive; got {power_sims}")
         check_range(threshold, "--threshold", 0, 100, " (a share in percent)")
         ds, sim_users, source = _panel(panel, embedded_area, synthetic, seed, threshold, no_verify)
+        check_municipality_coordinate(ds, peer_group, "--peer-group")
         res = run_steering(ds, users=users if users is not None else sim_users, oj_year=oj_year,
                            peer_group=peer_group, logit=logit, power_sims=power_sims, power_seed=seed)
         out.mkdir(parents=True, exist_ok=True)
