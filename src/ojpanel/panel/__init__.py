@@ -2,7 +2,7 @@
 
 from ojpanel.panel import accessor as _accessor  # noqa: F401  (registers ds.oj)
 from ojpanel.panel.build import add_grouping, build_panel, from_tidy, indicator_metadata
-from ojpanel.panel.io import load_panel, save_panel
+from ojpanel.panel.io import load_panel, save_panel, verify_panel
 from ojpanel.panel.validate import validate, violations
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "violations",
     "save_panel",
     "load_panel",
+    "verify_panel",
 ]
