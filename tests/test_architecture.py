@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ojpanel"
 
 #: Bottom to top. A module may import from its own layer and the layers before it.
 LAYERS: list[tuple[str, ...]] = [
-    ("core", "errors", "config", "provenance"),
+    ("core", "errors", "config", "provenance", "progress"),
     ("data",),
     ("indicators",),
     ("panel",),
@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("replication",),
     ("report",),
     ("pipeline",),
-    ("cli",),
+    ("cli", "__main__"),
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

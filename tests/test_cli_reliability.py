@@ -84,6 +84,7 @@ def test_group_help_shows_flags_as_flags():
         (["--share-treated", "0"], "--share-treated must lie strictly between 0 and 1"),
         (["--cutoff", "1.5"], "--cutoff must lie strictly between 0 and 1"),
         (["--indicator", "X1"], "--indicator X1 is not in"),
+        (["--cluster", "kommun"], "--cluster 'kommun' is not a municipality coordinate"),
     ],
 )
 def test_power_errors_name_the_flag(one_indicator_panel, args, flag):
@@ -107,7 +108,18 @@ def test_other_flags_are_named(tmp_path):
     assert r.exit_code == 2 and "--deadline must be a positive number" in r.output
     r = run("build", "--years", "20x6", "--out", tmp_path / "p.nc")
     assert r.exit_code == 2 and "cannot read --years '20x6'" in r.output
+    r = run("build", "--areas", "äldre", "--out", tmp_path / "p.nc")
+    assert r.exit_code == 2 and "--areas: unknown value(s) äldre; choose from äldreomsorg" in r.output
+    r = run("build", "--kinds", "outcome", "--out", tmp_path / "p.nc")
+    assert r.exit_code == 2 and "--kinds: unknown value(s) outcome" in r.output
     assert not any(tmp_path.iterdir())
+
+
+def test_peer_design_coordinates_are_checked_by_flag(one_indicator_panel):
+    for flag in ("--group", "--shocks"):
+        r = run("power", "--design", "peer", "--panel", one_indicator_panel, flag, "kommun")
+        assert r.exit_code == 2 and f"{flag} 'kommun' is not a municipality coordinate" in r.output
+        assert "kommungrupp_2017" in r.output  # the choices are listed
 
 
 def test_power_design_foo_lists_every_design(one_indicator_panel):

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from ojpanel.cli import app
 from ojpanel.indicators.harmonise import harmonise
+from ojpanel.panel.build import from_harmonised
 from ojpanel.simulate.checklist import simulate_checklist
 from ojpanel.panel.io import save_panel
 from ojpanel.replication import compare_published, rir2021, write_rir2021
@@ -41,7 +42,7 @@ def _socio(panel, seed):
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     raw, _ = simulate_checklist(seed=7)
-    panel = harmonise(raw).to_panel()
+    panel = from_harmonised(harmonise(raw))
     out = tmp_path_factory.mktemp("full")
     rep = write_rir2021(panel, out, oj_users=_users(panel, 7), groupings={"socioeconomic": _socio(panel, 7)},
                         mode="faithful")
@@ -99,7 +100,7 @@ def test_combined_rows_are_the_mean_of_their_items(full):
 
 def test_combined_row_needs_every_item():
     raw, _ = simulate_checklist(seed=1, variables=["eb_samord_barn", "eb_samord_missbruk", "bou_manual_stodgrupp"])
-    panel = harmonise(raw).to_panel()
+    panel = from_harmonised(harmonise(raw))
     grown, notes = add_group_rows(panel)
     assert list(grown["indicator"].values) == list(panel["indicator"].values)
     assert notes == ["combined row 'Intern samordning' (ekonomiskt bistånd) was not built: the panel lacks "
@@ -117,7 +118,7 @@ def test_combined_row_needs_every_item():
 @pytest.fixture(scope="module")
 def small():
     raw, _ = simulate_checklist(seed=11, variables=["eb_hushallsekonomi", "eb_isu_utveckling", "bou_manual_stodgrupp"])
-    panel = harmonise(raw).to_panel()
+    panel = from_harmonised(harmonise(raw))
     return panel, _users(panel, 11)
 
 

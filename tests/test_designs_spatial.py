@@ -74,7 +74,7 @@ def test_neighbour_peer_design_equals_panelols(ds):
     from linearmodels import PanelOLS
 
     res = fit_peer(ds, group="neighbours", weights="border", outcome="level", shocks=None,
-                   cov="clustered", cluster="county")
+                   cov="clustered", cluster="county", convention="linearmodels")
     f = _hand_frame(ds, IDS[1], "border").set_index(["municipality", "year"])
     ref = PanelOLS(f["y"], f[["wy"]], time_effects=True).fit(
         cov_type="clustered", clusters=pd.DataFrame({"c": pd.factorize(f["county"])[0]}, index=f.index))

@@ -67,6 +67,7 @@ def test_save_writes_png_and_svg_deterministically_and_strict_mode_raises(tmp_pa
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
     bad, ax = _bare_figure()
     ax.set_title("empty")
+    monkeypatch.delenv("OJPANEL_FIGURE_CHECK", raising=False)
     with pytest.warns(FigureLayoutWarning, match="empty axes"):
         save_figure(bad, tmp_path / "bad.png")
     monkeypatch.setenv("OJPANEL_FIGURE_CHECK", "strict")

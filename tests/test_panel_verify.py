@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 import ojpanel
 from ojpanel.cli import app
-from ojpanel.panel.io import PanelIntegrityError, verify_panel
+from ojpanel.errors import PanelIntegrityError
+from ojpanel.panel.io import verify_panel
 from ojpanel.provenance import hash_dataset
 
 runner = CliRunner()

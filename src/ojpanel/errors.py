@@ -13,6 +13,7 @@ __all__ = [
     "CovarianceWarning",
     "DataError",
     "PanelValidationError",
+    "PanelIntegrityError",
     "KoladaError",
     "ParameterError",
     "ModelError",
@@ -46,6 +47,29 @@ class PanelValidationError(DataError):
         lines = "\n".join(f"  - {v}" for v in self.violations)
         super().__init__(
             f"The panel violates the OJ panel contract ({len(self.violations)} problem(s)):\n{lines}"
+        )
+
+
+class PanelIntegrityError(PanelValidationError):
+    """A stored panel failed verification: its content hash, its arrays or the panel contract.
+
+    Parameters
+    ----------
+    path
+        The panel file.
+    problems
+        One line per problem (also in ``violations``).
+    """
+
+    def __init__(self, path: object, problems: Iterable[str]):
+        self.path = path
+        self.violations = list(problems)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        DataError.__init__(
+            self,
+            f"{path} failed verification ({len(self.violations)} problem(s)):\n{lines}\n"
+            "Rebuild or re-save the panel with ojpanel; to use it anyway, load it with "
+            "verify=False (command line: --no-verify).",
         )
 
 

@@ -111,7 +111,6 @@ _BAR: dict[str, Any] = {"progress": None, "users": 0}
 def _shared_bar() -> Any:
     if _BAR["progress"] is None:
         from rich.console import Console
-        from rich.table import Column
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -120,6 +119,7 @@ def _shared_bar() -> Any:
             TimeRemainingColumn,
         )
         from rich.progress import Progress as RichProgress
+        from rich.table import Column
 
         console = Console(stderr=True)
         bar = RichProgress(

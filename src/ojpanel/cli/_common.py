@@ -34,6 +34,7 @@ __all__ = [
     "command_line",
     "check_unit_interval",
     "check_range",
+    "check_municipality_coordinate",
     "EXIT_USAGE",
     "EXIT_INTERRUPTED",
 ]
@@ -196,6 +197,16 @@ def check_range(value: float, flag: str, low: float | None = None, high: float |
                   else f"at least {low:g}" if low is not None else f"at most {high:g}")
         raise ParameterError(f"{flag} must be {bounds}{what}; got {value:g}")
     return value
+
+
+def check_municipality_coordinate(ds: Any, name: str, flag: str) -> str:
+    """``name`` if it is a municipality grouping of the panel ``ds``; else an error naming ``flag``."""
+    choices = ["municipality"] + [str(c) for c in ds.coords
+                                  if ds[c].dims == ("municipality",) and c != "municipality"]
+    if name not in choices:
+        raise ParameterError(f"{flag} {name!r} is not a municipality coordinate of the panel; "
+                             f"choose one of: {', '.join(choices)}")
+    return name
 
 
 def command_line(ctx: typer.Context, *, drop: Sequence[str] = ()) -> str:

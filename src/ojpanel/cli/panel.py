@@ -93,6 +93,13 @@ def build(
                 raise ParameterError(f"--grouping must look like NAME=FILE.csv, got {g!r}")
             name, file = g.split("=", 1)
             groupings[name.strip()] = Path(file.strip())
+        from ojpanel.indicators.catalogue import AREAS, KINDS
+
+        for flag, given, allowed in (("--areas", parse_list(areas), AREAS), ("--kinds", parse_list(kinds), KINDS)):
+            unknown = sorted(set(given or []) - set(allowed))
+            if unknown:
+                raise ParameterError(f"{flag}: unknown value(s) {', '.join(unknown)}; choose from "
+                                     f"{', '.join(allowed)}")
         requested = parse_years(years)
         ds = build_panel(
             from_csv or from_dir,

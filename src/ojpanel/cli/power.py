@@ -10,6 +10,7 @@ import typer
 from ojpanel.cli._common import (
     Command,
     atomic_output,
+    check_municipality_coordinate,
     check_range,
     check_unit_interval,
     console,
@@ -108,6 +109,12 @@ def power_command(
             res = rd_power(ds, cutoff=cutoff, indicators=ids, effects=eff, n_sims=n_sims, alpha=alpha,
                            target_power=target, seed=seed)
         else:
+            if design == "peer":
+                check_municipality_coordinate(ds, group, "--group")
+                if shocks.lower() != "none":
+                    check_municipality_coordinate(ds, shocks, "--shocks")
+            if cluster is not None:
+                check_municipality_coordinate(ds, cluster, "--cluster")
             if indicator is None and ds.sizes["indicator"] != 1:
                 raise ParameterError(
                     f"{panel} has {ds.sizes['indicator']} indicators; choose one with --indicator"

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import typer
 
-from ojpanel.cli._common import Command, check_range, console, examples, handle_errors
+from ojpanel.cli._common import (
+    Command,
+    check_municipality_coordinate,
+    check_range,
+    console,
+    examples,
+    handle_errors,
+)
 from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
 
 __all__ = ["register", "steering_command"]
@@ -72,10 +79,8 @@ def steering_command(
     every design that runs succeeds.
     """
     with handle_errors():
-        import matplotlib
-
-        matplotlib.use("Agg")
         from ojpanel.config import PROCESSED_SOURCE_NOTE
+        from ojpanel.core.style import save_figure
         from ojpanel.designs.steering import plot_adoption_curves, plot_event_study, run_steering
         from ojpanel.errors import ParameterError
         from ojpanel.provenance import provenance_attrs
@@ -84,6 +89,7 @@ def steering_command(
             raise ParameterError(f"--power-sims must be 0 (analytic MDEs only) or positive; got {power_sims}")
         check_range(threshold, "--threshold", 0, 100, " (a share in percent)")
         ds, sim_users, source = _panel(panel, embedded_area, synthetic, seed, threshold, no_verify)
+        check_municipality_coordinate(ds, peer_group, "--peer-group")
         res = run_steering(ds, users=users if users is not None else sim_users, oj_year=oj_year,
                            peer_group=peer_group, logit=logit, power_sims=power_sims, power_seed=seed)
         out.mkdir(parents=True, exist_ok=True)
@@ -96,11 +102,11 @@ def steering_command(
             if power_sims > 0:
                 res.mde_table().to_csv(tmp / "mde_simulated.csv", index=False)
             (tmp / "summary.txt").write_text(res.summary + "\n", encoding="utf-8")
-            plot_adoption_curves(ds).savefig(tmp / "adoption_curves.png", dpi=90)
+            save_figure(plot_adoption_curves(ds), tmp / "adoption_curves.png")
             if "event_cohort" in res.results:
-                plot_event_study([res["event_cohort"], res["event_twfe"]],
-                                 labels=["staggered (group-time ATT)", "naive TWFE"],
-                                 ds=ds).savefig(tmp / "event_study.png", dpi=90)
+                save_figure(plot_event_study([res["event_cohort"], res["event_twfe"]],
+                                             labels=["staggered (group-time ATT)", "naive TWFE"],
+                                             ds=ds), tmp / "event_study.png")
             meta = provenance_attrs(None)
             meta["library_versions"] = json.loads(meta["library_versions"])
             meta.update(source_note=PROCESSED_SOURCE_NOTE, designs_run=sorted(res.results),

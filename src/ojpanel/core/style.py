@@ -285,6 +285,7 @@ def label_points(ax, xs, ys, labels, *, fontsize: float = 6.5) -> None:
     unit). Deterministic for the same input.
     """
     fig = ax.figure
+    _agg_canvas(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
@@ -316,7 +317,18 @@ def source_note(fig, text: str) -> None:
     The note is the figure's ``supxlabel``, which the constrained layout keeps clear of the axes
     and of legends placed outside them; figures with a source note use no other ``supxlabel``.
     """
+    # Wrap to the figure's width (about 0.55 em per character) so a narrow figure keeps it whole.
+    chars = max(30, int(fig.get_figwidth() * 72 / (_NOTE_SIZE * 0.55)) - 4)
+    text = "\n".join(wrap(line, chars) for line in str(text).splitlines())
     fig.supxlabel(text, x=0.005, ha="left", fontsize=_NOTE_SIZE, color="0.35")
+
+
+def _agg_canvas(fig) -> None:
+    """Give a bare ``Figure`` an Agg canvas, which can measure text (the base canvas cannot)."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
 
 
 def _drawn_texts(fig) -> list:
@@ -349,6 +361,7 @@ def figure_problems(fig) -> list[str]:
     The figure is drawn first (so the constrained layout is applied). Returns one sentence per
     problem; an empty list means the figure passed.
     """
+    _agg_canvas(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     canvas = fig.bbox

@@ -75,6 +75,7 @@ chooses about 0.06–0.08.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,12 +142,15 @@ def rd_data(
     nxt = np.full_like(v, np.nan)
     consecutive = np.diff(years) == 1
     nxt[:, :, :-1] = np.where(consecutive[None, None, :], v[:, :, 1:], np.nan)
-    sd = np.nanstd(v, axis=(1, 2), ddof=1)
+    # Indicators without values get NaN scales (and so no rows) rather than numpy's warnings.
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sd = np.nanstd(v, axis=(1, 2), ddof=1)
+        mu = np.nanmean(v, axis=(1, 2))[:, None, None]
     sd[~np.isfinite(sd) | (sd == 0)] = np.nan
     change = (nxt - v) / sd[:, None, None]
     prev = np.full_like(v, np.nan)
     prev[:, :, 1:] = np.where(consecutive[None, None, :], v[:, :, :-1], np.nan)
-    mu = np.nanmean(v, axis=(1, 2))[:, None, None]
     frame = pd.DataFrame(
         {
             "indicator": np.repeat(np.asarray(da["indicator"].values).astype(str), N * T),

@@ -17,33 +17,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ojpanel.errors import DataError, PanelValidationError, ParameterError
+from ojpanel.errors import DataError, PanelIntegrityError, ParameterError
 from ojpanel.panel.validate import violations
 from ojpanel.provenance import hash_dataset
 
-__all__ = ["save_panel", "load_panel", "panel_format", "verify_panel", "PanelIntegrityError",
+__all__ = ["save_panel", "load_panel", "panel_format", "verify_panel",
            "HASH_ATTR"]
 
 #: Dataset attribute holding the content hash.
 HASH_ATTR = "content_hash"
-
-
-class PanelIntegrityError(PanelValidationError):
-    """A stored panel failed verification: its content hash, its arrays or the panel contract.
-
-    ``violations`` lists every problem found.
-    """
-
-    def __init__(self, path: Path | str, problems: list[str]):
-        self.path = Path(path)
-        self.violations = list(problems)
-        lines = "\n".join(f"  - {v}" for v in self.violations)
-        DataError.__init__(
-            self,
-            f"{path} failed verification ({len(self.violations)} problem(s)):\n{lines}\n"
-            "Rebuild or re-save the panel with ojpanel; to use it anyway, load it with "
-            "verify=False (command line: --no-verify).",
-        )
 
 
 def panel_format(path: Path | str) -> str:

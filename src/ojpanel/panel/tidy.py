@@ -152,8 +152,9 @@ def check_tidy(frame: pd.DataFrame, *, where: str = "input") -> tuple[pd.DataFra
 
     key = ["kpi", "municipality", "year", "gender"]
     # compare years as numbers: "2019" and "2019.0" are the same key
-    keyed = df[key].assign(year=year.where(~bad_year).astype("Float64").astype(str))
-    dup = keyed.duplicated(key, keep=False) & ~bad_year
+    usable = ~bad_year & ~odd_year
+    keyed = df[key].assign(year=year.where(usable).astype("Float64").astype("Int64").astype(str))
+    dup = keyed.duplicated(key, keep=False) & usable
     if dup.any():
         keys = keyed.loc[dup, key].drop_duplicates().astype(str).agg("/".join, axis=1).tolist()
         problems.append(_listed(keys, f"{len(keys)} duplicate (kpi, municipality, year, gender) key(s)"))

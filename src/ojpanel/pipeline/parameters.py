@@ -95,9 +95,13 @@ def smoke_settings(path: Path | str) -> dict[str, Any]:
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
+        # IPython magics (``%matplotlib inline``) and shell lines are not Python: blank them out
+        # so that the rest of the cell is still read.
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                           for line in cell.source.splitlines())
         try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:  # magics and the like: such a cell sets no smoke size we can read
+            tree = ast.parse(source)
+        except SyntaxError:  # a cell we cannot parse sets no smoke size we can read
             continue
         for node in ast.walk(tree):
             if not (isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "smoke"):

@@ -37,7 +37,8 @@ def _fe_slope(fr: pd.DataFrame, y: np.ndarray, pooled: bool) -> tuple[float, flo
                       "indicator": fr["indicator"].to_numpy(), "y": y, "x": fr["x"].to_numpy()})
     # pooled: indicator and year effects absorbed next to the municipality effects (one slope)
     res = fit_panel(d, "y", "x", entity="municipality", time="year", entity_effects=True, time_effects=True,
-                    other_effects=["indicator"] if pooled else None, cov="clustered", cluster="municipality")
+                    other_effects=["indicator"] if pooled else None, cov="clustered", cluster="municipality",
+                    keys=["municipality", "indicator", "year"])
     return float(res.params["x"]), float(res.std_errors["x"]), int(res.nobs)
 
 
