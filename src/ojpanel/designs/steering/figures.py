@@ -169,15 +169,15 @@ def plot_event_study(
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("år sedan punkten infördes")
     ax.set_ylabel("effekt på andelen ja, procentenheter\n(förändring sedan införandeåret)")
-    ax.set_title("Händelsestudie: införande av nya punkter")
+    note = next((r.pretrend for r in res if r.pretrend), "")
+    # the design has no pre-periods: the title says so, where no legend or estimate can cover it
+    ax.set_title("Händelsestudie: införande av nya punkter"
+                 + ("\n(inga perioder före införandet: punkterna ställs inte förrän de införs, så\n"
+                    "varken test av trender före eller Rambachan–Roth-gränser)" if note else ""),
+                 fontsize=9)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    note = next((r.pretrend for r in res if r.pretrend), "")
-    if note:
-        # the design has no pre-periods: say so where the pre-trend estimates would be
-        ax.text(0.01, 0.98, "No pre-periods: items are not asked before introduction,\nso no pre-trend "
-                "test or Rambachan–Roth bounds.", transform=ax.transAxes, fontsize=7, va="top")
     fig.text(0.01, 0.0, source_note(ds), fontsize=7, ha="left", va="bottom")
     fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
     return fig
