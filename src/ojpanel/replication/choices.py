@@ -256,6 +256,12 @@ class ChoiceEvaluation:
         lines.append("(* = faithful default)")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "<br>".join(html.escape(line) for line in self.summary().splitlines()[:3])
+        return f"<div><p>{head}</p>{self.options.to_html(index=False, max_rows=60)}</div>"
+
     def write(self, path: str | Path) -> Path:
         """Write the options table as CSV."""
         path = Path(path)
