@@ -34,6 +34,7 @@ from ojpanel.models.bayes import (
     fe_estimates,
     fit_binary,
     fit_continuous,
+    gated_variables,
     leave_group_out_cv,
     loo,
     passed,
@@ -330,6 +331,10 @@ def test_fit_with_mocked_sampling_records_provenance(mock_sampling):
     assert idata.posterior.attrs["data_hash"] == d.data_hash
     assert "Kolada" not in a["source_note"]
     np.testing.assert_array_equal(idata.observed_data["y"].values, d.y)
+    # the gates check the model's quantities, not the parametrisation's auxiliary variables
+    gated = gated_variables(idata)
+    assert {"mu_beta", "beta", "municipality_effect", "group_effect", "sigma_group"} <= set(gated)
+    assert "z_municipality" in idata["posterior"] and not any(v.startswith("z_") or v.endswith("_raw") for v in gated)
 
 
 def test_auto_likelihood_picks_binomial_for_shares_with_counts(mock_sampling):

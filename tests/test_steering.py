@@ -575,7 +575,7 @@ def test_designs_compared_keeps_flag_and_slope_on_separate_axes(sim):
     fig = plot_designs_compared(comb, ds=sim.panel)
     assert len(fig.axes) == 3
     ylabels = [a.get_ylabel() for a in fig.axes]
-    assert "pp" in ylabels[0] and "per +10 pp" in ylabels[1] and "per SD" in ylabels[2]
+    assert "procentenheter" in ylabels[0] and "per +10 procentenheter" in ylabels[1] and "per standardavvikelse" in ylabels[2]
     t = comb.table.set_index("term")
     y0 = fig.axes[0].lines[0].get_ydata()[0]
     assert y0 == pytest.approx(100 * t.loc["steering (red flag, t-1)", "estimate"])

@@ -314,7 +314,7 @@ def test_result_displays_and_tidy_rows(design):
     fig = res.plot()
     labels = " ".join(t.get_text() for ax in fig.axes for t in [ax.xaxis.label, ax.yaxis.label, ax.title])
     assert "Outcome share, % (synthetic)" in labels.replace("\n", " ") and "SIM_OUTCOME" not in labels
-    assert "percentage points" in labels
+    assert "procentenheter" in labels
     texts = " ".join(t.get_text() for t in fig.texts)
     assert "SYNTHETIC" in texts and "Kolada" not in texts.replace("Källa: Kolada", "")
     assert len(fig.axes) == 3

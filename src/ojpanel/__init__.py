@@ -22,6 +22,7 @@ _LAZY = {
     "validate": "ojpanel.panel.validate",
     "load_panel": "ojpanel.panel.io",
     "save_panel": "ojpanel.panel.io",
+    "verify_panel": "ojpanel.panel.io",
     "load_municipalities": "ojpanel.data.reference",
     "load_catalogue": "ojpanel.indicators.catalogue",
     "load_embedded_values": "ojpanel.data.embedded",

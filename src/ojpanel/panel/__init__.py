@@ -8,7 +8,7 @@ from ojpanel.panel.build import (
     from_tidy,
     indicator_metadata,
 )
-from ojpanel.panel.io import load_panel, save_panel
+from ojpanel.panel.io import load_panel, save_panel, verify_panel
 from ojpanel.panel.validate import validate, violations
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "violations",
     "save_panel",
     "load_panel",
+    "verify_panel",
 ]

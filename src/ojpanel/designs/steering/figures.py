@@ -29,7 +29,7 @@ __all__ = ["plot_adoption_curves", "plot_event_study", "plot_staggered_event_stu
 def source_note(ds: xr.Dataset | None = None) -> str:
     """The figure's source line: processed data, and 'SYNTHETIC data' for simulated panels."""
     synthetic = ds is not None and bool(ds.attrs.get("synthetic", 0))
-    return ("SYNTHETIC data (simulated). " if synthetic else "") + PROCESSED_SOURCE_NOTE
+    return ("SYNTETISKA data (simulerade; SYNTHETIC). " if synthetic else "") + PROCESSED_SOURCE_NOTE
 
 
 def indicator_name(ds: xr.Dataset | xr.DataArray, ind: str, width: int = 60) -> str:
@@ -53,8 +53,8 @@ def _effect_label(outcome_label: str, width: int = 48) -> str:
 
     name = _short(outcome_label)
     pct = "%" in name or "andel" in name.lower()
-    unit = "percentage points" if pct else "outcome units"
-    return "\n".join(textwrap.wrap(f"effect on {name}", width)[:3]) + f"\n({unit})"
+    unit = "procentenheter" if pct else "utfallets enhet"
+    return "\n".join(textwrap.wrap(f"effekt på {name}", width)[:3]) + f"\n({unit})"
 
 
 def _gapped(x: np.ndarray, y: np.ndarray, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -117,14 +117,14 @@ def plot_adoption_curves(ds: xr.Dataset, *, event_time: bool = False, introduced
             ax.plot(x[np.isfinite(y)], y[np.isfinite(y)], "o", ms=3, color=line.get_color())
             n_drawn += 1
         ax.set_title(area)
-        ax.set_xlabel("years since introduction" if event_time else "year")
-        ax.set_ylabel("municipalities answering yes (top level), %")
+        ax.set_xlabel("år sedan införandet" if event_time else "År")
+        ax.set_ylabel("kommuner som svarar ja (högsta nivån), %")
         ax.set_ylim(0, 100)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if n_drawn <= 30:
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False)
-    fig.suptitle("Adoption curves by checklist item\n(lines break where a year has no answers)", fontsize=10)
+    fig.suptitle("Andel ja per checklistepunkt\n(linjen bryts där ett år saknar svar)", fontsize=10)
     fig.text(0.01, 0.0, source_note(ds), fontsize=7, ha="left", va="bottom")
     fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
     return fig
@@ -165,11 +165,11 @@ def plot_event_study(
         ax.plot(x, 100 * ev["estimate"], marker="o", label=f"{lab} (95 % CI)")
     if truth is not None:
         t = truth.sort_values("event_time")
-        ax.plot(t["event_time"], 100 * t["att"], color="black", ls="--", label="planted effect")
+        ax.plot(t["event_time"], 100 * t["att"], color="black", ls="--", label="planterad effekt")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("years since the item was introduced")
-    ax.set_ylabel("effect on the yes-share, percentage points\n(change since the introduction year)")
-    ax.set_title("Item-introduction event study")
+    ax.set_xlabel("år sedan punkten infördes")
+    ax.set_ylabel("effekt på andelen ja, procentenheter\n(förändring sedan införandeåret)")
+    ax.set_title("Händelsestudie: införande av nya punkter")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -207,18 +207,18 @@ def plot_staggered_event_study(result, *, truth: pd.DataFrame | None = None, tit
     ax.fill_between(post["event_time"], post["band_lower"], post["band_upper"], color="tab:blue", alpha=0.15,
                     label=f"sup-t simultaneous 95 % band (crit. {s['sup_t_crit']:.2f})")
     ax.errorbar(post["event_time"], post["estimate"], yerr=[post["estimate"] - post["lower"], post["upper"] - post["estimate"]],
-                fmt="o", color="tab:blue", capsize=3, label="effect after adoption (95 % CI)")
+                fmt="o", color="tab:blue", capsize=3, label="effekt efter införandet (95 % KI)")
     if len(pre):
         ax.errorbar(pre["event_time"], pre["estimate"], yerr=[pre["estimate"] - pre["lower"], pre["upper"] - pre["estimate"]],
-                    fmt="s", color="tab:grey", capsize=3, label="pre-trend placebo (95 % CI)")
+                    fmt="s", color="tab:grey", capsize=3, label="placebo före införandet (95 % KI)")
     ax.plot([ref], [0.0], "D", color="black", label=f"reference period (e = {ref})")
     if truth is not None:
         t = truth.sort_values("event_time")
         t = t[t["event_time"].between(ev["event_time"].min(), ev["event_time"].max())]
-        ax.plot(t["event_time"], t["att"], color="black", ls="--", label="planted effect")
+        ax.plot(t["event_time"], t["att"], color="black", ls="--", label="planterad effekt")
     ax.axhline(0, color="grey", lw=0.8)
-    unit = "survey waves" if s["time_label"].startswith("survey") else "years"
-    ax.set_xlabel(f"event time ({unit} since adoption)")
+    unit = "enkätomgångar" if s["time_label"].startswith("survey") else "år"
+    ax.set_xlabel(f"tid sedan införandet ({unit})")
     ax.set_ylabel(_effect_label(s["outcome_label"]), fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     p = result.pretrend
@@ -241,12 +241,12 @@ def plot_staggered_event_study(result, *, truth: pd.DataFrame | None = None, tit
         xs = np.arange(len(sub) + 1)
         a.errorbar([0], [orig["lb"]], yerr=[[orig["lb"] - orig["ci_lower"]], [orig["ci_upper"] - orig["lb"]]],
                    fmt="o", color="black", capsize=3)
-        a.vlines(xs[1:], sub["ci_lower"], sub["ci_upper"], color="tab:red", lw=2, label="robust 95 % CI")
-        a.vlines(xs[1:], sub["lb"], sub["ub"], color="tab:orange", lw=5, alpha=0.6, label="identified set")
+        a.vlines(xs[1:], sub["ci_lower"], sub["ci_upper"], color="tab:red", lw=2, label="robust 95 % KI")
+        a.vlines(xs[1:], sub["lb"], sub["ub"], color="tab:orange", lw=5, alpha=0.6, label="identifierad mängd")
         a.axhline(0, color="grey", lw=0.8)
         a.set_xticks(xs, ["orig."] + [f"{m:.2g}" for m in sub["M"]], fontsize=7)
         a.set_xlabel(f"{sym} ({label})")
-        a.set_ylabel("average post-adoption effect\n(" + _effect_label(s["outcome_label"]).rsplit("(", 1)[1], fontsize=8)
+        a.set_ylabel("genomsnittlig effekt efter införandet\n(" + _effect_label(s["outcome_label"]).rsplit("(", 1)[1], fontsize=8)
         b = result.breakdown.get(method, np.nan)
         a.set_title(f"Rambachan–Roth, {label}\nbreakdown {sym} = {b:.3g}" if np.isfinite(b) else
                     f"Rambachan–Roth, {label}\nbreakdown {sym}: {'not reached' if np.isinf(b) else 'n/a'}", fontsize=9)
@@ -276,8 +276,8 @@ def plot_designs_compared(combined, *, ds: xr.Dataset | None = None) -> Figure:
     z = 1.959963984540054
     fig = Figure(figsize=(11.5, 3.9), layout="constrained")
     panels = [
-        ("steering (red flag, t-1)", 100.0, "red flag in t-1", "effect on adoption probability, pp"),
-        ("benchmarking (peer share, t-1)", 10.0, "peer share in t-1", "pp per +10 pp peers at yes"),
+        ("steering (red flag, t-1)", 100.0, "röd flagga år t−1", "effekt på sannolikheten att införa, procentenheter"),
+        ("benchmarking (peer share, t-1)", 10.0, "kamraters andel ja år t−1", "procentenheter per +10 procentenheter kamrater med ja"),
     ]
     for k, (term, scale, lab, ylab) in enumerate(panels):
         ax = fig.add_subplot(1, 3, k + 1)
@@ -288,7 +288,8 @@ def plot_designs_compared(combined, *, ds: xr.Dataset | None = None) -> Figure:
         ax.set_xticks([0], [lab])
         ax.set_xlim(-1, 1)
         ax.set_ylabel(ylab)
-        ax.set_title(term.split(" (")[0] + f"\nMDE {r['mde'] * scale:.2g} pp", fontsize=9)
+        name = {"steering": "styrning", "benchmarking": "jämförelse"}[term.split(" (")[0]]
+        ax.set_title(name + f"\nMDE {r['mde'] * scale:.2g} procentenheter", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     ax = fig.add_subplot(1, 3, 3)
     terms = ["steering per sd", "benchmarking per sd", "difference per sd"]
@@ -297,11 +298,11 @@ def plot_designs_compared(combined, *, ds: xr.Dataset | None = None) -> Figure:
         ax.errorbar([k], [r["estimate"] * 100], yerr=[[z * r["std_error"] * 100]], fmt="o", capsize=4,
                     color=("tab:red", "tab:blue", "black")[k])
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(3), ["steering", "benchmarking", "difference"], fontsize=8)
-    ax.set_ylabel("pp per SD of the signal")
-    ax.set_title("standardised (per SD), 95 % CI", fontsize=9)
+    ax.set_xticks(range(3), ["styrning", "jämförelse", "skillnad"], fontsize=8)
+    ax.set_ylabel("procentenheter per standardavvikelse av signalen")
+    ax.set_title("standardiserat (per standardavvikelse), 95 % KI", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
-    fig.suptitle("Steering vs benchmarking, estimated jointly (adoption hazard, municipality-clustered)", fontsize=10)
+    fig.suptitle("Styrning och jämförelse skattade tillsammans (sannolikhet att införa, klustrat per kommun)", fontsize=10)
     fig.text(0.01, 0.0, source_note(ds), fontsize=7, ha="left", va="bottom")
     fig.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
     return fig

@@ -31,6 +31,7 @@ from ojpanel.models.bayes.diagnostics import (
     DiagnosticsReport,
     diagnose,
     enforce_gates,
+    gated_variables,
     passed,
 )
 from ojpanel.models.bayes.fit import (
@@ -74,6 +75,7 @@ __all__ = [
     "ordinal_probabilities",
     "diagnose",
     "enforce_gates",
+    "gated_variables",
     "passed",
     "DiagnosticsReport",
     "ConvergenceWarning",

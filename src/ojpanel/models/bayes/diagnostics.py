@@ -22,6 +22,7 @@ from arviz_stats import ess, rhat
 from ojpanel.errors import DiagnosticsError, OJPanelWarning, ParameterError
 
 __all__ = [
+    "gated_variables",
     "RHAT_MAX",
     "ESS_MIN",
     "ConvergenceWarning",
@@ -154,6 +155,20 @@ class DiagnosticsReport:
             "diagnostics_gates": json.dumps({"rhat_max": self._thr.rhat_max, "ess_min": self._thr.ess_min,
                                              "max_divergences": self._thr.max_divergences}),
         }
+
+
+def gated_variables(idata: xr.DataTree) -> list[str]:
+    """Posterior variables the gates of a hierarchical fit check.
+
+    Every variable except the auxiliary ones of the parametrisation: standardised effects
+    (``z_*``) and raw municipality draws (``*_raw``), whose meaningful transforms (``beta``,
+    ``group_effect``, ``municipality_effect``) are checked instead. Those auxiliary vectors carry
+    directions the likelihood never sees (each county's mean of the raw municipality draws, which
+    the zero-sum projection removes); they are drawn from their prior alone and only add noise to
+    R-hat and ESS without telling anything about the model's quantities.
+    """
+    post = idata["posterior"]
+    return [str(v) for v in post.data_vars if not (str(v).startswith("z_") or str(v).endswith("_raw"))]
 
 
 def diagnose(

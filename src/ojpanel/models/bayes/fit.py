@@ -26,7 +26,7 @@ import xarray as xr
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import OJPanelWarning, ParameterError
 from ojpanel.models.bayes.data import SHARE_SCALES, Exposure, ModelData, prepare_data, select_panel
-from ojpanel.models.bayes.diagnostics import enforce_gates
+from ojpanel.models.bayes.diagnostics import enforce_gates, gated_variables
 from ojpanel.models.bayes.models import (
     Priors,
     build_model,
@@ -249,7 +249,9 @@ def fit(
         What a failed convergence gate does (see
         :func:`~ojpanel.models.bayes.diagnostics.enforce_gates`): by default a fit that fails the
         gates raises, so an unconverged posterior is never used by accident; ``"warn"`` or
-        ``"flag"`` keep it for inspection. The outcome is always recorded in the attrs.
+        ``"flag"`` keep it for inspection. The outcome is always recorded in the attrs. The gates
+        check the model's quantities, not the auxiliary variables of its parametrisation
+        (:func:`~ojpanel.models.bayes.diagnostics.gated_variables`).
     panel_hash
         Hash of the source panel, recorded with the hash of the model's data.
     model
@@ -305,7 +307,7 @@ def fit(
     )
     idata.attrs.update(attrs)
     idata["posterior"].attrs.update(attrs)
-    enforce_gates(idata, on_fail=diagnostics)
+    enforce_gates(idata, gated_variables(idata), on_fail=diagnostics)
     return idata
 
 
