@@ -4,14 +4,15 @@ Notebooks are discovered by glob (``NN_name.ipynb``), never from a hand-kept lis
 parameter and every declared input is checked before the first notebook runs. A notebook whose
 cache entry is fresh (:mod:`ojpanel.pipeline.cache`) is not executed again; the others run on a
 pool of workers (one per core by default), each as soon as the notebooks it reads
-(:mod:`ojpanel.pipeline.declarations`) have finished. Executed notebooks, HTML renderings and
-``summary.json`` (recorded results, parameters, versions, timings, in notebook order whatever the
-order of execution) are written to the output directory.
+(:mod:`ojpanel.pipeline.declarations`) have finished, the longest (by their last run) first.
+Executed notebooks, HTML renderings and ``summary.json`` (recorded results, parameters, versions,
+timings, in notebook order whatever the order of execution) are written to the output directory.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -360,13 +361,17 @@ def run_pipeline(
     keys: dict[str, dict[str, Any]] = {}
     pending = list(planned)
     running: dict[Future[NotebookRun | Outcome], _Job] = {}
+    # longest first (by the last run's time, known or not fresh) shortens the run on few workers;
+    # a notebook never run here counts as long
+    last = {j.name: (cache.read_entry(out, j.name) or {}).get("seconds") for j in planned}
+    order = {j.name: (-(last[j.name] if last[j.name] is not None else math.inf), i) for i, j in enumerate(planned)}
     t0 = time.perf_counter()
 
     def schedule(pool: ThreadPoolExecutor, executor: Executor, bar: PipelineProgress) -> None:
         progressed = True
         while progressed:
             progressed = False
-            for job in list(pending):
+            for job in sorted(pending, key=lambda j: order[j.name]):
                 blocked = [d for d in job.deps if d in failed or d in not_run]
                 if blocked or failed:
                     not_run[job.name] = (f"{blocked[0]} did not finish" if blocked
