@@ -23,7 +23,7 @@ def _outputs(nb_path: Path):
 
 def test_notebooks_that_save_figures_show_them_inline(smoke_pipeline):
     for run in smoke_pipeline.runs:
-        saved = list((run.notebook.parent / run.name).glob("*.png"))
+        saved = list((run.notebook.parent / run.name).rglob("*.png"))
         inline = sum("image/png" in o.get("data", {}) for _, outs in _outputs(run.notebook) for o in outs)
         if saved:
             assert inline > 0, f"{run.name} saves {len(saved)} figure(s) but shows none inline"
