@@ -24,6 +24,14 @@ which failed the gates before the municipality level was identified (max R-hat 1
 installation" warning on pip installs).
 
 Timings depend on load: the script prints the 1-minute load average before and after each run.
+
+Measured (2 cores shared with other jobs, 1-minute load 3.1-4.4, OMP_NUM_THREADS=1): ojpanel
+fit() 400+1000 86.3 s (7.8 s build and compile, 73.2 s sampling, 5.3 s log-likelihood and gates),
+ESS/s on the slowest gated quantity 14.0 vs 16.4 for nutpie's defaults (1.17x) and 11.8 for
+``pm.sample()`` (PyMC 6 chose nutpie; 0.84x); all three failed the gates on R-hat (max 1.018 /
+1.018 / 1.013, no divergences). With 800+1000: 96.3 s, max R-hat 1.010 (one municipality effect
+of 290 just above 1.01). The 60 s goal is NOT met under this load; the 126.9 s before were
+measured on a quiet machine.
 Run: ``OMP_NUM_THREADS=1 .venv/bin python benchmarks/bench_bayes.py [--binomial] [--backends]``.
 """
 
@@ -61,7 +69,7 @@ def _row(label: str, t_build: float, t_sample: float, t_rest: float, idata) -> d
     total = t_build + t_sample + t_rest
     return {"label": label, "build": t_build, "sample": t_sample, "rest": t_rest, "total": total,
             "slowest": slow, "ess": float(tab.loc[slow, "ess_bulk"]), "ess_s": float(tab.loc[slow, "ess_bulk"]) / total,
-            "passed": rep.passed, "rhat": rep.max_rhat, "div": rep.n_divergences,
+            "passed": rep.passed, "rhat": rep.max_rhat, "div": rep.n_divergences, "failures": rep.failures,
             "sigma_group_ess": float(tab.loc["sigma_group", "ess_bulk"]) if "sigma_group" in tab.index else np.nan}
 
 
@@ -148,7 +156,7 @@ def backend_cost(model, repeats: int = 200) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=400)
+    ap.add_argument("--tune", type=int, default=800)
     ap.add_argument("--adaptation", choices=["diag", "low_rank"], default="diag")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only-ojpanel", action="store_true", help="skip the comparison runs")
@@ -178,6 +186,8 @@ def main() -> None:
             print(f"  PyMC NUTS done (load {_load()})")
     _print_rows(rows)
     r = rows[0]
+    for f in r["failures"]:
+        print(f"  ojpanel gate failure: {f}")
     print(f"ojpanel: {r['total']:.1f} s ({BEFORE_SECONDS / r['total']:.2f}x faster than the {BEFORE_SECONDS} s before); "
           f"county-spread bulk ESS {r['sigma_group_ess']:.0f}")
     met = r["passed"] and r["total"] <= GOAL_SECONDS
