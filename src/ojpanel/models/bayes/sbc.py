@@ -207,11 +207,21 @@ class SBCResult:
         -------
         matplotlib.figure.Figure
         """
-        pc = azp.plot_ecdf_pit(self._ranks, group="prior_sbc", var_names=list(var_names) if var_names else None,
-                               backend="matplotlib")
+        # PIT values as the uniformity test sees them, so the plot's p-values are the ones above
+        pit = (self._ranks["prior_sbc"].to_dataset().astype(float) + 0.5) / self._n_ranks
+        tree = xr.DataTree.from_dict({"prior_sbc": pit})
+        n_panels = sum(int(np.prod([pit[v].sizes[d] for d in pit[v].dims if d not in ("chain", "draw")]))
+                       for v in (var_names or pit.data_vars))
+        rows = -(-n_panels // 4)
+        pc = azp.plot_ecdf_pit(tree, group="prior_sbc", var_names=list(var_names) if var_names else None,
+                               backend="matplotlib", figure_kwargs={"figsize": (12, 1.0 + 2.8 * rows)})
         fig = pc.viz["figure"].item()
-        fig.supxlabel("fractional rank of the true value among posterior draws")
-        fig.text(0.01, 0.005, PROCESSED_SOURCE_NOTE + " (simulated data)", fontsize=7, ha="left", va="bottom")
+        for ax in fig.axes:
+            ax.set_xlabel("fractional rank of the truth" if ax.get_xlabel() else "")
+            if ax.get_subplotspec().is_first_col():
+                ax.set_ylabel("ECDF minus uniform")
+        fig.set_layout_engine("constrained")
+        fig.text(1.0, 0.0, PROCESSED_SOURCE_NOTE + " (simulated data)", fontsize=7, ha="right", va="bottom")
         return fig
 
 
