@@ -67,6 +67,16 @@ def test_values_outside_declared_scale():
         ojpanel.from_tidy(_frame(kpi=["b", "b"], value=["1", "0.5"]), meta)
 
 
+def test_proportion_is_a_declared_scale():
+    """A fraction (0-1) is declared as 'proportion': accepted by the contract, bounded at 1."""
+    meta = pd.DataFrame({"id": ["p"], "title": ["x"], "area": ["LSS"], "kind": ["result"], "scale": ["proportion"],
+                         "direction": [1], "source": ["kommunenkät"]})
+    ds = ojpanel.from_tidy(_frame(kpi=["p", "p"], value=["0.25", "0.5"]), meta)
+    assert ds["scale"].values.tolist() == ["proportion"]
+    with pytest.raises(PanelValidationError, match=r"outside its declared scale 'proportion' \(in \[0, 1\]\)"):
+        ojpanel.from_tidy(_frame(kpi=["p", "p"], value=["0.25", "25"]), meta)
+
+
 def test_validate_on_datasets_lists_every_violation():
     ds = ojpanel.from_tidy(_frame())
     bad = ds.drop_vars("county_name").assign_coords(year=np.array([2020.0]))

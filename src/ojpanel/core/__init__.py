@@ -1,11 +1,12 @@
 """What every layer of ojpanel shares: the seeded parallel map, the tidy result schema, the
-significance marks, the result base and the synthetic marker (with :mod:`ojpanel.errors`,
+significance marks, the result base, the synthetic marker and the declared indicator scales (with :mod:`ojpanel.errors`,
 :mod:`ojpanel.config` and :mod:`ojpanel.provenance`, the bottom layer; see docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded, spawn_generators
 from ojpanel.core.results import Result, critical_value
+from ojpanel.core.scales import SCALE_BOUNDS, SCALES, SHARE_SCALES
 from ojpanel.core.stars import anova_stars, is_significant, regression_stars
 from ojpanel.core.synthetic import SYNTHETIC, is_synthetic, mark_synthetic
 from ojpanel.core.tidy import TIDY_COLUMNS, tidy_frame
@@ -24,4 +25,7 @@ __all__ = [
     "SYNTHETIC",
     "mark_synthetic",
     "is_synthetic",
+    "SCALE_BOUNDS",
+    "SCALES",
+    "SHARE_SCALES",
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ojpanel.config import data_dir
+from ojpanel.core.scales import SCALES
 from ojpanel.errors import DataError
 
 __all__ = [
@@ -42,7 +43,6 @@ AREAS = (
     "övergripande",
 )
 KINDS = ("structure", "process", "result", "background")
-SCALES = ("binary", "ordinal", "share", "mean", "count", "rate")
 SOURCE_TYPES = ("kommunenkät", "enhetsundersökning", "brukarundersökning", "register", "other")
 _FIELDS = ("area", "kind", "scale", "direction", "source_type")
 _ALLOWED = {

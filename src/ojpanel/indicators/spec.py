@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ojpanel.config import data_dir
+from ojpanel.core.scales import SCALES
 from ojpanel.errors import DataError, ParameterError
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
 
 #: Answer labels a Kolada code can map to.
 LABELS = ("ja", "delvis", "nej")
-_SCALES = ("binary", "ordinal", "share", "mean", "count", "rate")
 _KINDS = ("structure", "process", "result", "background")
 _AREAS = ("äldreomsorg", "ekonomiskt bistånd", "barn och unga")
 _SOURCES = ("kommunenkät", "enhetsundersökning", "brukarundersökning", "register")
@@ -443,7 +443,7 @@ def _variable(raw: Mapping[str, Any], where: str) -> Variable:
     where = f"{where} ({vid})"
     checks = (
         ("rule", RULES),
-        ("scale", _SCALES),
+        ("scale", SCALES),
         ("kind", _KINDS),
         ("area", _AREAS),
         ("source", _SOURCES),

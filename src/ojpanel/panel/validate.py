@@ -7,6 +7,7 @@ import re
 import numpy as np
 import xarray as xr
 
+from ojpanel.core.scales import SCALE_BOUNDS
 from ojpanel.core.synthetic import is_synthetic
 from ojpanel.data.reference import municipality_codes
 from ojpanel.errors import PanelValidationError
@@ -15,15 +16,6 @@ __all__ = ["REQUIRED_MUNICIPALITY_COORDS", "REQUIRED_INDICATOR_COORDS", "SCALE_B
 
 REQUIRED_MUNICIPALITY_COORDS = ("municipality_name", "county", "county_name", "kommungrupp_2017", "kommungrupp_2023")
 REQUIRED_INDICATOR_COORDS = ("title", "area", "kind", "scale", "direction", "source")
-#: Allowed values per declared scale: a closed interval, and whether values must be whole numbers.
-SCALE_BOUNDS: dict[str, tuple[float, float, bool]] = {
-    "binary": (0.0, 1.0, True),
-    "ordinal": (0.0, 2.0, True),
-    "share": (0.0, 100.0, False),
-    "count": (0.0, np.inf, False),
-    "rate": (0.0, np.inf, False),
-    "mean": (-np.inf, np.inf, False),
-}
 _MAX = 10
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.scales import SHARE_SCALES
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.provenance import hash_frame
 
@@ -27,11 +28,6 @@ Exposure = xr.DataArray | str | Callable[[xr.Dataset], xr.DataArray]
 Likelihood = Literal["normal", "binomial", "bernoulli", "ordinal"]
 _DIMS = ("municipality", "indicator", "year")
 
-#: Declared scales (indicator coordinate ``scale``) a binomial outcome may have, and the value that
-#: means "all units": ``share`` is a percentage (0-100, the OJ panel contract), ``proportion`` a
-#: fraction (0-1). Scales are declared, never guessed from the values: a panel of small
-#: percentages looks exactly like one of proportions.
-SHARE_SCALES: dict[str, float] = {"share": 100.0, "proportion": 1.0}
 
 
 @dataclass(frozen=True)
