@@ -68,6 +68,23 @@ def test_every_help_has_an_example_and_shows_flags_as_flags(path):
     assert "<bool>" not in r.output
 
 
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p))
+def test_help_paragraphs_are_not_hard_wrapped(path):
+    """The docstring's source line breaks do not reach the terminal: each paragraph is one line."""
+    cmd = typer.main.get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]
+    for para in (cmd.help or "").split("\n\n"):
+        assert "\n" not in para or all(line.lstrip()[:1] in "-*•0123456789" for line in para.splitlines()[1:]), para
+
+
+def test_reflow_keeps_paragraphs_and_list_items():
+    from ojpanel.cli._common import reflow
+
+    text = "First line\n    continues here.\n\nItems:\n- one\n  still one\n- two"
+    assert reflow(text) == "First line continues here.\n\nItems:\n- one still one\n- two"
+
+
 def test_group_help_shows_flags_as_flags():
     for group in ((), ("kpi",), ("reproduce",), ("pipeline",)):
         r = run(*group, "--help")

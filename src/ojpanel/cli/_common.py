@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import tempfile
 import warnings
@@ -29,6 +30,7 @@ __all__ = [
     "handle_errors",
     "Command",
     "Group",
+    "reflow",
     "new_app",
     "examples",
     "command_line",
@@ -58,15 +60,47 @@ def _flags_as_flags(params: list[Any]) -> list[Any]:
     return params
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
+
+
+def reflow(text: str | None) -> str | None:
+    """Join the hard-wrapped lines of each paragraph of a docstring into one line.
+
+    Typer's help keeps a docstring's line breaks, so text wrapped at 100 columns in the source
+    would be broken again at the terminal's width in the middle of lines. Paragraphs (separated by
+    a blank line) stay apart, and list items keep their own lines.
+    """
+    if not text:
+        return text
+    paragraphs = []
+    for para in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for line in para.splitlines():
+            if lines and not _LIST_ITEM.match(line):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line.strip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 class Command(TyperCommand):
-    """A Typer command whose help shows flags as flags (no ``<bool>``)."""
+    """A Typer command whose help shows flags as flags (no ``<bool>``) and reflowed paragraphs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = reflow(self.help)
 
     def get_params(self, ctx: Any) -> list[Any]:  # noqa: D102 - click API
         return _flags_as_flags(super().get_params(ctx))
 
 
 class Group(TyperGroup):
-    """A Typer command group whose help shows flags as flags (no ``<bool>``)."""
+    """A Typer command group whose help shows flags as flags (no ``<bool>``) and reflowed paragraphs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = reflow(self.help)
 
     def get_params(self, ctx: Any) -> list[Any]:  # noqa: D102 - click API
         return _flags_as_flags(super().get_params(ctx))
