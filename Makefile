@@ -53,13 +53,16 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/ojpanel reproduce all --out $(OUT)
 
+# Test processes: one per core (tests that share the smoke pipeline run in one of them).
+TEST_JOBS ?= auto
+
 ## The fast test suite: the same on every machine, in CI or not (slow checks at smoke size).
 test: $(STAMP)
-	env -u OJPANEL_FULL $(BIN)/python -m pytest
+	env -u OJPANEL_FULL $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup
 
 ## Slow statistical checks at full size (hours; local machines).
 test-full: $(STAMP)
-	OJPANEL_FULL=1 $(BIN)/python -m pytest
+	OJPANEL_FULL=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup
 
 ## JupyterLab on notebooks/ from the project's environment.
 lab: $(STAMP)

@@ -15,6 +15,17 @@ from ojpanel.config import smoke_default
 SMOKE = smoke_default()
 
 
+#: Fixtures that run the smoke pipeline once per test process: tests using them share one worker
+#: under ``pytest -n`` (``--dist loadgroup``), so the pipeline runs once, not once per worker.
+_PIPELINE_FIXTURES = {"smoke_pipeline", "readme_workspace"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("pipeline"))
+
+
 @pytest.fixture(scope="session")
 def smoke() -> bool:
     """Whether slow checks run at smoke size."""
