@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from ojpanel.errors import ParameterError
 from ojpanel.pipeline import (
     PipelineError,
+    default_jobs,
     discover,
     notebook_parameters,
     plan,
@@ -220,6 +222,24 @@ def test_smoke_pipeline_rerun_is_cached_and_quick(smoke_pipeline, monkeypatch):
     assert again.cached == [r.name for r in smoke_pipeline.runs]
     assert time.perf_counter() - t0 < 10
     assert again.records == smoke_pipeline.records and again.timings() == smoke_pipeline.timings()
+
+
+@pytest.mark.notebook
+def test_one_worker_gives_the_results_of_the_parallel_run(smoke_pipeline, tmp_path):
+    """Results do not depend on --jobs: notebooks 01-03 run again one at a time, from nothing,
+    record exactly what they recorded beside the other notebooks in the session's parallel run."""
+    first = ["01_build_panel", "02_trends_and_variation", "03_rir2021_replication"]
+    assert json.loads(smoke_pipeline.summary_path.read_text())["jobs"] == default_jobs()
+    serial = run_pipeline(out_dir=tmp_path / "serial", smoke=True, select=first, jobs=1, html=False,
+                          progress=False, force=True)
+    assert [r.name for r in serial.runs] == first and not serial.cached
+    def same_places(records: dict, out: Path) -> str:
+        # paths of written files differ by output directory only
+        return json.dumps(records, sort_keys=True).replace(str(out.resolve()), "<out>")
+
+    for name in first:
+        assert same_places(serial.records[name], serial.summary_path.parent) == \
+            same_places(smoke_pipeline.records[name], smoke_pipeline.summary_path.parent), name
 
 
 @pytest.mark.notebook
