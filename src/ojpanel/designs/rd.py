@@ -33,7 +33,8 @@ colour, so a jump in next year's change at the threshold estimates the effect of
   3. **Density (manipulation) test** (``rddensity``) on the *raw* indicator value, centred on that
      indicator-year's colour threshold (the ``c``-quantile of the values, in the better direction)
      and scaled by the indicator's SD: the percentile rank itself is uniform by construction and
-     cannot show bunching (:attr:`RDResult.density`).
+     cannot show bunching (:attr:`RDResult.density`). Beside it, the "donut" test without the
+     values tied with the threshold (:func:`density_diagnostics`; see *Mass points* below).
   4. **Balance** of predetermined variables (``rdrobust`` with each as the outcome, its own MSE
      bandwidth): the lagged outcome (change ``t−1 → t``) and the lagged level (``t−1``), both
      standardised like the outcome (:attr:`RDResult.balance`).
@@ -61,9 +62,20 @@ Where the panel logic differs from the packages (and what the tests check)
   (``masspoints="adjust"``); :func:`local_linear`, the package's own estimator at a given ``h``
   with ``b = h`` and no mass-point adjustment, equals ``rdrobust(..., h=h, b=h,
   masspoints="off")`` (tested). In small symmetric windows the discreteness makes the numbers of
-  rows on the two sides unequal, which ``rdwinselect``'s binomial test reports.
+  rows on the two sides unequal, which ``rdwinselect``'s binomial test reports. The raw values of
+  the density test are discrete too (most OJ values are whole percentages): the threshold, a
+  quantile, is then itself a value that several municipalities share, and all of them sit at
+  exactly 0, on the "at or above" side. That one-sided point mass at the cut-off makes
+  ``rddensity`` reject without any sorting (on the embedded elderly-care data about 5 % of the
+  values tie with each threshold; p < 0.01 with the ties, 0.26 and 0.81 without). The tests show
+  the same rejection on smooth simulated values rounded to whole numbers, and none unrounded or
+  without the ties; read the donut test.
 * *The cap.* The packages know of one cut-off; ours cap ``h`` and ``b`` so that a window never
   reaches the other colour change.
+
+The design is one object, :class:`RDDesign` (cut-offs, bandwidth rule and cap, clusters,
+diagnostics, seed, with the defaults :data:`THRESHOLDS` and :data:`PLACEBO`): :func:`colour_rd`
+fits it and :func:`ojpanel.designs.rd_power.rd_power` simulates the same test.
 
 The earlier rule (Imbens–Kalyanaraman with pilot = main bandwidth, :func:`ik_bandwidth`) is kept
 for comparison; on the embedded elderly-care data it chose the cap (0.25) where ``rdrobust``
