@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -73,3 +74,23 @@ def test_neighbour_power_differs_from_county_power(panel):
     # the string form of power() takes the same peer definition
     again = power(ds, design="peer", group="neighbours", shocks=None, **kw)
     assert again.table.equals(nb.table)
+
+
+def test_power_cli_takes_neighbour_peers(panel, tmp_path):
+    from typer.testing import CliRunner
+
+    from ojpanel.cli import app
+
+    ds, ind = panel
+    path = ojpanel.save_panel(ds, tmp_path / "p.nc")
+    args = ["power", "--design", "peer", "--panel", str(path), "--indicator", ind, "--n-sims", "20",
+            "--effects", "0,1", "--shocks", "none", "--seed", "11"]
+    out = tmp_path / "power.csv"
+    r = CliRunner().invoke(app, [*args, "--group", "neighbours", "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    want = power(ds, design=PeerDesign(group="neighbours", shocks=None), indicator=ind, n_sims=20,
+                 effects=[0.0, 1.0], seed=11)
+    got = pd.read_csv(out)
+    np.testing.assert_allclose(got["power"], want.table["power"])
+    bad = CliRunner().invoke(app, [*args, "--group", "neighbors"])
+    assert bad.exit_code != 0 and "neighbors" in bad.output
