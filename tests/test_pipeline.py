@@ -163,12 +163,25 @@ def test_smoke_pipeline_power_and_rd_results(smoke_pipeline):
     rec = smoke_pipeline.records["06_power_and_colour_rd"]
     check = rec["analytic_vs_simulated_users_mde"]
     assert check["simulated"] == pytest.approx(check["analytic"], rel=0.25)
-    assert {r["design"] for r in rec["mde"]} == {"users", "peer"}
+    assert {r["design"] for r in rec["mde"]} == {"users", "peer", "peer_neighbours"}
     assert [r["cutoff"] for r in rec["rd_thresholds"]] == [0.25, 0.75]
     assert all(r["std_error"] > 0 for r in rec["rd_thresholds"])
     assert all(lo < r["estimate_bc"] < hi for r in rec["rd_thresholds"] for lo, hi in [r["ci_robust"]])
     # the MDE rests on size-adjusted power, so the simulated size is recorded for every design
     assert all(0 <= r["size_at_zero"] <= 1 for r in rec["mde"])
+    # the RD diagnostics the paper reads: density (with the donut test), balance, local randomisation
+    assert [r["cutoff"] for r in rec["rd_density"]] == [0.25, 0.75]
+    assert all(0 <= r["density_p"] <= 1 and 0 <= r["density_p_donut"] <= 1 for r in rec["rd_density"])
+    # whole-number values: a share of the values ties with each threshold
+    assert all(r["density_share_at_cutoff"] > 0.01 for r in rec["rd_density"])
+    assert {(r["cutoff"], r["variable"]) for r in rec["rd_balance"]} == {
+        (c, v) for c in (0.25, 0.75) for v in ("lag_change", "lag_level")}
+    assert all(0 < r["lr_p_value"] <= 1 for r in rec["rd_local_randomisation"])
+    check = rec["rd_density_check"]
+    assert 0.5 < check["whole_share"] <= 1
+    # rounded smooth values without sorting reject at the red threshold; unrounded they do not
+    red = check["rows"][0]
+    assert red["simulated_rounded_p"] < 0.05 < red["simulated_smooth_p"]
 
 
 @pytest.mark.notebook

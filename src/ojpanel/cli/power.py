@@ -39,7 +39,8 @@ def power_command(
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
     target: float = typer.Option(0.8, "--target-power", help="Power at which the MDE is reported."),
     group: str = typer.Option(
-        "kommungrupp_2017", "--group", help="Peer group coordinate (peer design)."
+        "kommungrupp_2017", "--group",
+        help="Peer definition (peer design): a group coordinate or 'neighbours' (land borders).",
     ),
     shocks: str = typer.Option(
         "county", "--shocks", help="Shock cells ×year (peer design); 'none' for year effects."
@@ -59,6 +60,7 @@ def power_command(
     with handle_errors():
         from ojpanel.designs.power import power
         from ojpanel.errors import DataError, ParameterError
+        from ojpanel.peers import NEIGHBOURS
 
         # options are checked here, so that messages name the flag the user typed
         if design not in DESIGN_CHOICES:
@@ -109,7 +111,7 @@ def power_command(
             res = rd_power(ds, cutoff=cutoff, indicators=ids, effects=eff, n_sims=n_sims, alpha=alpha,
                            target_power=target, seed=seed)
         else:
-            if design == "peer":
+            if design == "peer" and group != NEIGHBOURS:
                 check_municipality_coordinate(ds, group, "--group")
                 if shocks.lower() != "none":
                     check_municipality_coordinate(ds, shocks, "--shocks")

@@ -22,6 +22,7 @@ _LAZY = {
     "minimum_detectable_effect": "ojpanel.designs.power",
     "variance_components": "ojpanel.designs.power",
     "analytic_mde": "ojpanel.designs.power",
+    "RDDesign": "ojpanel.designs.rd",
     "colour_rd": "ojpanel.designs.rd",
     "plot_rd": "ojpanel.designs.rd",
     "rd_power": "ojpanel.designs.rd_power",

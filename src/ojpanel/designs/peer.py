@@ -185,6 +185,35 @@ class PeerDesign(RegressionDesign):
         graph = None if isinstance(self.group, str) else self.group
         return neighbour_mean(v, graph, self.weights, islands=self.islands)
 
+    def peer_matrix(self, v: xr.DataArray) -> np.ndarray:
+        """The peer weights ``W`` (municipality × municipality, zero diagonal) behind :meth:`peer_mean`.
+
+        ``peer_mean`` is ``Σ_j w_ij·y_j / Σ_j w_ij·1{y_j present}``: for a grouping ``w_ij = 1`` for
+        the other members of ``i``'s group (the leave-one-out mean), for neighbours the neighbour
+        weights (:func:`ojpanel.data.geo.weights_matrix`). Simulations (:func:`ojpanel.designs.power.power`)
+        apply it to simulated values, so they plant the effect of the peers the design tests.
+        """
+        codes = [str(c) for c in v["municipality"].values]
+        if self.neighbours:
+            from ojpanel.data.geo import neighbour_graph, weights_matrix
+
+            graph = self.group if not isinstance(self.group, str) else neighbour_graph(islands=self.islands)
+            return weights_matrix(graph, self.weights, codes=codes)
+        if isinstance(self.group, str):
+            if self.group not in v.coords:
+                raise ParameterError(f"peer group '{self.group}' is not a municipality coordinate of the panel")
+            labels = v[self.group]
+        else:
+            labels = self.group
+        g = labels.reindex(municipality=v["municipality"]) if "municipality" in getattr(labels, "dims", ()) else labels
+        lab = np.asarray(getattr(g, "values", g)).astype(object)
+        # no group (missing or empty label): no peers, so a missing peer mean
+        has = np.array([not (x is None or (isinstance(x, float) and np.isnan(x)) or x == "") for x in lab])
+        lab = lab.astype(str)
+        W = ((lab[:, None] == lab[None, :]) & has[:, None] & has[None, :]).astype(float)
+        np.fill_diagonal(W, 0.0)
+        return W
+
     def peer_variable(self, ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
         """The lagged leave-one-out peer mean (or its top-quantile flag) of every municipality."""
         v = _value(ds)

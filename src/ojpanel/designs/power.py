@@ -15,7 +15,9 @@ Designs
     clustered by municipality. Planted: ``y += δ·treated``.
 ``"peer"``
     The ANCOVA peer design of :mod:`ojpanel.designs.peer`: ``y[t] ~ peer[t−L] + y[t−L]`` with
-    ``shocks``×year effects, clustered by ``cluster``. The simulated outcome is dynamic: the first
+    ``shocks``×year effects, clustered by ``cluster``, for any of the design's peer definitions
+    (``group=`` a grouping or ``"neighbours"``, with its ``weights`` and ``islands``): the simulated
+    effect acts through the design's own peer mean (:meth:`~ojpanel.designs.peer.PeerDesign.peer_matrix`). The simulated outcome is dynamic: the first
     ``L`` years are ``μ + a_i + γ_t + c_{county,t} + e``, then
     ``y[t] = μ(1−ρ) + ρ·y[t−L] + γ_t + c_{county,t} + δ·peer[t−L] + u`` with ``ρ`` and ``sd(u)``
     estimated from the indicator (within-cell regression on the own lag).
@@ -47,7 +49,7 @@ from ojpanel.designs.users import UsersDesign
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.models.fe import fit_batch, panel_arrays
 from ojpanel.models.within import demean, factorize
-from ojpanel.peers import loo_mean_np
+from ojpanel.peers import neighbour_mean_np
 from ojpanel.progress import progress as report_progress
 
 __all__ = [
@@ -229,7 +231,7 @@ class _Structure:
     template: xr.DataArray  # (municipality, year) with the panel's municipality coordinates
     mask: np.ndarray  # (N, T) observed
     county: np.ndarray  # (N,) codes of the simulated county×year shocks
-    group: np.ndarray | None  # (N,) peer-group codes of the simulated peer effect
+    peers: np.ndarray | None  # (N, N) peer weights of the design (PeerDesign.peer_matrix)
 
 
 def _panel(y: np.ndarray, st: _Structure) -> xr.DataArray:
@@ -253,6 +255,22 @@ def _simulate_chunk(
     st: _Structure,
     share: float,
 ) -> np.ndarray:
+    y_da, regs = _simulated_arrays(size, rng, design, effect, vc, st, share)
+    yy, X, labels, rows = panel_arrays(y_da, regs)
+    res = fit_batch(design.prepare(yy, X, rows, labels), cov=design.cov, convention=design.convention)
+    return res.pvalues.iloc[:, 0].to_numpy()
+
+
+def _simulated_arrays(
+    size: int,
+    rng: np.random.Generator,
+    design: RegressionDesign,
+    effect: float,
+    vc: VarianceComponents,
+    st: _Structure,
+    share: float,
+) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+    """``size`` simulated panels (as indicators ``sim0, sim1, …``) and the design's arrays of them."""
     N, T = st.mask.shape
     a = rng.normal(0, vc.sd_municipality, (size, N, 1))
     g = rng.normal(0, vc.sd_year, (size, 1, T))
@@ -271,7 +289,7 @@ def _simulate_chunk(
         y_da, regs = design.arrays(sim, treated)
     else:
         # dynamic outcome: stable differences come from the start values and the persistence rho;
-        # the peer effect acts through the mean of the other observed group members at t − lag
+        # the peer effect acts through the design's peer mean of the observed values at t − lag
         lag = design.lag
         u = rng.normal(0, vc.sd_innovation, (size, N, T))
         base = vc.mean * (1 - vc.rho) + g + c + u
@@ -279,13 +297,11 @@ def _simulate_chunk(
         y[:, :, :lag] = vc.mean + a + g[:, :, :lag] + c[:, :, :lag] + e[:, :, :lag]
         for t in range(lag, T):
             prev = np.where(st.mask[:, t - lag][None], y[:, :, t - lag], np.nan)
-            peer = loo_mean_np(prev.T, st.group).T
+            peer = neighbour_mean_np(prev.T, st.peers).T
             y[:, :, t] = base[:, :, t] + vc.rho * y[:, :, t - lag] + effect * np.nan_to_num(peer)
         # the regression sees what the design defines on the observed values
         y_da, regs = design.arrays(_panel(np.where(st.mask[None], y, np.nan), st))
-    yy, X, labels, rows = panel_arrays(y_da, regs)
-    res = fit_batch(design.prepare(yy, X, rows, labels), cov=design.cov, convention=design.convention)
-    return res.pvalues.iloc[:, 0].to_numpy()
+    return y_da, regs
 
 
 @dataclass(frozen=True)
@@ -350,7 +366,9 @@ class PowerResult(Result):
 
 
 def _structure(da: xr.DataArray, design: RegressionDesign) -> _Structure:
-    for name in {getattr(design, "group", None), getattr(design, "shocks", None), design.cluster}:
+    peer = isinstance(design, PeerDesign)
+    group = None if not peer or design.neighbours else design.group
+    for name in (group, getattr(design, "shocks", None), design.cluster):
         if isinstance(name, str) and name != "municipality" and name not in da.coords:
             raise ParameterError(f"'{name}' is not a municipality coordinate of the panel")
     county = (
@@ -358,12 +376,13 @@ def _structure(da: xr.DataArray, design: RegressionDesign) -> _Structure:
         if "county" in da.coords
         else np.zeros(da.sizes["municipality"], np.int64)
     )
-    group = getattr(design, "group", None)
     return _Structure(
         template=da,
         mask=np.isfinite(da.values),
         county=county,
-        group=None if group is None else factorize(np.asarray(da[group].values).astype(str)),
+        # the peers of the design itself (a grouping's other members or the neighbours), so the
+        # simulated effect acts through the peer mean the regression uses
+        peers=design.peer_matrix(da) if peer else None,
     )
 
 
@@ -430,6 +449,10 @@ def power(
         Replications per effect size.
     components
         Variance components; estimated from the indicator when not given.
+    group
+        Peer definition of the ``peer`` design: a municipality coordinate (``"kommungrupp_2017"``,
+        ``"county"``) or ``"neighbours"``; for neighbour weights or the island rule pass a
+        :class:`~ojpanel.designs.peer.PeerDesign` as ``design``.
     cluster
         Cluster coordinate; the design's default is ``"municipality"`` for ``users`` and
         ``"county"`` for ``peer``.
@@ -518,7 +541,8 @@ def power(
         analytic=ana,
         settings=dict(
             share_treated=share_treated,
-            group=getattr(d, "group", None),
+            group=getattr(d, "group", None) if isinstance(getattr(d, "group", None), str | None) else "custom",
+            peer_weights=d.weights if isinstance(d, PeerDesign) and d.neighbours else None,
             shocks=getattr(d, "shocks", None),
             cluster=d.cluster,
             lag=getattr(d, "lag", None),

@@ -33,7 +33,8 @@ colour, so a jump in next year's change at the threshold estimates the effect of
   3. **Density (manipulation) test** (``rddensity``) on the *raw* indicator value, centred on that
      indicator-year's colour threshold (the ``c``-quantile of the values, in the better direction)
      and scaled by the indicator's SD: the percentile rank itself is uniform by construction and
-     cannot show bunching (:attr:`RDResult.density`).
+     cannot show bunching (:attr:`RDResult.density`). Beside it, the "donut" test without the
+     values tied with the threshold (:func:`density_diagnostics`; see *Mass points* below).
   4. **Balance** of predetermined variables (``rdrobust`` with each as the outcome, its own MSE
      bandwidth): the lagged outcome (change ``t−1 → t``) and the lagged level (``t−1``), both
      standardised like the outcome (:attr:`RDResult.balance`).
@@ -61,9 +62,20 @@ Where the panel logic differs from the packages (and what the tests check)
   (``masspoints="adjust"``); :func:`local_linear`, the package's own estimator at a given ``h``
   with ``b = h`` and no mass-point adjustment, equals ``rdrobust(..., h=h, b=h,
   masspoints="off")`` (tested). In small symmetric windows the discreteness makes the numbers of
-  rows on the two sides unequal, which ``rdwinselect``'s binomial test reports.
+  rows on the two sides unequal, which ``rdwinselect``'s binomial test reports. The raw values of
+  the density test are discrete too (most OJ values are whole percentages): the threshold, a
+  quantile, is then itself a value that several municipalities share, and all of them sit at
+  exactly 0, on the "at or above" side. That one-sided point mass at the cut-off makes
+  ``rddensity`` reject without any sorting (on the embedded elderly-care data about 5 % of the
+  values tie with each threshold; p < 0.01 with the ties, 0.26 and 0.81 without). The tests show
+  the same rejection on smooth simulated values rounded to whole numbers, and none unrounded or
+  without the ties; read the donut test.
 * *The cap.* The packages know of one cut-off; ours cap ``h`` and ``b`` so that a window never
   reaches the other colour change.
+
+The design is one object, :class:`RDDesign` (cut-offs, bandwidth rule and cap, clusters,
+diagnostics, seed, with the defaults :data:`THRESHOLDS` and :data:`PLACEBO`): :func:`colour_rd`
+fits it and :func:`ojpanel.designs.rd_power.rd_power` simulates the same test.
 
 The earlier rule (Imbens–Kalyanaraman with pilot = main bandwidth, :func:`ik_bandwidth`) is kept
 for comparison; on the embedded elderly-care data it chose the cap (0.25) where ``rdrobust``
@@ -77,7 +89,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -89,6 +101,11 @@ from ojpanel.errors import DataError, ParameterError
 from ojpanel.models.covariance import cr1
 
 __all__ = [
+    "THRESHOLDS",
+    "PLACEBO",
+    "RDDesign",
+    "bandwidth_cap",
+    "density_diagnostics",
     "rd_data",
     "density_running_variable",
     "local_linear",
@@ -439,7 +456,10 @@ class RDResult:
     density, balance, local_randomisation
         Per real threshold: the ``rddensity`` test on the raw values; ``rdrobust`` jumps in the
         lagged outcome and lagged level; the local-randomisation window and p-values (empty when
-        ``diagnostics=False``).
+        ``diagnostics=False``). The density rows carry the test on all values and the "donut"
+        test without the values tied with the threshold (:func:`density_diagnostics`).
+    design
+        The :class:`RDDesign` that produced the result.
     """
 
     table: pd.DataFrame
@@ -448,6 +468,7 @@ class RDResult:
     density: pd.DataFrame = field(default_factory=pd.DataFrame)
     balance: pd.DataFrame = field(default_factory=pd.DataFrame)
     local_randomisation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    design: RDDesign | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """One row per cut-off (``kind`` = threshold or placebo), replication-schema names."""
@@ -473,36 +494,70 @@ class RDResult:
         return self.table.to_html(index=False)
 
 
-def _cap(c: float, real: Sequence[float]) -> float:
-    others = [abs(c - t) for t in real if abs(c - t) > 1e-12] + [c, 1 - c]
+#: The colour thresholds OJ uses (percentile ranks: red below the first, green from the second).
+THRESHOLDS: tuple[float, ...] = (0.25, 0.75)
+#: Placebo cut-offs where no colour changes.
+PLACEBO: tuple[float, ...] = (0.375, 0.5, 0.625)
+#: Cluster options of the RD's standard errors.
+CLUSTERS = ("municipality", "none")
+
+
+def bandwidth_cap(cutoff: float, thresholds: Sequence[float] = THRESHOLDS) -> float:
+    """The largest bandwidth at ``cutoff`` whose window reaches no other colour threshold.
+
+    ``min(|c − t|)`` over the other thresholds ``t`` and the edges of ``(0, 1)``: a window that
+    straddled two colour changes would compare municipalities that differ in more than one colour.
+    """
+    others = [abs(cutoff - t) for t in thresholds if abs(cutoff - t) > 1e-12] + [cutoff, 1 - cutoff]
     return float(min(others))
 
 
-def colour_rd(
-    ds: xr.Dataset | xr.DataArray,
-    *,
-    indicators: Sequence[str] | None = None,
-    thresholds: Sequence[float] = (0.25, 0.75),
-    placebo: Sequence[float] = (0.375, 0.5, 0.625),
-    bandwidth: float | None = None,
-    cluster: str = "municipality",
-    diagnostics: bool = True,
-    lr_reps: int = 999,
-    seed: int = 0,
-) -> RDResult:
-    """Colour-threshold RD pooled over the chosen indicators and years (module docstring).
+def density_diagnostics(x: np.ndarray) -> dict:
+    """The density test of :func:`density_test`, and the same test without the threshold's ties.
+
+    OJ's values are discrete (most are whole percentages), and the ``c``-quantile of a discrete
+    distribution is itself one of the values: every municipality tied with the threshold has
+    ``x = 0`` exactly and counts as "at or above". That is a point mass at the cut-off, on one side
+    only, which a local polynomial density estimator reads as a jump whether or not anybody
+    manipulated anything. The "donut" test leaves the tied values out (``x ≠ 0``): what remains
+    are the values strictly below and strictly above the threshold, whose densities must meet at
+    0 if there is no sorting. ``density_n_at_cutoff`` and ``density_share_at_cutoff`` report the
+    size of the point mass.
+
+    Returns
+    -------
+    dict
+        :func:`density_test`'s keys, ``density_p_donut``, ``density_t_donut``,
+        ``density_n_at_cutoff`` and ``density_share_at_cutoff``.
+    """
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    out = density_test(x)
+    at = x == 0
+    donut = density_test(x[~at])
+    out.update({"density_t_donut": donut["density_t"], "density_p_donut": donut["density_p"],
+                "density_n_at_cutoff": int(at.sum()), "density_share_at_cutoff": float(at.mean())})
+    return out
+
+
+@dataclass(frozen=True)
+class RDDesign:
+    """The colour-threshold RD, defined once: cut-offs, bandwidths, clusters and diagnostics.
+
+    :func:`colour_rd` (estimates and diagnostics), :func:`plot_rd` (through the result) and
+    :func:`ojpanel.designs.rd_power.rd_power` (power and MDE) all ask this object, so the power
+    belongs to the test that is run.
 
     Parameters
     ----------
-    ds
-        OJ panel of result indicators (``direction`` +1/−1).
     thresholds
         Real colour cut-offs (percentile ranks).
     placebo
         Cut-offs where no colour changes.
     bandwidth
-        Fixed ``h`` (and pilot ``b = h``) for every cut-off; default ``rdbwselect``'s MSE- and
-        CER-optimal choices with a separate pilot, capped (module docstring).
+        Fixed ``h`` (and pilot ``b = h``) at every cut-off, capped like the selected ones; default
+        ``rdbwselect``'s MSE- and CER-optimal choices with a separate pilot, capped
+        (:func:`bandwidth_cap`).
     cluster
         ``"municipality"`` (default) or ``"none"`` for heteroskedasticity-robust errors.
     diagnostics
@@ -510,63 +565,161 @@ def colour_rd(
     lr_reps, seed
         Randomisation draws and seed of the local-randomisation p-values.
     """
-    frame = rd_data(ds, indicators=indicators)
-    if len(frame) < 50:
-        raise DataError(
-            f"only {len(frame)} indicator×municipality×year cells with a rank and a next-year change"
-        )
-    if cluster not in ("municipality", "none"):
-        raise ParameterError(f"cluster must be 'municipality' or 'none'; got {cluster!r}")
-    r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
-    cl = None if cluster == "none" else pd.factorize(frame[cluster].to_numpy())[0]
-    rows, dens, bal, lr = [], [], [], []
-    for kind, cuts in (("threshold", thresholds), ("placebo", placebo)):
-        for c in cuts:
+
+    thresholds: tuple[float, ...] = THRESHOLDS
+    placebo: tuple[float, ...] = PLACEBO
+    bandwidth: float | None = None
+    cluster: str = "municipality"
+    diagnostics: bool = True
+    lr_reps: int = 999
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(float(c) for c in self.thresholds))
+        object.__setattr__(self, "placebo", tuple(float(c) for c in self.placebo))
+        for c in self.thresholds + self.placebo:
             if not 0 < c < 1:
                 raise ParameterError(f"cut-offs are percentile ranks in (0, 1); got {c}")
-            cap = _cap(c, thresholds)
-            if bandwidth is not None:
-                h = min(float(bandwidth), cap)
-                bws = {"h_mse": h, "b_mse": h, "h_cer": h, "b_cer": h, "h_mse_raw": float(bandwidth)}
-            else:
-                bws = select_bandwidths(r, y, c, cl, cap=cap)
-            res = rd_jump(r, y, c, bws["h_mse"], bws["b_mse"], cl)
-            cer = rd_jump(r, y, c, bws["h_cer"], bws["b_cer"], cl)
-            ll = local_linear(r, y, c, bws["h_mse"], None)
-            res.update({
-                "cutoff": c, "kind": kind, "bandwidth": bws["h_mse"], "bandwidth_pilot": bws["b_mse"],
-                "bandwidth_cer": bws["h_cer"], "bandwidth_capped": bws["h_mse_raw"] > cap + 1e-12,
-                "p_value_robust_cer": cer["p_value_robust"], "ci_cer_lower": cer["ci_robust_lower"],
-                "ci_cer_upper": cer["ci_robust_upper"],
-                "intercept_left": ll["intercept_left"], "slope_left": ll["slope_left"],
-                "slope_right": ll["slope_right"],
-                "flag": "red below" if np.isclose(c, 0.25) else ("green above" if np.isclose(c, 0.75) else ""),
-            })
-            rows.append(res)
-            if kind == "threshold" and diagnostics:
-                dens.append({"cutoff": c, **density_test(density_running_variable(ds, c, indicators=indicators))})
-                for var in ("lag_change", "lag_level"):
-                    ok = frame[var].notna().to_numpy()
-                    bb = select_bandwidths(r[ok], frame[var].to_numpy()[ok], c,
-                                           None if cl is None else cl[ok], cap=cap)
-                    b = rd_jump(r[ok], frame[var].to_numpy()[ok], c, bb["h_mse"], bb["b_mse"],
-                                      None if cl is None else cl[ok])
-                    bal.append({"cutoff": c, "variable": var, "bandwidth": bb["h_mse"],
-                                "estimate": b["estimate"], "estimate_bc": b["estimate_bc"],
-                                "std_error_robust": b["std_error_robust"], "p_value_robust": b["p_value_robust"],
-                                "n_left": b["n_left"], "n_right": b["n_right"]})
-                lr.append({"cutoff": c, **local_randomisation(
-                    r, y, c, frame[["lag_change", "lag_level"]].to_numpy(), reps=lr_reps, seed=seed)})
-    table = pd.DataFrame(rows)
-    lead = ["cutoff", "kind", "flag", "bandwidth", "bandwidth_pilot", "bandwidth_cer", "bandwidth_capped"]
-    table = table[lead + [c for c in table.columns if c not in lead]]
-    table.insert(0, "analysis", "colour_rd")
-    table["term"] = "jump"
-    table["n_obs"] = table["n_left"] + table["n_right"]
-    table["outcome"] = "standardised change t→t+1"
-    return RDResult(table=table, data=frame, thresholds=tuple(float(t) for t in thresholds),
-                    density=pd.DataFrame(dens), balance=pd.DataFrame(bal),
-                    local_randomisation=pd.DataFrame(lr))
+        if self.cluster not in CLUSTERS:
+            raise ParameterError(f"cluster must be 'municipality' or 'none'; got {self.cluster!r}")
+        if self.bandwidth is not None and not float(self.bandwidth) > 0:
+            raise ParameterError(f"bandwidth must be positive; got {self.bandwidth}")
+        if int(self.seed) < 0:
+            raise ParameterError(f"seed must be a non-negative integer; got {self.seed}")
+
+    def but(self, **changes: Any) -> RDDesign:
+        """A copy with some settings changed (e.g. ``design.but(bandwidth=0.1)``)."""
+        return replace(self, **changes)
+
+    # --- data ----------------------------------------------------------------------------
+    def data(self, ds: xr.Dataset | xr.DataArray, indicators: Sequence[str] | None = None) -> pd.DataFrame:
+        """The pooled running variable and outcome (:func:`rd_data`)."""
+        return rd_data(ds, indicators=indicators)
+
+    def clusters(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """Cluster codes of the pooled rows (None for ``cluster="none"``)."""
+        return None if self.cluster == "none" else pd.factorize(frame[self.cluster].to_numpy())[0]
+
+    # --- bandwidths and estimates --------------------------------------------------------
+    def cap(self, cutoff: float) -> float:
+        """The bandwidth cap at ``cutoff`` (:func:`bandwidth_cap` with the design's thresholds)."""
+        return bandwidth_cap(cutoff, self.thresholds)
+
+    def bandwidths(
+        self, r: np.ndarray, y: np.ndarray, cutoff: float, clusters: np.ndarray | None = None
+    ) -> dict:
+        """``h`` and pilot ``b`` (MSE- and CER-optimal) at ``cutoff``, capped (:func:`select_bandwidths`
+        keys); the fixed ``bandwidth`` when the design has one."""
+        cap = self.cap(cutoff)
+        if self.bandwidth is not None:
+            h = min(float(self.bandwidth), cap)
+            return {"h_mse": h, "b_mse": h, "h_cer": h, "b_cer": h, "h_mse_raw": float(self.bandwidth)}
+        return select_bandwidths(r, y, cutoff, clusters, cap=cap)
+
+    def jump(self, r: np.ndarray, y: np.ndarray, cutoff: float, clusters: np.ndarray | None = None) -> dict:
+        """The jump at ``cutoff`` at the design's bandwidths: conventional and robust (MSE ``h``),
+        the robust p-value and interval at the CER ``h``, and the local linear fit for plots."""
+        bws = self.bandwidths(r, y, cutoff, clusters)
+        res = rd_jump(r, y, cutoff, bws["h_mse"], bws["b_mse"], clusters)
+        cer = rd_jump(r, y, cutoff, bws["h_cer"], bws["b_cer"], clusters)
+        ll = local_linear(r, y, cutoff, bws["h_mse"], None)
+        res.update({
+            "cutoff": cutoff, "bandwidth": bws["h_mse"], "bandwidth_pilot": bws["b_mse"],
+            "bandwidth_cer": bws["h_cer"], "bandwidth_capped": bws["h_mse_raw"] > self.cap(cutoff) + 1e-12,
+            "p_value_robust_cer": cer["p_value_robust"], "ci_cer_lower": cer["ci_robust_lower"],
+            "ci_cer_upper": cer["ci_robust_upper"],
+            "intercept_left": ll["intercept_left"], "slope_left": ll["slope_left"],
+            "slope_right": ll["slope_right"],
+        })
+        return res
+
+    # --- diagnostics ---------------------------------------------------------------------
+    def density(
+        self, ds: xr.Dataset | xr.DataArray, cutoff: float, indicators: Sequence[str] | None = None
+    ) -> dict:
+        """Density tests on the raw values at ``cutoff`` (:func:`density_diagnostics`)."""
+        return {"cutoff": cutoff,
+                **density_diagnostics(density_running_variable(ds, cutoff, indicators=indicators))}
+
+    def balance(self, frame: pd.DataFrame, cutoff: float, clusters: np.ndarray | None = None) -> list[dict]:
+        """Jumps in the predetermined variables (lagged change and level), each at its own
+        MSE-optimal bandwidth."""
+        r = frame["rank"].to_numpy()
+        out = []
+        for var in ("lag_change", "lag_level"):
+            ok = frame[var].notna().to_numpy()
+            cl = None if clusters is None else clusters[ok]
+            v = frame[var].to_numpy()[ok]
+            bb = select_bandwidths(r[ok], v, cutoff, cl, cap=self.cap(cutoff))
+            b = rd_jump(r[ok], v, cutoff, bb["h_mse"], bb["b_mse"], cl)
+            out.append({"cutoff": cutoff, "variable": var, "bandwidth": bb["h_mse"],
+                        "estimate": b["estimate"], "estimate_bc": b["estimate_bc"],
+                        "std_error_robust": b["std_error_robust"], "p_value_robust": b["p_value_robust"],
+                        "n_left": b["n_left"], "n_right": b["n_right"]})
+        return out
+
+    def local_randomisation(self, frame: pd.DataFrame, cutoff: float) -> dict:
+        """Window selection and randomisation inference at ``cutoff`` (:func:`local_randomisation`)."""
+        return {"cutoff": cutoff, **local_randomisation(
+            frame["rank"].to_numpy(), frame["change"].to_numpy(), cutoff,
+            frame[["lag_change", "lag_level"]].to_numpy(), reps=self.lr_reps, seed=self.seed)}
+
+    # --- the whole analysis --------------------------------------------------------------
+    def fit(self, ds: xr.Dataset | xr.DataArray, indicators: Sequence[str] | None = None) -> RDResult:
+        """Jumps at the thresholds and placebo cut-offs, with the diagnostics (:func:`colour_rd`)."""
+        frame = self.data(ds, indicators)
+        if len(frame) < 50:
+            raise DataError(
+                f"only {len(frame)} indicator×municipality×year cells with a rank and a next-year change"
+            )
+        r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
+        cl = self.clusters(frame)
+        rows, dens, bal, lr = [], [], [], []
+        for kind, cuts in (("threshold", self.thresholds), ("placebo", self.placebo)):
+            for c in cuts:
+                res = self.jump(r, y, c, cl)
+                res.update({"kind": kind, "flag": "red below" if np.isclose(c, 0.25)
+                            else ("green above" if np.isclose(c, 0.75) else "")})
+                rows.append(res)
+                if kind == "threshold" and self.diagnostics:
+                    dens.append(self.density(ds, c, indicators))
+                    bal += self.balance(frame, c, cl)
+                    lr.append(self.local_randomisation(frame, c))
+        table = pd.DataFrame(rows)
+        lead = ["cutoff", "kind", "flag", "bandwidth", "bandwidth_pilot", "bandwidth_cer", "bandwidth_capped"]
+        table = table[lead + [c for c in table.columns if c not in lead]]
+        table.insert(0, "analysis", "colour_rd")
+        table["term"] = "jump"
+        table["n_obs"] = table["n_left"] + table["n_right"]
+        table["outcome"] = "standardised change t→t+1"
+        return RDResult(table=table, data=frame, thresholds=self.thresholds,
+                        density=pd.DataFrame(dens), balance=pd.DataFrame(bal),
+                        local_randomisation=pd.DataFrame(lr), design=self)
+
+
+def colour_rd(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    indicators: Sequence[str] | None = None,
+    design: RDDesign | None = None,
+    **settings: Any,
+) -> RDResult:
+    """Colour-threshold RD pooled over the chosen indicators and years: :meth:`RDDesign.fit`.
+
+    Parameters
+    ----------
+    ds
+        OJ panel of result indicators (``direction`` +1/−1).
+    indicators
+        Indicators to pool; default all of the panel's.
+    design
+        The design; default :class:`RDDesign` with ``settings``.
+    **settings
+        Settings of :class:`RDDesign` (``thresholds``, ``placebo``, ``bandwidth``, ``cluster``,
+        ``diagnostics``, ``lr_reps``, ``seed``); with ``design``, they change its copy.
+    """
+    d = RDDesign(**settings) if design is None else design.but(**settings)
+    return d.fit(ds, indicators)
 
 
 def plot_rd(

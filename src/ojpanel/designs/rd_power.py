@@ -19,7 +19,7 @@ from scipy import stats
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, VarianceComponents, interpolate_mde
-from ojpanel.designs.rd import _cap, local_linear, rd_data, rd_jump, select_bandwidths
+from ojpanel.designs.rd import RDDesign, local_linear, rd_jump
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.progress import progress as report_progress
 
@@ -27,7 +27,7 @@ __all__ = ["rd_power"]
 
 
 def _rd_chunk(size: int, rng: np.random.Generator, r: np.ndarray, y0: np.ndarray, muni: np.ndarray,
-              cutoff: float, h: float, effects: np.ndarray, alpha: float) -> np.ndarray:
+              cutoff: float, h: float, effects: np.ndarray, alpha: float, cluster: bool) -> np.ndarray:
     # rows of each municipality, so a resample keeps a municipality's indicator-years together
     codes, uniq = pd.factorize(muni)
     order = np.argsort(codes, kind="stable")
@@ -40,7 +40,7 @@ def _rd_chunk(size: int, rng: np.random.Generator, r: np.ndarray, y0: np.ndarray
         rows = np.concatenate([order[starts[d]:ends[d]] for d in draw])
         cl = np.repeat(np.arange(len(draw)), ends[draw] - starts[draw])
         for k, eff in enumerate(effects):
-            res = local_linear(r[rows], y0[rows] + eff * right[rows], cutoff, h, cl)
+            res = local_linear(r[rows], y0[rows] + eff * right[rows], cutoff, h, cl if cluster else None)
             hits[k] += res["p_value"] < alpha
     return hits
 
@@ -55,6 +55,7 @@ def rd_power(
     alpha: float = 0.05,
     target_power: float = 0.8,
     bandwidth: float | None = None,
+    design: RDDesign | None = None,
     seed: int = 0,
     chunk_size: int = 50,
     client: Any | None = None,
@@ -73,7 +74,11 @@ def rd_power(
     n_sims
         Replications per effect (the same resamples are used for every effect).
     bandwidth
-        Fixed bandwidth; default the real data's MSE-optimal bandwidth (as in ``colour_rd``).
+        Fixed bandwidth (capped like ``colour_rd``'s); default the design's.
+    design
+        The :class:`~ojpanel.designs.rd.RDDesign` whose test is simulated (thresholds, so the
+        bandwidth cap, bandwidth choice and clusters); default ``RDDesign()``, the design
+        ``colour_rd`` runs by default. The MDE then belongs to the jump ``colour_rd`` reports.
     client
         Optional dask client; results equal the serial run for the same seed.
 
@@ -84,20 +89,21 @@ def rd_power(
     """
     if not 0 < cutoff < 1:
         raise ParameterError(f"cutoff must be a percentile rank in (0, 1); got {cutoff}")
-    frame = rd_data(ds, indicators=indicators)
+    d = design if design is not None else RDDesign()
+    if bandwidth is not None:
+        d = d.but(bandwidth=bandwidth)
+    frame = d.data(ds, indicators)
     if frame.empty:
         raise DataError("no indicator-year pair has both a colour rank and a next-year change; the "
                         "colour RD needs result indicators with a direction and consecutive years")
     r, y = frame["rank"].to_numpy(), frame["change"].to_numpy()
     muni = frame["municipality"].to_numpy()
-    if bandwidth is not None:
-        h = b = float(bandwidth)
-    else:
-        bws = select_bandwidths(r, y, cutoff, muni, cap=_cap(cutoff, (0.25, 0.75)))
-        h, b = bws["h_mse"], bws["b_mse"]
+    cl = d.clusters(frame)
+    bws = d.bandwidths(r, y, cutoff, cl)
+    h, b = bws["h_mse"], bws["b_mse"]
     # the real jump and its SE as colour_rd reports them (rdrobust); replications use the
     # equivalent local linear fit at h (same estimate; SEs within a few per cent, see rd.py)
-    real = rd_jump(r, y, cutoff, h, b, muni)
+    real = rd_jump(r, y, cutoff, h, b, cl)
     # remove the real jump: the null is "no discontinuity" whatever the data show
     y0 = y - real["estimate"] * (r - cutoff >= 0)
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(target_power)
@@ -107,7 +113,7 @@ def rd_power(
         raise ParameterError("effects is empty")
     with report_progress("power (colour RD)", total=int(n_sims)) as bar:
         hits = np.sum(map_seeded(_rd_chunk, chunk_sizes(n_sims, chunk_size), seed, client=client,
-                                 args=(r, y0, muni, cutoff, h, grid, alpha), progress=bar.advance),
+                                 args=(r, y0, muni, cutoff, h, grid, alpha, d.cluster != "none"), progress=bar.advance),
                       axis=0)
     powers = hits / n_sims
     table = pd.DataFrame({"effect": grid, "power": powers,
@@ -120,5 +126,6 @@ def rd_power(
                        else ",".join(indicators),
                        alpha=alpha, n_sims=n_sims, table=table, components=comps, target_power=target_power,
                        mde=interpolate_mde(table, target_power), analytic=analytic,
-                       settings={"cutoff": cutoff, "bandwidth": h, "real_jump": real["estimate"],
+                       settings={"cutoff": cutoff, "bandwidth": h, "cluster": d.cluster,
+                                 "thresholds": list(d.thresholds), "real_jump": real["estimate"],
                                  "real_se": real["std_error"], "seed": seed})

@@ -60,6 +60,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.data.geo import (
     NeighbourGraph,
     centroids,
@@ -67,7 +68,6 @@ from ojpanel.data.geo import (
     neighbour_graph,
     weights_matrix,
 )
-from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, interpolate_mde, variance_components
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.models.fe import fit_indicators, panel_arrays, prepare_batch
@@ -142,7 +142,19 @@ def _effects(shocks: str) -> tuple[bool, list | None]:
     return (shocks == "year"), ([("county", "year")] if shocks == "county" else None)
 
 
-def _select_years(frame: dict[str, xr.DataArray], years: Sequence[int] | None):
+def _design_arrays(
+    ds: xr.Dataset | xr.DataArray,
+    graph: NeighbourGraph,
+    *,
+    lag: int,
+    weights: str,
+    own_lag: bool,
+    years: Sequence[int] | None,
+    lead: bool = False,
+) -> dict[str, xr.DataArray]:
+    """:func:`yardstick_frame` on the estimation ``years``: the one builder behind the fit, the
+    Conley inference and the rewiring placebo, so all three regress the same rows."""
+    frame = yardstick_frame(ds, lag=lag, weights=weights, graph=graph, own_lag=own_lag, lead=lead)
     if years is None:
         return frame
     ys = [int(t) for t in years]
@@ -170,9 +182,8 @@ def fit_yardstick(
     (``"county"``) effects. ``lead=True`` adds the placebo regressor ``neighbour_lead``.
     """
     time_fx, other = _effects(shocks)
-    frame = _select_years(
-        yardstick_frame(ds, lag=lag, weights=weights, islands=islands, graph=graph,
-                        own_lag=own_lag, lead=lead), years)
+    frame = _design_arrays(ds, _graph(graph, islands), lag=lag, weights=weights, own_lag=own_lag,
+                           years=years, lead=lead)
     y = frame.pop("y")
     try:
         return fit_indicators(y.rename("y"), frame, entity_effects=True, time_effects=time_fx,
@@ -326,9 +337,8 @@ def yardstick(
     rows = []
     specs = [("neighbour_lag", False)] + ([("neighbour_lead", True)] if lead_placebo else [])
     for term, is_lead in specs:
-        frame = _select_years(
-            yardstick_frame(ds, lag=lag, weights=weights, graph=g, own_lag=own_lag, lead=is_lead),
-            years)
+        frame = _design_arrays(ds, g, lag=lag, weights=weights, own_lag=own_lag, years=years,
+                               lead=is_lead)
         if is_lead:
             frame.pop("neighbour_lag")
         yy, X, labels, _, factors, clusters, names = _prepared(frame, shocks)
@@ -426,8 +436,7 @@ class _RewiredStatistic:
 
     def __init__(self, ds, graph, weights, lag, shocks, own_lag, years):
         v = _value(ds)
-        frame = _select_years(yardstick_frame(v, lag=lag, weights=weights, graph=graph,
-                                              own_lag=own_lag), years)
+        frame = _design_arrays(v, graph, lag=lag, weights=weights, own_lag=own_lag, years=years)
         yy, X, labels, _, factors, _, names = _prepared(frame, shocks)
         self.v, self.graph, self.weights, self.lag = v, graph, weights, lag
         self.yy, self.X, self.labels, self.factors, self.names = yy, X, labels, factors, names

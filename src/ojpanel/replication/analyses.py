@@ -18,7 +18,7 @@ import xarray as xr
 from ojpanel.core.stars import anova_stars, regression_stars
 from ojpanel.designs.peer import PeerDesign
 from ojpanel.errors import DataError, ModelError, ParameterError
-from ojpanel.peers import improved, lagged, top_quartile_flag
+from ojpanel.peers import NEIGHBOURS, improved, lagged, top_quartile_flag
 from ojpanel.replication.engine import SlopeFit, fit_slope, mean_test, one_way_anova
 from ojpanel.replication.tables import COLUMNS
 
@@ -104,6 +104,9 @@ CHOICES: dict[str, dict[str, list[str]]] = {
         "improved": [
             "Also the continuous leave-one-out mean (term 'peer_mean'), besides the binary flag "
             "(term 'peer_top_quartile').",
+            "Neighbour peers (a grouping given as 'neighbours'): the mean of the municipalities that "
+            "share a land border (rook contiguity; weights as stated in 'neighbour_weights'; the five "
+            "island municipalities have no neighbours and no peer value), improved mode only.",
         ],
     },
     "E": {
@@ -141,6 +144,10 @@ class Prepared:
     cluster: str
     quantile: float = 0.75
     messages: list[str] = field(default_factory=list)
+    # neighbour peer definitions: name -> "neighbours" or a NeighbourGraph (no labels: every
+    # municipality has its own peers), with the neighbour weights
+    neighbours: dict[str, object] = field(default_factory=dict)
+    neighbour_weights: str = "contiguity"
 
     def da(self) -> xr.DataArray:
         """The values as a DataArray (indicator, municipality, year)."""
@@ -181,10 +188,19 @@ def prepare(
     start_year: int,
     end_year: int,
     cluster: str,
+    neighbour_weights: str = "contiguity",
 ) -> Prepared:
-    """Reduce a panel to the audit's indicators and years, with groupings as label arrays."""
+    """Reduce a panel to the audit's indicators and years, with groupings as label arrays.
+
+    A grouping given as ``"neighbours"`` (or a :class:`~ojpanel.data.geo.NeighbourGraph`) is a
+    neighbour peer definition, kept apart from the label groupings (:attr:`Prepared.neighbours`).
+    """
+    from ojpanel.data.geo import WEIGHTS, NeighbourGraph
+
     if cluster not in {"county", "municipality"}:
         raise ParameterError(f"cluster must be 'county' or 'municipality', got {cluster!r}")
+    if neighbour_weights not in WEIGHTS:
+        raise ParameterError(f"neighbour_weights must be one of {WEIGHTS}; got {neighbour_weights!r}")
     da = panel["value"].sel(indicator=list(spec["indicator"])).transpose("indicator", "municipality", "year")
     years = np.asarray(da["year"].values).astype(int)
     keep = (years >= start_year) & (years <= end_year)
@@ -202,9 +218,13 @@ def prepare(
             groups[name] = _labels(panel[coord].sel(municipality=munis).values)
         else:
             messages.append(f"the panel has no '{coord}' coordinate: peer group '{name}' was skipped")
+    neighbours: dict[str, object] = {}
     for name, g in (groupings or {}).items():
         if name in groups:
             raise ParameterError(f"grouping name '{name}' is reserved; choose another name")
+        if isinstance(g, NeighbourGraph) or (isinstance(g, str) and g == NEIGHBOURS):
+            neighbours[name] = g
+            continue
         if isinstance(g, str):
             if g not in panel.coords or panel[g].dims != ("municipality",):
                 raise DataError(f"grouping '{name}' names '{g}', which is not a municipality coordinate of the panel")
@@ -241,6 +261,8 @@ def prepare(
         end_year=end_year,
         cluster=cluster,
         messages=messages,
+        neighbours=neighbours,
+        neighbour_weights=neighbour_weights,
     )
 
 
@@ -434,6 +456,9 @@ def group_anova(prep: Prepared, mode: str) -> tuple[pd.DataFrame, list[str]]:
                         stars=anova_stars(a.p_value), mode=mode,
                     )
                 )
+    for gname in prep.neighbours:
+        notes.append(f"C: '{gname}' (neighbour peers) is not a partition of the municipalities (every "
+                     "municipality has its own neighbours), so it has no between-group ANOVA")
     return _frame(rows), notes
 
 
@@ -472,11 +497,20 @@ def peer_effects(prep: Prepared, mode: str) -> tuple[pd.DataFrame, list[str], pd
     cl_all = prep.cluster_labels()
     if prep.users is None:
         notes.append("D: no OJ-users file, so columns 5-8 (OJ users only) were not run")
-    for gname, labels in prep.groupings.items():
-        gda = xr.DataArray(labels, dims="municipality", coords={"municipality": prep.municipalities})
+    peer_groups: list[tuple[str, object]] = [
+        (g, xr.DataArray(labels, dims="municipality", coords={"municipality": prep.municipalities}))
+        for g, labels in prep.groupings.items()
+    ]
+    if prep.neighbours and not imp:
+        notes.append(f"D: neighbour peers ({', '.join(prep.neighbours)}) are not part of the audit's "
+                     "method; they run in improved mode")
+    elif imp:
+        peer_groups += list(prep.neighbours.items())
+    for gname, group in peer_groups:
         for k in (1, 2):
             # the peer variables of the peer design: the lagged leave-one-out mean and its flag
-            peer = PeerDesign(group=gda, lag=k, shocks=None, quantile=prep.quantile)
+            peer = PeerDesign(group=group, lag=k, shocks=None, quantile=prep.quantile,
+                              weights=prep.neighbour_weights)
             loo_k = peer.peer_variable(da).values
             flag_k = peer.but(peer="binary").peer_variable(da).values
             imp_k = improved(da, k, direction).values

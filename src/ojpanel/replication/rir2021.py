@@ -18,6 +18,7 @@ import xarray as xr
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.core.style import save_figure
 from ojpanel.core.synthetic import is_synthetic
+from ojpanel.data.geo import NeighbourGraph
 from ojpanel.data.ojusers import read_oj_users
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.replication import analyses as an
@@ -78,14 +79,14 @@ def _groupings(groupings: Mapping[str, Any] | None) -> dict[str, Any]:
             if df["municipality"].duplicated().any():
                 raise DataError(f"grouping file {g} lists a municipality more than once")
             out[name] = pd.Series(df["group"].to_numpy(), index=df["municipality"].to_numpy())
-        elif isinstance(g, (str, pd.Series)):
+        elif isinstance(g, (str, pd.Series, NeighbourGraph)):
             out[name] = g
         elif isinstance(g, Mapping):
             out[name] = pd.Series(dict(g))
         else:
             raise ParameterError(
-                f"grouping '{name}' must be a coordinate name, a mapping municipality -> group, a "
-                f"pandas Series or a CSV path; got {type(g).__name__}"
+                f"grouping '{name}' must be a coordinate name, 'neighbours', a NeighbourGraph, a mapping "
+                f"municipality -> group, a pandas Series or a CSV path; got {type(g).__name__}"
             )
     return out
 
@@ -118,6 +119,7 @@ def rir2021(
     years: tuple[int, int] = (2016, 2020),
     cluster: str = "county",
     group_rows: bool = True,
+    neighbour_weights: str = "contiguity",
 ) -> RiR2021Result:
     """Reproduce RiR 2021:17's statistical appendix (analyses A–E) on an OJ panel.
 
@@ -134,7 +136,11 @@ def rir2021(
     groupings
         Extra peer groupings (e.g. Socialstyrelsen's socioeconomic grouping, which is not public):
         name -> municipality coordinate name, mapping/Series municipality -> group, or a
-        ``pathlib.Path`` to a CSV with columns ``municipality, group``.
+        ``pathlib.Path`` to a CSV with columns ``municipality, group``. ``"neighbours"`` (the value
+        :class:`~ojpanel.designs.peer.PeerDesign` and ``ds.oj.peer_mean`` take) or a
+        :class:`~ojpanel.data.geo.NeighbourGraph` adds neighbour peers — the municipalities sharing
+        a land border — to the improved mode's analysis D (e.g. ``{"neighbours": "neighbours"}``);
+        C skips them (neighbour sets are no partition) and faithful mode notes them.
     indicators
         Explicit mapping of panel indicators to the audit's rows (columns ``indicator, area,
         indicator_group`` and optionally ``label, component, role``); default: the package's
@@ -152,6 +158,9 @@ def rir2021(
         mean of their items, where the panel holds every item
         (:func:`ojpanel.replication.grouprows.add_group_rows`); not with an explicit
         ``indicators`` mapping.
+    neighbour_weights
+        Weights of neighbour peers: ``"contiguity"`` (equal), ``"border"`` (shared border length)
+        or ``"inverse_distance"`` (:func:`ojpanel.data.geo.weights_matrix`).
 
     Returns
     -------
@@ -184,7 +193,8 @@ def rir2021(
     munis = ds["municipality"].values.astype(str)
     users = None if oj_users is None else read_oj_users(oj_users, municipalities=munis)
     prep = an.prepare(
-        ds, spec, users=users, groupings=_groupings(groupings), start_year=start, end_year=end, cluster=cluster
+        ds, spec, users=users, groupings=_groupings(groupings), start_year=start, end_year=end, cluster=cluster,
+        neighbour_weights=neighbour_weights,
     )
     run_modes = ["faithful", "improved"] if mode != "faithful" else ["faithful"]
     per_mode = {m: _run(prep, m, staffing_units) for m in run_modes}
@@ -232,7 +242,8 @@ def rir2021(
         "years": [start, end],
         "cluster": cluster if mode != "faithful" else "none (plain OLS SEs)",
         "quantile": prep.quantile,
-        "peer_groups": list(prep.groupings),
+        "peer_groups": list(prep.groupings) + list(prep.neighbours),
+        "neighbour_weights": prep.neighbour_weights if prep.neighbours else None,
         "oj_users_given": users is not None,
         "staffing_units_given": staffing_units is not None,
         "source_note": PROCESSED_SOURCE_NOTE,
@@ -248,7 +259,8 @@ def rir2021(
     return RiR2021Result(
         mode=mode, tables=tables, rendered=rendered, figures=figures, choices=choices, ran=ran,
         skipped=skipped, changes=changes, spec=spec, settings=settings,
-        designs={"D": per_mode[run_modes[0]][3]},
+        # the improved run's design frame when there is one: it also holds the neighbour peers
+        designs={"D": per_mode[run_modes[-1]][3]},
     )
 
 

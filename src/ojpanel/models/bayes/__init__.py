@@ -25,7 +25,7 @@ from ojpanel.models.bayes.checks import (
     prior_predictive,
 )
 from ojpanel.models.bayes.compare_fe import FEComparison, compare_fe, fe_estimates
-from ojpanel.models.bayes.data import ModelData, prepare_data
+from ojpanel.models.bayes.data import ModelData, PeerExposure, prepare_data
 from ojpanel.models.bayes.diagnostics import (
     ConvergenceWarning,
     DiagnosticsReport,
@@ -68,6 +68,7 @@ __all__ = [
     "rebuild_model",
     "prepare_data",
     "ModelData",
+    "PeerExposure",
     "build_model",
     "set_model_data",
     "HYPERPARAMETERS",

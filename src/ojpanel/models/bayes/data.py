@@ -20,9 +20,18 @@ import xarray as xr
 
 from ojpanel.core.scales import SHARE_SCALES
 from ojpanel.errors import DataError, ParameterError
+from ojpanel.peers import NEIGHBOURS, lagged, loo_group_mean, neighbour_mean
 from ojpanel.provenance import hash_frame
 
-__all__ = ["ModelData", "prepare_data", "select_panel", "Exposure", "resolve_exposure", "SHARE_SCALES"]
+__all__ = [
+    "ModelData",
+    "prepare_data",
+    "select_panel",
+    "Exposure",
+    "PeerExposure",
+    "resolve_exposure",
+    "SHARE_SCALES",
+]
 
 Exposure = xr.DataArray | str | Callable[[xr.Dataset], xr.DataArray]
 Likelihood = Literal["normal", "binomial", "bernoulli", "ordinal"]
@@ -174,6 +183,67 @@ class ModelData:
         )
 
 
+@dataclass(frozen=True)
+class PeerExposure:
+    """The peers' lagged leave-one-out mean as the model's exposure, by its peer definition.
+
+    The same definitions as the peer design (:class:`ojpanel.designs.peer.PeerDesign`) and
+    ``ds.oj.peer_mean``: a grouping coordinate (``"county"``, ``"kommungrupp_2017"``) or
+    ``"neighbours"``, the municipalities that share a land border. Pass it as ``exposure`` to
+    :func:`prepare_data` or the ``fit_*`` functions: the exposure's coefficient (``mu_beta``
+    pooled, ``beta`` per indicator) is then the peer coefficient. It is computed on the whole
+    panel before years are selected, so the lag reaches back before the first analysed year; the
+    first ``lag`` years have no exposure and leave the model (select ``years`` after them).
+
+    Parameters
+    ----------
+    group
+        Grouping coordinate or ``"neighbours"`` (or a :class:`~ojpanel.data.geo.NeighbourGraph`).
+    lag
+        Years between the peers' values and the outcome (≥ 1: this year's peer mean shares the
+        year's shocks with the outcome).
+    weights, islands, contiguity
+        Neighbour peers only: ``"contiguity"``/``"border"``/``"inverse_distance"`` weights, the
+        island rule and ``"rook"``/``"queen"`` contiguity (:mod:`ojpanel.data.geo`).
+    """
+
+    group: Any = "county"
+    lag: int = 1
+    weights: str = "contiguity"
+    islands: str = "exclude"
+    contiguity: str = "rook"
+
+    def __post_init__(self) -> None:
+        if int(self.lag) < 1:
+            raise ParameterError(f"the peer exposure's lag must be at least one year; got {self.lag}")
+
+    @property
+    def neighbours(self) -> bool:
+        """Whether the peers are land neighbours rather than a grouping."""
+        return not isinstance(self.group, str) or self.group == NEIGHBOURS
+
+    def __call__(self, ds: xr.Dataset) -> xr.DataArray:
+        """The lagged peer mean of every municipality, indicator and year of ``ds``."""
+        v = ds["value"]
+        if self.neighbours:
+            from ojpanel.data.geo import neighbour_graph
+
+            graph = neighbour_graph(self.contiguity, self.islands) if isinstance(self.group, str) else self.group
+            peer = neighbour_mean(v, graph, self.weights)
+        else:
+            peer = loo_group_mean(v, self.group)
+        out = lagged(peer, int(self.lag))
+        out.name = "peer_mean"
+        return out
+
+    def describe(self) -> str:
+        """The definition in words (stored in the model's specification)."""
+        group = self.group if isinstance(self.group, str) else "custom neighbour graph"
+        extra = (f", {self.weights} weights, {self.contiguity} contiguity, islands={self.islands!r}"
+                 if self.neighbours else "")
+        return f"peer mean of {group} at t-{int(self.lag)} (leave-one-out{extra})"
+
+
 def resolve_exposure(ds: xr.Dataset, exposure: Exposure) -> xr.DataArray:
     """Turn an exposure specification into a DataArray broadcast to the panel's ``value``.
 
@@ -184,8 +254,8 @@ def resolve_exposure(ds: xr.Dataset, exposure: Exposure) -> xr.DataArray:
     exposure
         A DataArray with dims among ``municipality``, ``indicator``, ``year``; the name of a data
         variable or coordinate of ``ds`` (e.g. a municipality-level grouping such as
-        ``"oj_user_aldre"``); or a callable ``f(ds) -> DataArray`` (e.g. a lagged leave-one-out
-        peer mean built with :mod:`ojpanel.peers`). Computed on the full panel, before the
+        ``"oj_user_aldre"``); or a callable ``f(ds) -> DataArray`` such as :class:`PeerExposure`,
+        the lagged leave-one-out peer mean by a peer definition (neighbours included). Computed on the full panel, before the
         selection of years, so that lags can reach back before the first analysed year.
 
     Returns
@@ -289,6 +359,8 @@ def _share_full_scale(sub: xr.Dataset) -> np.ndarray:
 
 
 def _describe_exposure(exposure: Exposure) -> str:
+    if isinstance(exposure, PeerExposure):
+        return exposure.describe()
     if isinstance(exposure, str):
         return exposure
     if isinstance(exposure, xr.DataArray):
