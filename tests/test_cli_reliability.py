@@ -4,6 +4,7 @@ flags, messages that name the flag, no silent successes and no tracebacks."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -236,3 +237,14 @@ def test_unexpected_errors_and_ctrl_c_end_without_a_traceback(tmp_path, monkeypa
 def test_markup_in_messages_is_shown_verbatim(tmp_path):
     r = run("build", "--grouping", "[bold]x[/bold]", "--out", tmp_path / "p.nc")
     assert r.exit_code == 2 and "'[bold]x[/bold]'" in r.output
+
+
+def test_rir2021_grouping_values():
+    from ojpanel.cli.reproduce import parse_groupings
+
+    assert parse_groupings(["socioeconomic=socio.csv", "near = neighbours"]) == {
+        "socioeconomic": Path("socio.csv"), "near": "neighbours"}
+    for bad in ("socio", "=x.csv", "socio="):
+        r = run("reproduce", "rir2021", "--grouping", bad)
+        assert r.exit_code == 2 and "--grouping must look like NAME=FILE.csv or NAME=neighbours" in flat(r.output)
+        assert "Traceback" not in r.output

@@ -10,7 +10,7 @@ import typer
 from ojpanel.cli._common import Command, console, examples, handle_errors, new_app
 from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
 
-__all__ = ["register", "reproduce_app"]
+__all__ = ["register", "reproduce_app", "parse_groupings"]
 
 reproduce_app = new_app("Reproduce results: the panel, the descriptive report, RiR 2021:17, the pipeline.")
 
@@ -41,6 +41,20 @@ def describe(
         console.print(f"wrote {paths['report']} and {len(paths['figures'])} figures", highlight=False)
 
 
+def parse_groupings(values: list[str]) -> dict[str, Path | str]:
+    """``--grouping`` values (``NAME=FILE.csv`` or ``NAME=neighbours``) as :func:`rir2021`'s ``groupings``."""
+    from ojpanel.errors import ParameterError
+
+    groupings: dict[str, Path | str] = {}
+    for g in values:
+        name, _, file = g.partition("=")
+        if not name.strip() or not file.strip():
+            raise ParameterError(f"--grouping must look like NAME=FILE.csv or NAME=neighbours, got {g!r}")
+        file = file.strip()
+        groupings[name.strip()] = "neighbours" if file == "neighbours" else Path(file)
+    return groupings
+
+
 @reproduce_app.command("rir2021", cls=Command, epilog=examples(
     "ojpanel reproduce rir2021 --panel panel.nc --oj-users users.csv --mode both --out reports/rir2021"))
 def rir2021(
@@ -48,7 +62,8 @@ def rir2021(
     oj_users: Path | None = typer.Option(None, "--oj-users", help="CSV municipality,area,status (user|non_user|other)."),
     mode: str = typer.Option("faithful", help="faithful, improved or both."),
     grouping: list[str] = typer.Option(
-        [], help="Extra peer grouping NAME=FILE.csv; repeatable. Name Socialstyrelsen's grouping "
+        [], help="Extra peer grouping NAME=FILE.csv, or NAME=neighbours for the municipalities sharing a "
+                 "land border (improved mode); repeatable. Name Socialstyrelsen's grouping "
                  "'socioeconomic' to compare it with the audit's socioeconomic columns."),
     evaluate_choices: bool = typer.Option(
         True, "--evaluate-choices/--no-evaluate-choices",
@@ -65,12 +80,7 @@ def rir2021(
 
         if mode not in {"faithful", "improved", "both"}:
             raise ParameterError(f"--mode must be faithful, improved or both, got {mode!r}")
-        groupings = {}
-        for g in grouping:
-            if "=" not in g:
-                raise ParameterError(f"--grouping must look like NAME=FILE.csv, got {g!r}")
-            name, file = g.split("=", 1)
-            groupings[name.strip()] = Path(file.strip())
+        groupings = parse_groupings(grouping)
         ds = load_verified(panel, no_verify) if panel else build_panel()
         rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
         console.print(rep.summary, highlight=False)
