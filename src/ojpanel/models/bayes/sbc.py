@@ -38,6 +38,7 @@ from ojpanel.models.bayes.data import ModelData
 from ojpanel.models.bayes.diagnostics import diagnose
 from ojpanel.models.bayes.fit import COMPILE_KWARGS, Sampler, sample_model
 from ojpanel.models.bayes.models import HYPERPARAMETERS, Priors, build_model
+from ojpanel.progress import progress as report_progress
 
 __all__ = ["SBCResult", "rank_statistics", "uniformity_pvalues", "simulation_based_calibration", "sbc"]
 
@@ -296,16 +297,18 @@ def simulation_based_calibration(
     ranks: dict[str, list[np.ndarray]] = {v: [] for v in var_names}
     rows = []
     try:
-        for s in range(n_simulations):
-            pm.set_data({data_name: ypred[s].astype(baseline.dtype)}, model=model)
-            idata, _ = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
-                                    seed=fit_seeds[s], target_accept=target_accept)
-            post = idata["posterior"].to_dataset()
-            for v in var_names:
-                d = post[v].values
-                ranks[v].append(rank_statistics(prior[v].values[0, s], d.reshape(-1, *d.shape[2:]), n_ranks))
-            rep = diagnose(idata, [v for v in var_names if v in post])
-            rows.append((s, fit_seeds[s], rep.max_rhat, rep.min_ess_bulk, rep.n_divergences, rep.passed))
+        with report_progress("SBC fits", total=n_simulations) as bar:
+            for s in range(n_simulations):
+                pm.set_data({data_name: ypred[s].astype(baseline.dtype)}, model=model)
+                idata, _ = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                                        cores=cores, seed=fit_seeds[s], target_accept=target_accept)
+                post = idata["posterior"].to_dataset()
+                for v in var_names:
+                    d = post[v].values
+                    ranks[v].append(rank_statistics(prior[v].values[0, s], d.reshape(-1, *d.shape[2:]), n_ranks))
+                rep = diagnose(idata, [v for v in var_names if v in post])
+                rows.append((s, fit_seeds[s], rep.max_rhat, rep.min_ess_bulk, rep.n_divergences, rep.passed))
+                bar.advance()
     finally:
         pm.set_data({data_name: baseline}, model=model)
     data_vars = {}
