@@ -352,7 +352,7 @@ class PowerResult(Result):
         """The size at zero effect, the MDE and the analytic MDE, in sentences (shown above the table)."""
         mde = "not reached in the effect grid" if not np.isfinite(self.mde) else f"{self.mde:.4g}"
         which = f"size-adjusted power, p ≤ {self.critical_p:.4g}" if self.size_adjusted else "nominal power"
-        lines = [f"'{self.design}' design{f' for {self.indicator}' if self.indicator else ''}: alpha {self.alpha}, "
+        lines = [f"Design {self.design}{f' for {self.indicator}' if self.indicator else ''}: alpha {self.alpha}, "
                  f"{self.n_sims} replications per effect.",
                  f"MDE at power {self.target_power} ({which}): {mde}"]
         if self.size is not None:
