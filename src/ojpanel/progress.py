@@ -224,7 +224,7 @@ class _Widget:
 
         self.bar = widgets.IntProgress(value=0, min=0, max=max(int(self.total or 1), 1),
                                        layout=widgets.Layout(width="16em"))
-        if not self.total:  # unknown length: a full, striped bar says "working" without a share
+        if not self.total:  # unknown length: a full blue bar says "working" without claiming a share
             self.bar.value, self.bar.bar_style = self.bar.max, "info"
         self.status = widgets.HTML()
         label = widgets.HTML(f"<b>{html.escape(self.description)}</b>")
