@@ -22,6 +22,7 @@ from scipy import stats
 from scipy.special import expit, logsumexp
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import figure_problems
 from ojpanel.errors import DataError, DiagnosticsError, ParameterError
 from ojpanel.models.bayes import (
     ConvergenceWarning,
@@ -360,7 +361,8 @@ def test_checks_loo_ppc_compare_and_grouped_cv(mock_sampling):
     posterior_predictive(idata, d, thin=10)
     assert idata.posterior_predictive["y"].shape == (2, 150, d.n_obs)
     fig = plot_ppc(idata)
-    assert any(t.get_text() == PROCESSED_SOURCE_NOTE for t in fig.texts) and fig.axes
+    assert fig.get_supxlabel() == PROCESSED_SOURCE_NOTE and fig.axes
+    assert figure_problems(fig) == []
     pp = prior_predictive(d, draws=50)
     assert pp.prior_predictive["y"].shape == (1, 50, d.n_obs)
     assert plot_ppc(pp, group="prior").axes
@@ -414,3 +416,26 @@ def test_compare_fe_table(mock_sampling):
     assert "ojpanel.models.fe" in cmp.summary() and "<table" in cmp._repr_html_()
     with pytest.raises(ParameterError):
         compare_fe(idata, prepare_data(ds, "exposure", likelihood="normal", years=[2018, 2019]))
+
+
+def test_arviz_figures_speak_swedish_name_parameters_and_pass_the_layout_check(mock_sampling, tmp_path):
+    from ojpanel.core.style import save_figure
+    from ojpanel.models.bayes import PARAMETER_LABELS, plot_effects, plot_rank
+
+    ds = simulate_panel("normal", **SMALL, seed=12)
+    d = prepare_data(ds, "exposure", likelihood="normal")
+    idata = fit_mod.fit(d, draws=1500, seed=2)
+    titles = {i: f"Indikator {i} med ett långt namn som måste radbrytas för att få plats" for i in d.indicators}
+    posterior_predictive(idata, d, thin=10)
+    figs = {"effects": plot_effects(idata, titles), "rank": plot_rank(idata, titles=titles),
+            "ppc": plot_ppc(idata), "prior": plot_ppc(prior_predictive(d, draws=50), group="prior")}
+    for name, fig in figs.items():
+        assert figure_problems(fig) == [], name
+        assert fig.get_supxlabel() == PROCESSED_SOURCE_NOTE, name
+        written = save_figure(fig, tmp_path / name)  # strict in the tests: raises on a problem
+        assert [p.suffix for p in written] == [".png", ".svg"]
+    # names, not variable names or ids
+    shown = " ".join(t.get_text() for fig in figs.values() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+    assert PARAMETER_LABELS["mu_beta"] in shown and "Indikator" in shown
+    assert "mu_beta" not in shown and "sigma_y" not in shown
+    assert "Posteriorprediktiv kontroll" in shown and "Priorprediktiv kontroll" in shown

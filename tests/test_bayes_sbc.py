@@ -17,6 +17,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from ojpanel.core.style import figure_problems
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes import (
     Priors,
@@ -143,4 +144,5 @@ def test_sbc_catches_a_misspecified_prior(smoke):
     assert not res.passed, res.summary()
     assert res.p_values["mu_beta"] < res.threshold
     fig = res.plot(var_names=["mu_beta"])
-    assert fig.axes and all("rank" in ax.get_xlabel() for ax in fig.axes)
+    assert fig.axes and all("rang" in ax.get_xlabel() for ax in fig.axes if ax.get_visible())
+    assert fig.axes[0].get_title() == "Poolad effekt (μ)" and figure_problems(fig) == []

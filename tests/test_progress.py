@@ -138,3 +138,101 @@ def test_descriptive_report_reports_its_figures(log_mode, tmp_path):
     paths = write_descriptive_report(ds, tmp_path)
     n = len(paths["figures"])
     assert n >= 1 and lines(log_mode)[-1].startswith(f"trend figures: done ({n}/{n})")
+
+
+# ---------------------------------------------------------------------------------- notebooks
+@pytest.fixture()
+def notebook(monkeypatch):
+    """A simulated Jupyter kernel: ``in_notebook`` is true and ``display`` records what it shows."""
+    import IPython.display
+
+    import ojpanel.progress as pr
+
+    shown: list = []
+    monkeypatch.delenv("OJPANEL_PROGRESS", raising=False)
+    monkeypatch.setattr(pr, "in_notebook", lambda: True)
+    monkeypatch.setattr(pr, "WIDGET_DELAY", 0.0)
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    return shown
+
+
+def test_a_notebook_gets_a_widget_that_runs_to_completion(notebook):
+    with progress("power simulation", total=4) as bar:
+        assert bar.mode == "widget"
+        for _ in range(4):
+            bar.advance()
+        bar.note("last chunk")
+    (box,) = notebook
+    label, widget, status = box.children
+    assert "power simulation" in label.value
+    assert widget.value == widget.max == 4 and widget.bar_style == "success"
+    assert status.value.startswith("done (4/4) in")
+
+
+def test_a_notebook_widget_turns_red_when_the_work_stops(notebook):
+    with pytest.raises(RuntimeError), progress("bootstrap", total=10) as bar:
+        bar.advance(3)
+        raise RuntimeError("x")
+    (box,) = notebook
+    assert box.children[1].value == 3 and box.children[1].bar_style == "danger"
+    assert box.children[2].value.startswith("stopped (3/10)")
+
+
+def test_quick_work_in_a_notebook_shows_no_widget(notebook, monkeypatch):
+    import ojpanel.progress as pr
+
+    monkeypatch.setattr(pr, "WIDGET_DELAY", 3600.0)
+    assert list(track(range(5), "quick")) == list(range(5))
+    assert notebook == []
+
+
+def test_a_terminal_gets_the_text_bar_and_a_plain_process_no_widget(monkeypatch):
+    import sys
+
+    import ojpanel.progress as pr
+
+    monkeypatch.delenv("OJPANEL_PROGRESS", raising=False)
+    assert not pr.in_notebook()  # pytest is no Jupyter kernel
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert progress_mode() == "bar"
+    monkeypatch.setenv("OJPANEL_PROGRESS", "widget")
+    assert progress_mode() == "widget"
+
+
+def test_the_pipeline_runs_its_kernels_without_progress(monkeypatch):
+    from ojpanel.pipeline.execute import kernel_environment
+
+    monkeypatch.delenv("OJPANEL_KERNEL_PROGRESS", raising=False)
+    monkeypatch.setenv("OJPANEL_PROGRESS", "bar")  # the runner's own display
+    assert kernel_environment()["OJPANEL_PROGRESS"] == "off"
+    monkeypatch.setenv("OJPANEL_KERNEL_PROGRESS", "widget")
+    assert kernel_environment()["OJPANEL_PROGRESS"] == "widget"
+
+
+def test_a_real_kernel_chooses_the_widget_and_stores_its_final_state(monkeypatch, tmp_path):
+    import json
+
+    import nbclient
+    import nbformat
+
+    monkeypatch.delenv("OJPANEL_PROGRESS", raising=False)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import time\n"
+        "import ojpanel.progress as pr\n"
+        "pr.WIDGET_DELAY = 0.0\n"
+        "assert pr.progress_mode() == 'widget', pr.progress_mode()\n"
+        "with pr.progress('simulations', total=5) as bar:\n"
+        "    for _ in range(5):\n"
+        "        time.sleep(0.02)\n"
+        "        bar.advance()\n"
+    )]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[0].outputs
+    assert [o.output_type for o in outputs] == ["display_data"], outputs
+    assert "application/vnd.jupyter.widget-view+json" in outputs[0].data
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    bars = [m["state"] for m in state.values() if m["model_name"] == "IntProgressModel"]
+    assert len(bars) == 1 and bars[0]["value"] == bars[0]["max"] == 5, json.dumps(bars)
+    assert bars[0]["bar_style"] == "success"

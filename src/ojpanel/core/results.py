@@ -1,10 +1,12 @@
 """The result base: what every ojpanel result object offers, the same way.
 
 A result is read in three ways — a tidy frame (:meth:`Result.to_frame`, alias :meth:`Result.tidy`),
-a plain-text :attr:`Result.summary` (also ``str(result)``) and an HTML table in notebooks
-(``_repr_html_``) — and, where it holds estimates with standard errors, :meth:`Result.conf_int`.
-``summary`` is a property everywhere. Subclasses implement :meth:`to_frame` and may refine the
-rest (modelled on linearmodels' results).
+a plain-text :attr:`Result.summary` (also ``str(result)``) and HTML in notebooks (``_repr_html_``:
+the title, the result's key numbers in sentences from :meth:`Result.headline`, then the tidy rows
+as a table) — and, where it holds estimates with standard errors, :meth:`Result.conf_int`.
+``summary`` is a property everywhere. Subclasses implement :meth:`to_frame`, give the numbers a
+reader looks for first (an MDE, a test's size) through :meth:`Result.headline` rather than writing
+HTML of their own, and may refine the rest (modelled on linearmodels' results).
 """
 
 from __future__ import annotations
@@ -51,8 +53,16 @@ class Result:
     def __str__(self) -> str:
         return self.summary
 
+    def headline(self) -> list[str]:
+        """Sentences with the key numbers that the rows do not show (default: none).
+
+        Shown between the title and the table in notebooks.
+        """
+        return []
+
     def _repr_html_(self) -> str:
-        return f"<h4>{html.escape(self.title)}</h4>" + self.to_frame().to_html(index=False)
+        lines = "".join(f"<p>{html.escape(line)}</p>" for line in self.headline())
+        return f"<h4>{html.escape(self.title)}</h4>{lines}" + self.to_frame().to_html(index=False)
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Intervals ``estimate ± q·std_error`` for the tidy rows that have both.

@@ -86,6 +86,9 @@ class VarianceComponents:
         """One row with the components."""
         return pd.DataFrame([self.__dict__])
 
+    def _repr_html_(self) -> str:
+        return "<h4>Variance components</h4>" + self.to_frame().to_html(index=False)
+
 
 def _indicator(ds: xr.Dataset | xr.DataArray, indicator: str | None) -> xr.DataArray:
     da = ds["value"] if isinstance(ds, xr.Dataset) else ds
@@ -361,8 +364,19 @@ class PowerResult(Result):
             lines.append(f"Analytic MDE {how}: {self.analytic:.4g}")
         return "\n".join(lines)
 
-    def _repr_html_(self) -> str:
-        return self.to_frame().to_html(index=False)
+    def headline(self) -> list[str]:
+        """The size at zero effect, the MDE and the analytic MDE, in sentences (shown above the table)."""
+        mde = "not reached in the effect grid" if not np.isfinite(self.mde) else f"{self.mde:.4g}"
+        which = f"size-adjusted power, p ≤ {self.critical_p:.4g}" if self.size_adjusted else "nominal power"
+        lines = [f"Design {self.design}{f' for {self.indicator}' if self.indicator else ''}: alpha {self.alpha}, "
+                 f"{self.n_sims} replications per effect.",
+                 f"MDE at power {self.target_power} ({which}): {mde}"]
+        if self.size is not None:
+            mc = np.sqrt(self.alpha * (1 - self.alpha) / self.n_sims)
+            lines.append(f"Size at zero effect: {self.size:.3f} (nominal {self.alpha}; Monte Carlo SE {mc:.3f})")
+        if self.analytic is not None:
+            lines.append(f"Analytic MDE: {self.analytic:.4g}")
+        return lines
 
 
 def _structure(da: xr.DataArray, design: RegressionDesign) -> _Structure:

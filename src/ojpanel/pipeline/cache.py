@@ -75,8 +75,8 @@ __all__ = [
 FORMAT = 1
 CACHE_DIRNAME = ".cache"
 #: ``OJPANEL_*`` variables that change how ojpanel reports, never what a notebook computes.
-COSMETIC_VARIABLES = frozenset({"OJPANEL_PROGRESS", "OJPANEL_PROGRESS_INTERVAL", "OJPANEL_DEBUG",
-                                "OJPANEL_HYPOTHESIS_EXAMPLES"})
+COSMETIC_VARIABLES = frozenset({"OJPANEL_PROGRESS", "OJPANEL_PROGRESS_INTERVAL", "OJPANEL_KERNEL_PROGRESS",
+                                "OJPANEL_DEBUG", "OJPANEL_HYPOTHESIS_EXAMPLES"})
 MISSING = "missing"
 
 

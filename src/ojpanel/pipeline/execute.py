@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Outcome", "Executor", "CellCallback", "kernel_environment"]
+__all__ = ["Outcome", "Executor", "CellCallback", "kernel_environment", "KERNEL_PROGRESS"]
 
 #: ``callback(cell_number, n_code_cells)``: called as each code cell starts (numbers from 1).
 CellCallback = Callable[[int, int], None]
@@ -62,14 +62,23 @@ def _register_engine() -> None:
     papermill_engines.register(_ENGINE, ProgressEngine)
 
 
+#: Progress form inside the pipeline's kernels unless ``$OJPANEL_KERNEL_PROGRESS`` names another.
+KERNEL_PROGRESS = "off"
+
+
 def kernel_environment() -> dict[str, str]:
-    """The runner's environment, with ``PYTHONPATH`` made absolute.
+    """The runner's environment, with ``PYTHONPATH`` made absolute and progress for a headless kernel.
 
     Kernels start in their notebook's directory; a relative ``PYTHONPATH`` would point elsewhere
     there and let them import another copy of ojpanel than the one the runner (and its cache key)
-    sees.
+    sees. A kernel would choose ipywidgets bars for its progress (it is a Jupyter kernel), but no
+    one sees them in a headless run: they would only leave widget views and widget state in the
+    executed notebook. So ``OJPANEL_PROGRESS`` is ``$OJPANEL_KERNEL_PROGRESS`` (default
+    :data:`KERNEL_PROGRESS`, nothing; ``widget`` or ``log`` keep bars or lines in the notebooks);
+    the runner's own display shows each notebook's cells.
     """
     env = dict(os.environ)
+    env["OJPANEL_PROGRESS"] = env.get("OJPANEL_KERNEL_PROGRESS", KERNEL_PROGRESS)
     if env.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p
                                             for p in env["PYTHONPATH"].split(os.pathsep))

@@ -7,6 +7,7 @@ the national averages themselves.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -59,6 +60,10 @@ class AuditTable:
     def latex(self) -> str:
         """The table as a LaTeX ``table`` environment (booktabs)."""
         return to_latex(self)
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<p><small>{html.escape(n)}</small></p>" for n in self.notes)
+        return f"<h4>{html.escape(self.title)}</h4>" + self.cells.to_html() + notes
 
 
 def slug(text: str) -> str:

@@ -7,7 +7,8 @@ Modules: :mod:`~ojpanel.models.bayes.data` (panel → model arrays), :mod:`~ojpa
 model), :mod:`~ojpanel.models.bayes.diagnostics` (convergence gates),
 :mod:`~ojpanel.models.bayes.checks` (predictive checks, PSIS-LOO, grouped CV),
 :mod:`~ojpanel.models.bayes.compare_fe` (Bayesian vs fixed effects),
-:mod:`~ojpanel.models.bayes.sbc` (simulation-based calibration) and
+:mod:`~ojpanel.models.bayes.sbc` (simulation-based calibration),
+:mod:`~ojpanel.models.bayes.plots` (ArviZ figures in the package's style) and
 :mod:`~ojpanel.models.bayes.simulate` (synthetic panels with known truth). Fits are ArviZ 1
 :class:`xarray.DataTree` objects.
 """
@@ -50,6 +51,7 @@ from ojpanel.models.bayes.models import (
     ordinal_probabilities,
     set_model_data,
 )
+from ojpanel.models.bayes.plots import PARAMETER_LABELS, plot_effects, plot_rank
 from ojpanel.models.bayes.sbc import (
     SBCResult,
     rank_statistics,
@@ -84,6 +86,9 @@ __all__ = [
     "prior_predictive",
     "posterior_predictive",
     "plot_ppc",
+    "plot_effects",
+    "plot_rank",
+    "PARAMETER_LABELS",
     "loo",
     "LooReport",
     "compare_models",

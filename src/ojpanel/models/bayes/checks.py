@@ -25,11 +25,12 @@ import pymc as pm
 import xarray as xr
 from scipy.special import logsumexp
 
-from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import style
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
 from ojpanel.models.bayes.fit import COMPILE_KWARGS, fit, rebuild_model
 from ojpanel.models.bayes.models import Priors, build_model
+from ojpanel.models.bayes.plots import arviz_figure
 
 __all__ = [
     "prior_predictive",
@@ -89,17 +90,21 @@ def posterior_predictive(idata: xr.DataTree, data: ModelData, *, seed: int = 0,
     return idata
 
 
-_OUTCOME_LABEL = {"normal": "outcome (standard deviations of the indicator)",
-                  "binomial": "successes (count of units)"}
+_OUTCOME_LABEL = {"normal": "Utfall (standardavvikelser av indikatorn)",
+                  "binomial": "Antal ja (enheter)"}
+_PPC_TITLE = {"prior": "Priorprediktiv kontroll", "posterior": "Posteriorprediktiv kontroll"}
 
 
 def plot_ppc(idata: xr.DataTree, *, group: Literal["prior", "posterior"] = "posterior",
              num_pp_samples: int = 50) -> Any:
-    """Predictive check plot (arviz-plots) with the processed-data source note.
+    """Predictive check plot (arviz-plots) in the package's style, with the source note.
 
     The plot suits the outcome: for 0/1 outcomes a PAV-adjusted calibration plot
     (``plot_ppc_pava``), for ordered categories a rootogram (``plot_ppc_rootogram``), otherwise
     the predictive distributions over the observed one (``plot_ppc_dist``; an ECDF for counts).
+    Titles and labels are Swedish like the package's other figures; the figure passes
+    :func:`ojpanel.core.style.figure_problems` and is saved with
+    :func:`ojpanel.core.style.save_figure`.
 
     Parameters
     ----------
@@ -121,22 +126,48 @@ def plot_ppc(idata: xr.DataTree, *, group: Literal["prior", "posterior"] = "post
             f"{'prior_predictive' if group == 'prior' else 'posterior_predictive'}() first"
         )
     lik = idata.attrs.get("likelihood")
-    with warnings.catch_warnings():
+    size = {"figsize": (6.5, 3.6)}
+    with warnings.catch_warnings(), style():
         # arviz-plots reminds that prior draws are not posterior ones: that is the point here
         warnings.filterwarnings("ignore", message="(?s).*prior predictive", category=UserWarning)
         if lik == "bernoulli":
-            pc = azp.plot_ppc_pava(idata, group=name, backend="matplotlib")
+            pc = azp.plot_ppc_pava(idata, group=name, backend="matplotlib", figure_kwargs=size)
         elif lik == "ordinal":
-            pc = azp.plot_ppc_rootogram(idata, group=name, backend="matplotlib")
+            pc = azp.plot_ppc_rootogram(idata, group=name, backend="matplotlib", figure_kwargs=size)
         else:
             kind = "ecdf" if lik == "binomial" else "kde"
-            pc = azp.plot_ppc_dist(idata, group=name, num_samples=num_pp_samples, kind=kind, backend="matplotlib")
-    fig = pc.viz["figure"].item()
-    if lik in _OUTCOME_LABEL and lik not in ("bernoulli", "ordinal"):
+            pc = azp.plot_ppc_dist(idata, group=name, num_samples=num_pp_samples, kind=kind, backend="matplotlib",
+                                   figure_kwargs=size)
+        fig = arviz_figure(pc)
         for ax in fig.axes:
-            ax.set_xlabel(_OUTCOME_LABEL[lik])
-    fig.text(0.01, 0.005, PROCESSED_SOURCE_NOTE, fontsize=7, ha="left", va="bottom")
+            if ax.get_title():
+                ax.set_title(_PPC_TITLE[group], loc="center")
+            if lik in _OUTCOME_LABEL and lik not in ("bernoulli", "ordinal"):
+                ax.set_xlabel(_OUTCOME_LABEL[lik])
+        if lik not in ("bernoulli", "ordinal"):
+            _ppc_legend(fig.axes[0], group)
     return fig
+
+
+
+def _ppc_legend(ax: Any, group: str) -> None:
+    """Name the observed line and the predicted ones (arviz-plots' distribution plot has no legend).
+
+    arviz-plots draws the observed distribution in black and the predictive draws in the first
+    colour of the cycle; a prior-predictive tree may have no observed line.
+    """
+    from matplotlib.colors import to_hex
+    from matplotlib.lines import Line2D
+
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    observed = [ln for ln in lines if to_hex(ln.get_color()) == "#000000"]
+    predicted = [ln for ln in lines if to_hex(ln.get_color()) != "#000000"]
+    drawn = "Priorprediktiva dragningar" if group == "prior" else "Posteriorprediktiva dragningar"
+    handles = [Line2D([], [], color="black", label="Observerat")] if observed else []
+    if predicted:
+        handles.append(Line2D([], [], color=predicted[0].get_color(), alpha=0.6, label=drawn))
+    if handles:
+        ax.legend(handles=handles, loc="upper right")
 
 
 class LooReport:

@@ -35,6 +35,7 @@ from ojpanel.models.bayes.models import (
     exposure_offset,
     set_model_data,
 )
+from ojpanel.progress import progress_mode
 from ojpanel.provenance import hash_dataset, provenance_attrs
 
 __all__ = [
@@ -230,7 +231,7 @@ def fit(
     log_likelihood: bool = True,
     diagnostics: Literal["raise", "warn", "flag"] = "raise",
     panel_hash: str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     model: pm.Model | None = None,
 ) -> xr.DataTree:
     """Build, sample and check one hierarchical model for prepared data.
@@ -242,8 +243,11 @@ def fit(
     priors, municipality_effects, year_effects, parametrization
         Passed to :func:`~ojpanel.models.bayes.models.build_model` (``"auto"`` is resolved on
         ``data`` and the choice recorded in the attrs).
-    sampler, draws, tune, chains, cores, seed, target_accept, adaptation, progress
+    sampler, draws, tune, chains, cores, seed, target_accept, adaptation
         Passed to :func:`sample_model`. Two chains on two cores is the default.
+    progress
+        Show the sampler's progress bar. None (default) follows :mod:`ojpanel.progress`: the bar
+        appears in a notebook and on a terminal, not in logs or headless pipeline kernels.
     log_likelihood
         Store pointwise log-likelihood (needed for PSIS-LOO; memory ``n_obs × draws × chains``).
     diagnostics
@@ -276,6 +280,8 @@ def fit(
                             parametrization=par, x_offset=xoff)
     else:
         set_model_data(model, data, xoff)
+    if progress is None:
+        progress = progress_mode() in {"widget", "bar"}
     t0 = time.perf_counter()
     idata, used = sample_model(
         model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,

@@ -23,7 +23,7 @@ what makes SBC on the real panel structure (290 municipalities in 21 counties) a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import arviz_plots as azp
@@ -33,11 +33,14 @@ import pymc as pm
 import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.style import style
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
 from ojpanel.models.bayes.diagnostics import diagnose
 from ojpanel.models.bayes.fit import COMPILE_KWARGS, Sampler, sample_model
 from ojpanel.models.bayes.models import HYPERPARAMETERS, Priors, build_model
+from ojpanel.models.bayes.plots import arviz_figure, parameter_label
+from ojpanel.progress import progress as report_progress
 
 __all__ = ["SBCResult", "rank_statistics", "uniformity_pvalues", "simulation_based_calibration", "sbc"]
 
@@ -200,8 +203,12 @@ class SBCResult:
         return (f"<p><b style='color:{colour}'>SBC {'PASSED' if self.passed else 'FAILED'}</b> "
                 f"({self.n_simulations} simulations)</p>" + self.to_frame().to_html(float_format=lambda v: f"{v:.3f}"))
 
-    def plot(self, var_names: Sequence[str] | None = None) -> Any:
+    def plot(self, var_names: Sequence[str] | None = None, titles: Mapping[str, str] | None = None) -> Any:
         """ECDF-difference plot of the ranks with simultaneous 95 % bands (arviz-plots).
+
+        In the package's style and language: parameters named by what they mean, indicators by
+        their titles (``titles``: id → title), the source note in its strip; save it with
+        :func:`ojpanel.core.style.save_figure`.
 
         Returns
         -------
@@ -212,16 +219,20 @@ class SBCResult:
         tree = xr.DataTree.from_dict({"prior_sbc": pit})
         n_panels = sum(int(np.prod([pit[v].sizes[d] for d in pit[v].dims if d not in ("chain", "draw")]))
                        for v in (var_names or pit.data_vars))
-        rows = -(-n_panels // 4)
-        pc = azp.plot_ecdf_pit(tree, group="prior_sbc", var_names=list(var_names) if var_names else None,
-                               backend="matplotlib", figure_kwargs={"figsize": (12, 1.0 + 2.8 * rows)})
-        fig = pc.viz["figure"].item()
-        for ax in fig.axes:
-            ax.set_xlabel("fractional rank of the truth" if ax.get_xlabel() else "")
-            if ax.get_subplotspec().is_first_col():
-                ax.set_ylabel("ECDF minus uniform")
-        fig.set_layout_engine("constrained")
-        fig.text(1.0, 0.0, PROCESSED_SOURCE_NOTE + " (simulated data)", fontsize=7, ha="right", va="bottom")
+        columns = 3
+        rows = -(-n_panels // columns)
+        with style():
+            pc = azp.plot_ecdf_pit(tree, group="prior_sbc", var_names=list(var_names) if var_names else None,
+                                   backend="matplotlib", col_wrap=columns,
+                                   figure_kwargs={"figsize": (6.5, 0.6 + 2.0 * rows)})
+            fig = arviz_figure(pc, note=PROCESSED_SOURCE_NOTE + " (simulerade data)")
+            for ax in fig.axes:
+                title = ax.get_title()
+                if title:
+                    ax.set_title(parameter_label(title, titles, width=26))
+                spec = ax.get_subplotspec()
+                ax.set_xlabel("Fraktionell rang" if ax.get_xlabel() else "")
+                ax.set_ylabel("ECDF minus likformig" if spec is not None and spec.is_first_col() else "")
         return fig
 
 
@@ -296,16 +307,18 @@ def simulation_based_calibration(
     ranks: dict[str, list[np.ndarray]] = {v: [] for v in var_names}
     rows = []
     try:
-        for s in range(n_simulations):
-            pm.set_data({data_name: ypred[s].astype(baseline.dtype)}, model=model)
-            idata, _ = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
-                                    seed=fit_seeds[s], target_accept=target_accept)
-            post = idata["posterior"].to_dataset()
-            for v in var_names:
-                d = post[v].values
-                ranks[v].append(rank_statistics(prior[v].values[0, s], d.reshape(-1, *d.shape[2:]), n_ranks))
-            rep = diagnose(idata, [v for v in var_names if v in post])
-            rows.append((s, fit_seeds[s], rep.max_rhat, rep.min_ess_bulk, rep.n_divergences, rep.passed))
+        with report_progress("SBC fits", total=n_simulations) as bar:
+            for s in range(n_simulations):
+                pm.set_data({data_name: ypred[s].astype(baseline.dtype)}, model=model)
+                idata, _ = sample_model(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                                        cores=cores, seed=fit_seeds[s], target_accept=target_accept)
+                post = idata["posterior"].to_dataset()
+                for v in var_names:
+                    d = post[v].values
+                    ranks[v].append(rank_statistics(prior[v].values[0, s], d.reshape(-1, *d.shape[2:]), n_ranks))
+                rep = diagnose(idata, [v for v in var_names if v in post])
+                rows.append((s, fit_seeds[s], rep.max_rhat, rep.min_ess_bulk, rep.n_divergences, rep.passed))
+                bar.advance()
     finally:
         pm.set_data({data_name: baseline}, model=model)
     data_vars = {}
