@@ -22,6 +22,7 @@ from scipy import stats
 from scipy.special import expit, logsumexp
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.synthetic import is_synthetic
 from ojpanel.errors import DataError, DiagnosticsError, ParameterError
 from ojpanel.models.bayes import (
     ConvergenceWarning,
@@ -46,6 +47,7 @@ from ojpanel.models.bayes import (
     simulate_panel,
     truth,
 )
+from ojpanel.panel.validate import validate
 from ojpanel.peers import lagged, loo_group_mean
 
 SMALL = dict(n_groups=3, municipalities_per_group=4, n_indicators=3, n_years=3)
@@ -83,7 +85,8 @@ def mock_sampling(monkeypatch):
 # --------------------------------------------------------------------------------- simulate / data
 def test_simulated_panel_is_labelled_synthetic_and_follows_contract():
     ds = simulate_panel("binomial", **SMALL, seed=4)
-    assert ds.attrs["synthetic"] == "true"
+    assert is_synthetic(ds) and ds.attrs["description"].startswith("SYNTHETIC")
+    validate(ds)
     assert set(ds["source"].values) == {"synthetic"}
     assert ds["value"].dims == ("municipality", "indicator", "year")
     for c in ("municipality_name", "county", "county_name", "kommungrupp_2017", "title", "area", "kind", "scale", "direction"):

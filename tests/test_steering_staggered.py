@@ -26,7 +26,7 @@ import pyfixest as pf
 import pytest
 from scipy import stats
 
-from ojpanel.designs.steering.adoption_simulator import simulate_adoption
+from ojpanel.simulate.adoption import simulate_adoption
 from ojpanel.designs.steering.pretrends import breakdown_values, honest_sensitivity
 from ojpanel.designs.steering.staggered import (
     StaggeredAdoption,
