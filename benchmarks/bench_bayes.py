@@ -210,7 +210,7 @@ def main() -> None:
         rep = diagnose(idata, gated_variables(idata))
         print(f"  fit(): {t1 - t0:.1f} s end to end (stages {idata.attrs['timing_seconds']}; load {_load()}), "
               f"parametrisation {idata.attrs['parametrization']}")
-        print("  " + rep.summary().replace("\n", "\n  "))
+        print("  " + rep.summary.replace("\n", "\n  "))
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def test_choice_evaluation(small):
     assert pr[pr["default"]]["min_disagreements"].iloc[0] == rows["min_disagreements"].sum()
     assert not opts.loc[opts["choice"] == "weights", "testable"].any()
     assert set(ev.verdicts) == set(CHOICES)
-    assert "faithful default" in ev.summary() and "(* = faithful default)" in ev.summary()
+    assert "faithful default" in ev.summary and "(* = faithful default)" in ev.summary
 
 
 def _options(rates_held):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,45 @@ RESULT_CLASSES = [
     "ojpanel.designs.steering.combined:CombinedResult",
     "ojpanel.designs.steering.run:SteeringResults",
     "ojpanel.replication.results:RiR2021Result",
+    "ojpanel.replication.compare:FidelityReport",
+    "ojpanel.replication.choices:ChoiceEvaluation",
+    "ojpanel.replication.published:Published",
+    "ojpanel.designs.steering.staggered:StaggeredResult",
+    "ojpanel.models.bayes.diagnostics:DiagnosticsReport",
+    "ojpanel.models.bayes.checks:LooReport",
+    "ojpanel.models.bayes.checks:GroupCVResult",
+    "ojpanel.models.bayes.compare_fe:FEComparison",
+    "ojpanel.models.bayes.sbc:SBCResult",
 ]
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "ojpanel"
+
+
+def _summary_members() -> list[tuple[str, ast.FunctionDef]]:
+    """Every ``summary`` defined in a class of the package (parsed, so nothing is imported)."""
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == "summary":
+                        out.append((f"{path.relative_to(SRC.parent)}:{node.name}", item))
+    return out
+
+
+def test_summary_is_a_read_only_text_property_everywhere():
+    members = _summary_members()
+    assert len(members) >= 20
+    wrong = []
+    for where, fn in members:
+        is_property = any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)
+        returns_text = isinstance(fn.returns, ast.Name | ast.Constant) and (
+            getattr(fn.returns, "id", None) == "str" or getattr(fn.returns, "value", None) == "str"
+        )
+        takes_self_only = len(fn.args.args) == 1 and not (fn.args.kwonlyargs or fn.args.vararg or fn.args.kwarg)
+        if not (is_property and returns_text and takes_self_only):
+            wrong.append(where)
+    assert not wrong, f"summary must be a @property returning str in {wrong}"
 
 
 @pytest.mark.parametrize("path", RESULT_CLASSES)
