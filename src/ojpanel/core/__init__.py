@@ -1,9 +1,10 @@
 """What every layer of ojpanel shares: the seeded parallel map, the tidy result schema, the
-significance marks, the result base and the synthetic marker (with :mod:`ojpanel.errors`,
+significance marks, the result base, the synthetic marker and atomic file output (with :mod:`ojpanel.errors`,
 :mod:`ojpanel.config` and :mod:`ojpanel.provenance`, the bottom layer; see docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
+from ojpanel.core.atomic import atomic_path, atomic_write_text
 from ojpanel.core.parallel import chunk_sizes, map_seeded, spawn_generators
 from ojpanel.core.results import Result, critical_value
 from ojpanel.core.stars import anova_stars, is_significant, regression_stars
@@ -24,4 +25,6 @@ __all__ = [
     "SYNTHETIC",
     "mark_synthetic",
     "is_synthetic",
+    "atomic_path",
+    "atomic_write_text",
 ]
