@@ -50,7 +50,7 @@ from ojpanel.models.bayes.data import prepare_data
 from ojpanel.models.bayes.diagnostics import diagnose, gated_variables
 from ojpanel.models.bayes.fit import COMPILE_KWARGS, compile_nutpie, fit
 from ojpanel.models.bayes.models import build_model
-from ojpanel.models.bayes.simulate import simulate_panel
+from ojpanel.simulate.bayes import simulate_bayes_panel
 
 GOAL_SECONDS = 60.0
 BEFORE_SECONDS = 126.9  # issue 19: converged in 126.9 s (14 s build and compile, 113 s sampling)
@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--backends", action="store_true", help="only time PyTensor's numba vs C backend")
     a = ap.parse_args()
     print(f"cores: {os.cpu_count()}; 1-minute load average at start: {_load()}")
-    ds = simulate_panel("bernoulli", n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=40,
+    ds = simulate_bayes_panel("bernoulli", n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=40,
                         n_years=4, seed=2026)
     data = prepare_data(ds, "exposure", likelihood="bernoulli")
     print(f"case 1: Bernoulli logit, {data.n_obs:,} observations ({len(data.municipalities)} municipalities in "
@@ -199,7 +199,7 @@ def main() -> None:
     print(f"{'converged in <= 60 s' if met else 'NOT converged in <= 60 s'} "
           f"(gates {'passed' if r['passed'] else 'FAILED'}, {r['total']:.1f} s)")
     if a.binomial:
-        bds = simulate_panel("binomial", n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=30,
+        bds = simulate_bayes_panel("binomial", n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=30,
                              n_years=4, n_trials_range=(5, 574), seed=2026)
         bdata = prepare_data(bds, "exposure", likelihood="binomial")
         print(f"case 2: binomial shares, {bdata.n_obs:,} observations, {int(bdata.n_trials.min())}-"
@@ -210,7 +210,7 @@ def main() -> None:
         rep = diagnose(idata, gated_variables(idata))
         print(f"  fit(): {t1 - t0:.1f} s end to end (stages {idata.attrs['timing_seconds']}; load {_load()}), "
               f"parametrisation {idata.attrs['parametrization']}")
-        print("  " + rep.summary().replace("\n", "\n  "))
+        print("  " + rep.summary.replace("\n", "\n  "))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,22 @@ def smoke() -> bool:
     return SMOKE
 
 
+@pytest.fixture(scope="module")
+def kolada():
+    """The local Kolada look-alike (``tests/kolada_server.py``), one per test module."""
+    from kolada_server import serve
+
+    yield from serve()
+
+
+@pytest.fixture()
+def srv(kolada):
+    """The Kolada look-alike with no scripted faults, no deleted rows and v2 retired, per test."""
+    kolada.reset()
+    yield kolada
+    kolada.reset()
+
+
 @pytest.fixture(scope="session")
 def embedded_panel():
     """The real embedded panel, 2014–2022, gender T (built once per session; do not modify)."""

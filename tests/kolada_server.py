@@ -36,13 +36,23 @@ import pandas as pd
 
 from ojpanel.config import data_dir
 
-__all__ = ["KoladaTestServer", "real_values", "serve"]
+__all__ = ["KoladaTestServer", "Sleeper", "real_values", "serve"]
 
 #: KPIs with real values used by the server (user survey and staffing from the RiR list, plus
 #: enough further OJ KPIs to need more than one 25-id chunk).
 N_EXTRA_KPIS = 28
 RIR_LOCAL = ["U21447", "U23448", "U21466", "U21504", "U23463", "U23520", "U21468", "U23471",
              "U23489", "U23490", "U23493", "U23494"]  # fmt: skip
+
+
+class Sleeper:
+    """Records the waits a client asks for instead of sleeping (pass as ``sleep=``)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, s: float) -> None:
+        self.waits.append(s)
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,6 +23,7 @@ from scipy.special import expit, logsumexp
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.core.style import figure_problems
+from ojpanel.core.synthetic import is_synthetic
 from ojpanel.errors import DataError, DiagnosticsError, ParameterError
 from ojpanel.models.bayes import (
     ConvergenceWarning,
@@ -47,6 +48,7 @@ from ojpanel.models.bayes import (
     simulate_panel,
     truth,
 )
+from ojpanel.panel.validate import validate
 from ojpanel.peers import lagged, loo_group_mean
 
 SMALL = dict(n_groups=3, municipalities_per_group=4, n_indicators=3, n_years=3)
@@ -84,7 +86,8 @@ def mock_sampling(monkeypatch):
 # --------------------------------------------------------------------------------- simulate / data
 def test_simulated_panel_is_labelled_synthetic_and_follows_contract():
     ds = simulate_panel("binomial", **SMALL, seed=4)
-    assert ds.attrs["synthetic"] == "true"
+    assert is_synthetic(ds) and ds.attrs["description"].startswith("SYNTHETIC")
+    validate(ds)
     assert set(ds["source"].values) == {"synthetic"}
     assert ds["value"].dims == ("municipality", "indicator", "year")
     for c in ("municipality_name", "county", "county_name", "kommungrupp_2017", "title", "area", "kind", "scale", "direction"):
@@ -295,7 +298,7 @@ def test_gates_pass_on_iid_draws_and_match_arviz():
     np.testing.assert_allclose(rep.max_rhat, summ["r_hat"].max(), rtol=1e-12)
     np.testing.assert_allclose(rep.min_ess_bulk, summ["ess_bulk"].min(), rtol=1e-12)
     np.testing.assert_allclose(rep.min_ess_tail, summ["ess_tail"].min(), rtol=1e-12)
-    assert "PASSED" in rep.summary() and "PASSED" in rep._repr_html_()
+    assert "PASSED" in rep.summary and "PASSED" in rep._repr_html_()
     assert len(rep.to_frame()) == 4
 
 
@@ -354,7 +357,7 @@ def test_checks_loo_ppc_compare_and_grouped_cv(mock_sampling):
     # PSIS-LOO total equals ArviZ's and the k table covers every observation
     assert rep.elpd == pytest.approx(float(azs.loo(idata).elpd))
     assert rep.k_table()["count"].sum() == d.n_obs
-    assert "Pareto k" in rep.summary()
+    assert "Pareto k" in rep.summary
     idata2 = fit_mod.fit(d, draws=1500, seed=3, year_effects=False)
     table = compare_models({"full": idata, "no_year": idata2})
     assert set(table.index) == {"full", "no_year"}
@@ -413,7 +416,7 @@ def test_compare_fe_table(mock_sampling):
     assert t.loc["pooled", "bayes_mean"] == pytest.approx(mu.mean())
     assert t.loc["pooled", "bayes_lower"] == pytest.approx(np.quantile(mu, 0.05))
     assert np.all(t["fe_lower"] < t["fe_estimate"]) and cmp.diagnostics_passed is True
-    assert "ojpanel.models.fe" in cmp.summary() and "<table" in cmp._repr_html_()
+    assert "ojpanel.models.fe" in cmp.summary and "<table" in cmp._repr_html_()
     with pytest.raises(ParameterError):
         compare_fe(idata, prepare_data(ds, "exposure", likelihood="normal", years=[2018, 2019]))
 

@@ -94,12 +94,12 @@ def test_runner_passes_calibrated_and_catches_wrong_prior():
     fitted = _conjugate(y0, tau0=1.0)
     kw = dict(n_simulations=40, n_ranks=50, draws=150, tune=150, chains=2, seed=5)
     res = simulation_based_calibration(fitted, ["theta"], **kw)
-    assert res.passed, res.summary()
+    assert res.passed, res.summary
     assert res.ranks["prior_sbc"]["theta"].shape == (1, 40)
     np.testing.assert_array_equal(fitted["y_obs"].get_value(), y0)  # the model's data are restored
     # data drawn from a prior five times wider than the fitted one
     wrong = simulation_based_calibration(fitted, ["theta"], generator=_conjugate(y0, tau0=5.0), **kw)
-    assert not wrong.passed, wrong.summary()
+    assert not wrong.passed, wrong.summary
     assert wrong.coverage(0.9)["theta"] < 0.75
     with pytest.raises(ParameterError, match="data container"):
         simulation_based_calibration(fitted, ["theta"], data_name="nope", n_simulations=3)
@@ -130,7 +130,7 @@ def test_sbc_every_likelihood_on_real_structure(lik, smoke):
     res = sbc(data, n_simulations=n_sim, n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
     expected = {"mu_beta", "tau_beta", "sigma_group", "sigma_municipality"}
     assert expected <= {q.split("[")[0] for q in res.p_values.index}
-    assert res.passed, res.summary()
+    assert res.passed, res.summary
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def test_sbc_catches_a_misspecified_prior(smoke):
     pri = Priors.default("normal")
     res = sbc(data, priors=pri.updated(mu_beta_sd=0.1), generating_priors=pri, n_simulations=n_sim,
               n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
-    assert not res.passed, res.summary()
+    assert not res.passed, res.summary
     assert res.p_values["mu_beta"] < res.threshold
     fig = res.plot(var_names=["mu_beta"])
     assert fig.axes and all("rang" in ax.get_xlabel() for ax in fig.axes if ax.get_visible())

@@ -195,7 +195,7 @@ def test_row_level_checks(fid):
     assert (t["agree"], t["disagree"]) == (4, 5)
     bt = fid.by_table().set_index("table")
     assert bt.loc[2, "agree"] == 3 and bt.loc[2, "rows_inconsistent"] == 3  # rows 1, 2 and 4
-    text = fid.summary()
+    text = fid.summary
     assert "Table 2 Allmänt hälsotillstånd [last_county]: '*' (certain) -> '**' (p = 0.03)" in text
     assert "| table | analysis | area |" in fid.to_markdown()
 

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from ojpanel.cli import app
 from ojpanel.indicators.harmonise import harmonise
 from ojpanel.panel.build import from_harmonised
-from ojpanel.simulate.checklist import simulate_checklist
 from ojpanel.panel.io import save_panel
 from ojpanel.replication import compare_published, rir2021, write_rir2021
 from ojpanel.replication.choices import CHOICES, decide, evaluate_choices, peer_cells
 from ojpanel.replication.grouprows import GROUP_RULE, add_group_rows
+from ojpanel.simulate.checklist import simulate_checklist
 
 AREAS = ("äldreomsorg", "ekonomiskt bistånd", "barn och unga")
 
@@ -154,7 +154,7 @@ def test_choice_evaluation(small):
     assert pr[pr["default"]]["min_disagreements"].iloc[0] == rows["min_disagreements"].sum()
     assert not opts.loc[opts["choice"] == "weights", "testable"].any()
     assert set(ev.verdicts) == set(CHOICES)
-    assert "faithful default" in ev.summary() and "(* = faithful default)" in ev.summary()
+    assert "faithful default" in ev.summary and "(* = faithful default)" in ev.summary
 
 
 def _options(rates_held):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from kolada_server import RIR_LOCAL, real_values, serve
+from kolada_server import RIR_LOCAL, real_values
 from ojpanel.cli import app
 from ojpanel.cli.fetch import preset_kpis
 from ojpanel.data.snapshot import read_snapshot
@@ -18,18 +18,6 @@ from ojpanel.indicators.spec import load_spec
 from ojpanel.panel import from_harmonised
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def server():
-    yield from serve()
-
-
-@pytest.fixture()
-def srv(server):
-    server.reset()
-    yield server
-    server.reset()
 
 
 def run(*args):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kolada_server import RIR_LOCAL, real_values, serve
+from kolada_server import RIR_LOCAL, Sleeper, real_values
 from ojpanel.config import KOLADA_CITATION
 from ojpanel.data.kolada import (
     DEFAULT_BASE_URL,
@@ -23,28 +23,6 @@ from ojpanel.data.snapshot import fetch_snapshot, read_snapshot, tidy_values, wr
 from ojpanel.errors import DataError, KoladaError, ParameterError
 
 YEARS = [2016, 2017]
-
-
-@pytest.fixture(scope="module")
-def server():
-    yield from serve()
-
-
-@pytest.fixture()
-def srv(server):
-    server.reset()
-    yield server
-    server.reset()
-
-
-class Sleeper:
-    """Records requested waits instead of sleeping."""
-
-    def __init__(self):
-        self.waits: list[float] = []
-
-    def __call__(self, s: float) -> None:
-        self.waits.append(s)
 
 
 def client(srv, version="v3", **kw):

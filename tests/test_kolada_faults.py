@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ojpanel
-from kolada_server import real_values, serve
+from kolada_server import Sleeper, real_values
 from ojpanel.cli import app
 from ojpanel.data.kolada import KoladaClient, RetryPolicy
 from ojpanel.data.kolada_cache import KoladaCache
@@ -28,32 +28,12 @@ runner = CliRunner()
 SRC = str(Path(ojpanel.__file__).resolve().parents[1])
 
 
-@pytest.fixture(scope="module")
-def server():
-    yield from serve()
-
-
-@pytest.fixture()
-def srv(server):
-    server.reset()
-    yield server
-    server.reset()
-
-
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
 def flat(text: str) -> str:
     return " ".join(text.split())
-
-
-class Sleeper:
-    def __init__(self):
-        self.waits: list[float] = []
-
-    def __call__(self, s: float) -> None:
-        self.waits.append(s)
 
 
 def two_chunks() -> list[str]:

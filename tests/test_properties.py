@@ -380,13 +380,6 @@ def test_panel_reader_returns_the_saved_panel_or_refuses(tmp_path_factory, store
 
 
 # ---------------------------------------------------------------------------- Kolada client
-@pytest.fixture(scope="module")
-def kolada():
-    from kolada_server import serve
-
-    yield from serve()
-
-
 MALFORMED_BODIES = [
     b"", b"[]", b"null", b'{"values": {}}', b'{"value": []}', b"\xff\xfe{", b'{"values": [1, 2]}',
     b'{"values": [{"kpi": "U21468"}]}',

@@ -24,12 +24,28 @@ def test_simulated_panel_is_labelled_seeded_and_valid():
 
 def test_every_simulator_marks_its_output_once_and_passes_validate():
     from ojpanel import harmonise, validate
-    from ojpanel.core.synthetic import SYNTHETIC, is_synthetic
+    from ojpanel.core.synthetic import SYNTHETIC, SYNTHETIC_SOURCE, is_synthetic
     from ojpanel.panel import from_harmonised
-    from ojpanel.simulate import simulate_checklist, simulate_steering
+    from ojpanel.simulate import (
+        simulate_adoption,
+        simulate_bayes_panel,
+        simulate_checklist,
+        simulate_steering,
+    )
 
     raw, truth = simulate_checklist(seed=2, variables=["bou_manual_foraldrastod"])
+    bayes = {
+        f"simulate_bayes_panel ({lik})": simulate_bayes_panel(
+            lik, n_groups=3, municipalities_per_group=(4, 5, 3), n_indicators=2, n_years=3, seed=1
+        )
+        for lik in ("normal", "binomial", "bernoulli", "ordinal")
+    }
     panels = {
+        **bayes,
+        "simulate_bayes_panel (21 counties)": simulate_bayes_panel(
+            "bernoulli", n_groups=21, municipalities_per_group=2, n_indicators=1, n_years=2, seed=1
+        ),
+        "simulate_adoption": simulate_adoption(1, n_municipalities=60, n_counties=5).panel,
         "simulate_panel (synthetic layout)": simulate_panel(n_municipalities=60, n_counties=6, seed=1),
         "simulate_panel (real layout)": simulate_panel(layout="real", n_indicators=1, seed=1),
         "simulate_steering": simulate_steering(1, n_municipalities=40, n_counties=4).panel,
@@ -38,8 +54,28 @@ def test_every_simulator_marks_its_output_once_and_passes_validate():
     assert raw.attrs["synthetic"] == SYNTHETIC and truth["synthetic"] == SYNTHETIC
     for name, ds in panels.items():
         assert ds.attrs["synthetic"] == SYNTHETIC, name
-        assert is_synthetic(ds) and "SYNTHETIC" in ds.attrs["description"], name
+        assert is_synthetic(ds) and ds.attrs["description"].startswith("SYNTHETIC"), name
+        assert ds.attrs["source"] == SYNTHETIC_SOURCE, name
         validate(ds)
+
+
+def test_moved_simulators_keep_their_public_names():
+    """The Bayesian and staggered-adoption simulators live in ``ojpanel.simulate``; the model and
+    design packages expose them under their documented names."""
+    from ojpanel.designs import steering
+    from ojpanel.models import bayes
+    from ojpanel.simulate.adoption import simulate_adoption
+    from ojpanel.simulate.bayes import simulate_bayes_panel, truth
+
+    assert bayes.simulate_panel is simulate_bayes_panel and bayes.truth is truth
+    assert steering.simulate_adoption is simulate_adoption
+    ds = simulate_bayes_panel("binomial", n_groups=2, municipalities_per_group=3, n_indicators=2, seed=2)
+    assert truth(ds)["mu_beta"] == 0.4
+    assert [m[:2] for m in ds["municipality"].values.tolist()] == ds["county"].values.tolist()
+    with pytest.raises(ParameterError):
+        simulate_bayes_panel("normal", n_groups=2, municipalities_per_group=101)
+    with pytest.raises(ParameterError):
+        simulate_adoption(0, n_counties=100)
 
 
 def test_synthetic_codes_are_allowed_only_on_synthetic_panels():

@@ -26,7 +26,6 @@ import pyfixest as pf
 import pytest
 from scipy import stats
 
-from ojpanel.designs.steering.adoption_simulator import simulate_adoption
 from ojpanel.designs.steering.pretrends import breakdown_values, honest_sensitivity
 from ojpanel.designs.steering.staggered import (
     StaggeredAdoption,
@@ -34,6 +33,7 @@ from ojpanel.designs.steering.staggered import (
     sup_t_critical_value,
 )
 from ojpanel.errors import DataError, ParameterError
+from ojpanel.simulate.adoption import simulate_adoption
 
 
 @pytest.fixture(scope="module")

@@ -404,7 +404,7 @@ def progress(
         handle._close(failed)
 
 
-def track(
+def track[T](
     items: Iterable[T],
     description: str,
     total: int | None = None,

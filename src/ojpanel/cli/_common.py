@@ -6,10 +6,8 @@ import contextlib
 import os
 import re
 import shlex
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -24,7 +22,6 @@ __all__ = [
     "err_console",
     "fail",
     "warn",
-    "atomic_output",
     "parse_years",
     "parse_list",
     "handle_errors",
@@ -164,25 +161,6 @@ def handle_errors() -> Iterator[None]:
             fail(f"unexpected {type(exc).__name__}: {exc}. This is a bug in ojpanel or an input "
                  f"it does not check yet; please report it with the command line "
                  f"({_DEBUG_ENV}=1 shows the traceback).", 1)
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it into place only on success.
-
-    On any error the temporary file is removed, so a failed command leaves no output behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def parse_years(text: str | None, flag: str = "--years") -> list[int] | None:

@@ -9,7 +9,6 @@ import typer
 
 from ojpanel.cli._common import (
     Command,
-    atomic_output,
     check_municipality_coordinate,
     check_range,
     check_unit_interval,
@@ -19,6 +18,7 @@ from ojpanel.cli._common import (
     parse_list,
 )
 from ojpanel.cli.panel import NO_VERIFY_HELP, load_verified
+from ojpanel.core.atomic import atomic_path
 
 __all__ = ["register", "DESIGN_CHOICES"]
 
@@ -137,7 +137,7 @@ def power_command(
             )
         console.print(res.summary, highlight=False)
         if output is not None:
-            with atomic_output(output) as tmp:
+            with atomic_path(output) as tmp:
                 res.to_frame().to_csv(tmp, index=False)
             console.print(f"wrote {output}")
 

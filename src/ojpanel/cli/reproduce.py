@@ -85,7 +85,7 @@ def rir2021(
         rep = write_rir2021(ds, out, oj_users=oj_users, mode=mode, groupings=groupings or None)
         console.print(rep.summary, highlight=False)
         console.print("", highlight=False)
-        console.print(rep.compare_published().summary(), highlight=False, soft_wrap=True)
+        console.print(rep.compare_published().summary, highlight=False, soft_wrap=True)
         console.print(f"cell table: {out / 'fidelity' / 'cells.csv'}", highlight=False)
         for stale in ("choices.csv", "choices.txt"):  # a choice table from an earlier run would go stale
             (out / "fidelity" / stale).unlink(missing_ok=True)
@@ -94,9 +94,9 @@ def rir2021(
 
             ev = _evaluate(ds, oj_users=oj_users, groupings=groupings or None)
             ev.write(out / "fidelity" / "choices.csv")
-            (out / "fidelity" / "choices.txt").write_text(ev.summary() + "\n", encoding="utf-8")
+            (out / "fidelity" / "choices.txt").write_text(ev.summary + "\n", encoding="utf-8")
             console.print("", highlight=False)
-            console.print(ev.summary(), highlight=False, soft_wrap=True)
+            console.print(ev.summary, highlight=False, soft_wrap=True)
 
 
 @reproduce_app.command("all", cls=Command, epilog=examples(
@@ -133,7 +133,7 @@ def _replication_step(ds, out: Path, smoke: bool) -> None:
 
     rep = write_rir2021(ds, out / "rir2021", mode="both")
     console.print(rep.summary, highlight=False)
-    console.print(rep.compare_published().summary(max_items=10), highlight=False, soft_wrap=True)
+    console.print(rep.compare_published().describe(max_items=10), highlight=False, soft_wrap=True)
 
 
 def _pipeline_step(ds, out: Path, smoke: bool) -> None:

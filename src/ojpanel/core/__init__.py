@@ -1,9 +1,10 @@
 """What every layer of ojpanel shares: the seeded parallel map, the tidy result schema, the
-significance marks, the result base, the synthetic marker and the declared indicator scales (with :mod:`ojpanel.errors`,
+significance marks, the result base, the synthetic marker, the declared indicator scales and atomic file output (with :mod:`ojpanel.errors`,
 :mod:`ojpanel.config` and :mod:`ojpanel.provenance`, the bottom layer; see docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
+from ojpanel.core.atomic import atomic_path, atomic_write_text
 from ojpanel.core.parallel import chunk_sizes, map_seeded, spawn_generators
 from ojpanel.core.results import Result, critical_value
 from ojpanel.core.scales import SCALE_BOUNDS, SCALES, SHARE_SCALES
@@ -28,4 +29,6 @@ __all__ = [
     "SCALE_BOUNDS",
     "SCALES",
     "SHARE_SCALES",
+    "atomic_path",
+    "atomic_write_text",
 ]

@@ -11,6 +11,7 @@ HTML of their own, and may refine the rest (modelled on linearmodels' results).
 
 from __future__ import annotations
 
+import abc
 import html
 from typing import ClassVar
 
@@ -31,15 +32,15 @@ def critical_value(level: float, df: float | np.ndarray = np.inf) -> np.ndarray 
     return float(q) if np.ndim(q) == 0 else q
 
 
-class Result:
-    """Base class of result objects (see the module docstring)."""
+class Result(abc.ABC):
+    """Base class of result objects (see the module docstring); subclasses define :meth:`to_frame`."""
 
     #: Title shown above the summary and the HTML table.
     title: ClassVar[str] = "Result"
 
+    @abc.abstractmethod
     def to_frame(self) -> pd.DataFrame:
         """Tidy rows of the result."""
-        raise NotImplementedError
 
     def tidy(self) -> pd.DataFrame:
         """The tidy rows (same as :meth:`to_frame`)."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ojpanel.core.atomic import atomic_write_text
 
 __all__ = ["KoladaCache", "request_key"]
 
@@ -95,7 +96,6 @@ class KoladaCache:
     def put(self, url: str, values: list[Any], *, pages: int, retrieved: str) -> Path:
         """Store the complete ``values`` of ``url`` atomically and return the entry's path."""
         path = self.path_for(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {
             "format": _FORMAT,
             "url": url,
@@ -104,12 +104,4 @@ class KoladaCache:
             "sha256": _values_digest(values),
             "values": values,
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write_text(path, json.dumps(entry, ensure_ascii=False))

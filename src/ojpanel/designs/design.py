@@ -9,6 +9,7 @@ base turns them into effect and cluster codes, prepared data and fits.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,26 +24,27 @@ from ojpanel.models.within import FitData, prepare_batch
 __all__ = ["RegressionDesign"]
 
 
-class RegressionDesign:
+class RegressionDesign(abc.ABC):
     """Base of the regression designs (frozen dataclasses with ``cov``, ``cluster`` and
-    ``convention`` fields)."""
+    ``convention`` fields); subclasses define :attr:`regressors`, :meth:`effects` and
+    :meth:`arrays`."""
 
     cov: str
     cluster: str | None
     convention: str
 
     @property
+    @abc.abstractmethod
     def regressors(self) -> tuple[str, ...]:
         """Regressor names, the tested one first."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def effects(self) -> dict[str, Any]:
         """Absorbed effects as :func:`ojpanel.models.fe.fit_indicators` takes them."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def arrays(self, ds: xr.Dataset | xr.DataArray, *args: Any, **kwargs: Any):
         """Outcome and regressors (``indicator × municipality × year``) of the design."""
-        raise NotImplementedError
 
     def factors(self, rows: pd.DataFrame) -> list[np.ndarray]:
         """Effect codes of stacked rows (``municipality``, ``year`` and coordinates)."""

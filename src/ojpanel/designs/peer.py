@@ -68,7 +68,14 @@ from ojpanel.models.covariance import check_options
 from ojpanel.models.fe import panel_arrays
 from ojpanel.models.fe_results import BatchFEResults
 from ojpanel.models.within import ols_batch, prepare_batch
-from ojpanel.peers import NEIGHBOURS, improved, lagged, loo_group_mean, neighbour_mean, top_quartile_flag
+from ojpanel.peers import (
+    NEIGHBOURS,
+    improved,
+    lagged,
+    loo_group_mean,
+    neighbour_mean,
+    top_quartile_flag,
+)
 
 __all__ = [
     "OUTCOMES",

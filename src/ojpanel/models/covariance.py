@@ -63,6 +63,7 @@ Extending: a new estimator is a :class:`CovarianceEstimator` subclass added to
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -195,8 +196,9 @@ def _positive(denom: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------
 
 
-class Convention:
-    """Small-sample rules of one package. Subclasses override what differs.
+class Convention(abc.ABC):
+    """Small-sample rules of one package. Subclasses override what differs and must give the
+    clustered scale (:meth:`cluster`), where the packages disagree most.
 
     Each method returns the scale applied to the raw estimator and the reference df per member
     (``inf`` = standard normal).
@@ -219,11 +221,11 @@ class Convention:
         denom = _positive(c.n - c.k - c.d)
         return c.n / denom, denom.copy()
 
+    @abc.abstractmethod
     def cluster(
         self, c: Counts, clusters: Sequence[np.ndarray], G: Sequence[np.ndarray]
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Scale of each clustered term (``G`` lists the terms' cluster counts) and df."""
-        raise NotImplementedError
 
     def crv3(
         self, c: Counts, clusters: Sequence[np.ndarray], G: np.ndarray
@@ -339,14 +341,15 @@ def _sym(c: np.ndarray) -> np.ndarray:
     return (c + np.swapaxes(c, -1, -2)) / 2
 
 
-class CovarianceEstimator:
+class CovarianceEstimator(abc.ABC):
     """One covariance estimator. ``clusters`` says how many cluster variables it needs."""
 
     name: ClassVar[str] = ""
     clusters: ClassVar[int] = 0
 
+    @abc.abstractmethod
     def compute(self, data: FitData, fit: BatchOLS, conv: Convention) -> CovarianceResult:
-        raise NotImplementedError
+        """The covariance of every fit in the batch under the convention ``conv``."""
 
 
 class Unadjusted(CovarianceEstimator):

@@ -38,7 +38,6 @@ import contextlib
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Any
 
 from ojpanel import provenance
 from ojpanel.config import PACKAGE_DIR
+from ojpanel.core.atomic import atomic_write_text
 from ojpanel.errors import OJPanelError
 from ojpanel.pipeline.declarations import Declaration, input_files, matches_write, resolve_notebook
 
@@ -63,7 +63,6 @@ __all__ = [
     "entry_path",
     "read_entry",
     "write_entry",
-    "atomic_write_text",
     "run_lock",
     "start_run",
     "finish_failed",
@@ -170,23 +169,6 @@ def key_components(nb_path: Path, effective_params: Mapping[str, Any], inputs: M
 def entry_path(out: Path, stem: str, suffix: str = ".json") -> Path:
     """Where the cache entry (or a ``.running``/``.failed`` marker) of a notebook lives."""
     return Path(out) / CACHE_DIRNAME / f"{stem}{suffix}"
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name opened with "x" (not mkstemp, whose files are private): the umask applies
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 @contextlib.contextmanager

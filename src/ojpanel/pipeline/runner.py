@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ojpanel.config import REPO_ROOT, data_dir
+from ojpanel.core.atomic import atomic_write_text
 from ojpanel.errors import OJPanelError, ParameterError
 from ojpanel.pipeline import cache
 from ojpanel.pipeline.declarations import (
@@ -180,7 +181,7 @@ def _to_html(nb_path: Path) -> Path:
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     html = nb_path.with_suffix(".html")
-    cache.atomic_write_text(html, body)
+    atomic_write_text(html, body)
     return html
 
 
@@ -446,7 +447,7 @@ def _finish_summary(out: Path, summary: dict[str, Any], planned: list[_Job], don
         summary["not_run"] = dict(not_run)
     summary["finished"] = utc_now()
     summary["wall_seconds"] = round(time.perf_counter() - t0, 2)
-    return cache.atomic_write_text(out / "summary.json",
+    return atomic_write_text(out / "summary.json",
                                    json.dumps(summary, indent=2, ensure_ascii=False, default=str))
 
 

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.results import Result
+from ojpanel.core.stars import regression_stars
 from ojpanel.errors import DataError, ModelError
 from ojpanel.replication.compare import FidelityReport, compare_tables
 from ojpanel.replication.engine import fit_slope
 from ojpanel.replication.published import Published, load_published, our_ids
-from ojpanel.core.stars import regression_stars
 
 __all__ = [
     "CHOICES",
@@ -200,8 +201,10 @@ _SCOPE = {
 }
 
 
-class ChoiceEvaluation:
+class ChoiceEvaluation(Result):
     """Options of each open method choice scored against the published cells."""
+
+    title = "Method choices left open by the audit, tested against the published cells"
 
     def __init__(self, options: pd.DataFrame, verdicts: Mapping[str, str],
                  reports: Mapping[tuple[str, str], FidelityReport] | None = None) -> None:
@@ -238,9 +241,14 @@ class ChoiceEvaluation:
             out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()})
         return out
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per option (same as :attr:`options`)."""
+        return self.options
+
+    @property
     def summary(self) -> str:
         """Plain text: every choice, its options' scores and the verdict."""
-        lines = ["Method choices left open by the audit, tested against the published cells", DECISION_RULE, ""]
+        lines = [self.title, DECISION_RULE, ""]
         for choice, g in self._options.groupby("choice", sort=False):
             lines.append(f"{choice}:")
             shown = ""
@@ -259,7 +267,7 @@ class ChoiceEvaluation:
     def _repr_html_(self) -> str:
         import html
 
-        head = "<br>".join(html.escape(line) for line in self.summary().splitlines()[:3])
+        head = "<br>".join(html.escape(line) for line in self.summary.splitlines()[:3])
         return f"<div><p>{head}</p>{self.options.to_html(index=False, max_rows=60)}</div>"
 
     def write(self, path: str | Path) -> Path:

@@ -2,7 +2,7 @@
 
 >>> rep = rir2021(panel)                       # doctest: +SKIP
 >>> fid = rep.compare_published()              # doctest: +SKIP
->>> print(fid.summary())                       # doctest: +SKIP
+>>> print(fid.summary)                       # doctest: +SKIP
 
 Every cell of Tables 2–17 (``data/rir2021/published/cells.csv``) is put beside our estimate,
 p-value and mark and called **agree**, **disagree** or **not comparable** (with the reason: the
@@ -25,6 +25,8 @@ from typing import Any
 
 import pandas as pd
 
+from ojpanel.core.results import Result
+from ojpanel.core.stars import LEVELS
 from ojpanel.errors import ParameterError
 from ojpanel.replication.published import (
     LAYOUTS,
@@ -38,7 +40,6 @@ from ojpanel.replication.published import (
     reading_marks,
     spec_kpis,
 )
-from ojpanel.core.stars import LEVELS
 
 __all__ = [
     "STATUSES",
@@ -423,8 +424,10 @@ def compare_published(
                           socioeconomic=socioeconomic, alternatives=alternatives)
 
 
-class FidelityReport:
+class FidelityReport(Result):
     """The replication beside the published tables. Build it with :func:`compare_published`."""
+
+    title = "Agreement with the published appendix (RiR 2021:17)"
 
     def __init__(self, *, cells: pd.DataFrame, rows: pd.DataFrame, published: Published, mode: str,
                  alternatives: bool, settings: Mapping[str, Any]) -> None:
@@ -491,7 +494,16 @@ class FidelityReport:
             "tables_with_comparisons": sorted(int(t) for t in set(c.loc[c["our_mark"].notna() & c["our_estimate"].notna(), "table"])),
         }
 
-    def summary(self, max_items: int = 20) -> str:
+    def to_frame(self) -> pd.DataFrame:
+        """One row per published cell (same as :attr:`cells`)."""
+        return self.cells
+
+    @property
+    def summary(self) -> str:
+        """Plain-text fidelity summary with up to 20 disagreements (:meth:`describe` shows more)."""
+        return self.describe()
+
+    def describe(self, max_items: int = 20) -> str:
         """Plain-text fidelity summary: counts, per table, and every disagreement (up to ``max_items``)."""
         tot = self.totals()
         lines = [
@@ -550,7 +562,7 @@ class FidelityReport:
         self._cells.to_csv(paths["cells"], index=False)
         self._rows.to_csv(paths["rows"], index=False)
         self.by_table().to_csv(paths["by_table"], index=False)
-        paths["summary"].write_text(self.summary(max_items=10_000) + "\n", encoding="utf-8")
+        paths["summary"].write_text(self.describe(max_items=10_000) + "\n", encoding="utf-8")
         return paths
 
     def __repr__(self) -> str:

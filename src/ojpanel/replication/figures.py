@@ -84,7 +84,7 @@ def trend_figures(
         with style():
             fig, ax = new_figure(size=(8.0, max(4.4, 0.15 * text_lines + 1.0)))
             units = set()
-            for (ind, name, s), label in zip(lines, labels, strict=True):
+            for (_ind, name, s), label in zip(lines, labels, strict=True):
                 units.add(unit_label(name))
                 plot_with_gaps(ax, s["period"].astype(int), s["estimate"], label=label)
             ax.set_title(wrap(f"{str(area).capitalize()}: {group}", 70), loc="left")

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from ojpanel.config import data_dir
+from ojpanel.core.results import Result
 from ojpanel.data.ojusers import AUDIT_AREAS
 from ojpanel.errors import DataError
 
@@ -297,8 +298,10 @@ _ROW_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class Published:
+class Published(Result):
     """The transcribed appendix: tables, combined-row groups, printed rows and every cell."""
+
+    title = "RiR 2021:17 appendix as transcribed: cells per table by reading confidence"
 
     tables: pd.DataFrame
     groups: pd.DataFrame
@@ -333,8 +336,8 @@ class Published:
                     out["unknown_sign"] += 1
         return out
 
-    def summary(self) -> pd.DataFrame:
-        """Cells per table by reading confidence."""
+    def to_frame(self) -> pd.DataFrame:
+        """Cells per table by reading confidence (one row per table)."""
         s = self.cells.groupby(["table", "confidence"]).size().unstack("confidence", fill_value=0)
         for c in CONFIDENCE:
             if c not in s.columns:
@@ -342,6 +345,12 @@ class Published:
         s = s[list(CONFIDENCE)]
         s["cells"] = s.sum(axis=1)
         return s.reset_index()
+
+    @property
+    def summary(self) -> str:
+        """Plain text: cells per table by reading confidence, and the total."""
+        t = self.to_frame()
+        return f"{self.title}\n{t.to_string(index=False)}\n{int(t['cells'].sum())} cells in {len(t)} tables"
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -342,7 +342,7 @@ def write_rir2021(
         "## Agreement with the published appendix", "",
         f"Cell by cell against the audit's Tables 2–17 ({fid.mode} mode); the cell table is "
         "`fidelity/cells.csv`, the row checks `fidelity/rows.csv`.", "",
-        fid.to_markdown(), "", "```", fid.summary(), "```", "",
+        fid.to_markdown(), "", "```", fid.summary, "```", "",
     ]
     lines += [f"_Source: {PROCESSED_SOURCE_NOTE}._", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

@@ -19,7 +19,15 @@ import pandas as pd
 from scipy import stats
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
-from ojpanel.core.style import WORDS, label_points, new_figure, save_figure, source_note, style, wrap
+from ojpanel.core.style import (
+    WORDS,
+    label_points,
+    new_figure,
+    save_figure,
+    source_note,
+    style,
+    wrap,
+)
 from ojpanel.errors import DataError
 
 __all__ = [

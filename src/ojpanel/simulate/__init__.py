@@ -10,11 +10,18 @@ starts with ``"SYNTHETIC"`` and names the process) and every simulated panel pas
 * :func:`simulate_checklist` — raw municipal-survey checklist items for the RiR 2021:17
   harmonisation and replication (:mod:`.checklist`);
 * :func:`simulate_steering` — checklist adoption with known steering, introduction, peer and OJ-use
-  effects for the knowledge-steering designs (:mod:`.steering`).
+  effects for the knowledge-steering designs (:mod:`.steering`);
+* :func:`simulate_adoption` — municipality-level staggered adoption of a routine with known,
+  cohort-specific dynamic effects, for the staggered-adoption design (:mod:`.adoption`);
+* :func:`simulate_bayes_panel` — the Bayesian models' data-generating process (normal, binomial,
+  bernoulli, ordinal) with known truth, read back by :func:`ojpanel.simulate.bayes.truth`
+  (:mod:`.bayes`; ``ojpanel.models.bayes.simulate_panel``).
 """
 
 from __future__ import annotations
 
+from ojpanel.simulate.adoption import AdoptionSimulation, simulate_adoption
+from ojpanel.simulate.bayes import simulate_bayes_panel
 from ojpanel.simulate.checklist import SIMULATED_SOURCES, checklist_variables, simulate_checklist
 from ojpanel.simulate.panel import municipality_layout, simulate_panel
 from ojpanel.simulate.steering import SteeringSimulation, simulate_steering
@@ -27,4 +34,7 @@ __all__ = [
     "SIMULATED_SOURCES",
     "simulate_steering",
     "SteeringSimulation",
+    "simulate_adoption",
+    "AdoptionSimulation",
+    "simulate_bayes_panel",
 ]

@@ -18,8 +18,9 @@ Four designs, each with tidy output in the replication schema and an MDE on ever
 The item-introduction event study's standard errors are two-way clustered by item and
 municipality (:mod:`.item_inference`): items are the treated units and few.
 
-:mod:`.simulate` is the documented, labelled-synthetic checklist simulator the tests run on,
-:mod:`.adoption_simulator` its staggered-adoption counterpart;
+The documented, labelled-synthetic simulators the tests run on live with every other simulator:
+:mod:`ojpanel.simulate.steering` (checklist adoption) and :mod:`ojpanel.simulate.adoption`
+(staggered adoption); both are importable from here too.
 :mod:`.figures` draws adoption curves and event-study plots; :func:`run_steering` runs everything.
 Submodules load on first use.
 
@@ -29,7 +30,7 @@ Every estimate carries ``mde = (q_{1-α/2} + q_{0.8})·SE`` (α = 0.05), compute
 :func:`ojpanel.designs.power.mde_from_se` with the reference distribution of the estimate's own
 p-value: t with the fixed-effects fit's residual df, the normal for the logit and the
 influence-function event study. :func:`steering_power` (:mod:`.power`) checks these analytic MDEs
-by simulation: it plants effects of known size in :mod:`.simulate` panels, re-runs the design's
+by simulation: it plants effects of known size in :mod:`ojpanel.simulate.steering` panels, re-runs the design's
 estimator and reports power by effect size, the simulated MDE and the analytic one next to it.
 The event study's analytic MDE holds; the red-flag LPM's is optimistic (its SE grows with the
 effect), so ``run_steering(..., power_sims=200)`` adds the simulated MDEs to the results.
@@ -72,8 +73,8 @@ _LAZY = {
     "routine_adoption": "ojpanel.designs.steering.staggered",
     "adoption_table": "ojpanel.designs.steering.staggered",
     "ROUTINE_OUTCOMES": "ojpanel.designs.steering.staggered",
-    "simulate_adoption": "ojpanel.designs.steering.adoption_simulator",
-    "AdoptionSimulation": "ojpanel.designs.steering.adoption_simulator",
+    "simulate_adoption": "ojpanel.simulate.adoption",
+    "AdoptionSimulation": "ojpanel.simulate.adoption",
     "pretrend_test": "ojpanel.designs.steering.pretrends",
     "honest_sensitivity": "ojpanel.designs.steering.pretrends",
     "plot_staggered_event_study": "ojpanel.designs.steering.figures",

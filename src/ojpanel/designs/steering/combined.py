@@ -31,7 +31,8 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.core.results import Result
-from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
+from ojpanel.designs.steering._common import linear_combination, mde, reference_df, tidy
+from ojpanel.designs.steering.design import COMBINED
 from ojpanel.designs.steering.transitions import adoption_frame, restrict_items
 from ojpanel.errors import DataError
 
@@ -106,10 +107,11 @@ def steering_vs_benchmarking(
     ds: xr.Dataset,
     *,
     coloured: xr.DataArray | None = None,
-    peer_group: str = "county",
-    items: str = "established",
+    peer_group: str = COMBINED.peer_group,
+    items: str = COMBINED.items,
 ) -> CombinedResult:
-    """Estimate the steering and benchmarking signals jointly (see the module docstring).
+    """Estimate the steering and benchmarking signals jointly (see the module docstring; the
+    regression is :data:`ojpanel.designs.steering.design.COMBINED`).
 
     Parameters
     ----------
@@ -134,9 +136,8 @@ def steering_vs_benchmarking(
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     if f.empty:
         raise DataError("no pairs at risk with both signals observed")
-    terms = ["red_prev", "peer_prev"]
-    res = fit_fe(f, "adopt", terms, entity="municipality", entity_effects=True,
-                 other_effects=["indicator", ("area", "year")], cluster="municipality", label="combined")
+    terms = list(COMBINED.regressors)
+    res = COMBINED.fit(f)
     sd = {t: float(f[t].std(ddof=1)) for t in terms}
     n, nm = int(res.nobs), int(f["municipality"].nunique())
     rows = []
@@ -151,7 +152,5 @@ def steering_vs_benchmarking(
     table["mde"] = mde(table["std_error"].to_numpy(), df=reference_df(res))
     table["n_obs"] = n
     table["n_municipalities"] = nm
-    settings = {"effects": "municipality, item, area×year", "cluster": "municipality", "peer_group": peer_group,
-                "items": items, "se": "one clustered covariance for both signals",
-                "areas": ",".join(sorted(f["area"].unique())), "period": f"{int(f['year'].min())}-{int(f['year'].max())}"}
+    settings = COMBINED.settings(f, peer_group=peer_group, items=items, se="one clustered covariance for both signals")
     return CombinedResult(table, res, sd, settings)

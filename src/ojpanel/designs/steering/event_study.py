@@ -61,7 +61,6 @@ from scipy import stats
 
 from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import (
-    fit_fe,
     item_top,
     linear_combination,
     long_frame,
@@ -71,6 +70,7 @@ from ojpanel.designs.steering._common import (
     tidy,
     value_array,
 )
+from ojpanel.designs.steering.design import EVENT_STUDY, TWFE_EVENT_STUDY
 from ojpanel.errors import DataError
 
 __all__ = [
@@ -299,11 +299,12 @@ def cohort_event_study(
     ds: xr.Dataset,
     *,
     introduced: Mapping[str, int] | pd.Series | None = None,
-    exclude_coloured: bool = True,
+    exclude_coloured: bool = EVENT_STUDY.exclude_coloured,
     max_event_time: int | None = None,
-    inference: str = "item_municipality",
+    inference: str = EVENT_STUDY.inference,
 ) -> EventStudyResult:
-    """Group-time ATTs of item introduction against established items of the same area.
+    """Group-time ATTs of item introduction against established items of the same area
+    (the design :data:`ojpanel.designs.steering.design.EVENT_STUDY`).
 
     Parameters
     ----------
@@ -525,10 +526,11 @@ def twfe_event_study(
     ds: xr.Dataset,
     *,
     introduced: Mapping[str, int] | pd.Series | None = None,
-    exclude_coloured: bool = True,
+    exclude_coloured: bool = TWFE_EVENT_STUDY.exclude_coloured,
     max_event_time: int | None = None,
 ) -> EventStudyResult:
-    """Naive two-way FE event study (for comparison; biased when effects vary by cohort).
+    """Naive two-way FE event study (for comparison; biased when effects vary by cohort; the
+    regression is :data:`ojpanel.designs.steering.design.TWFE_EVENT_STUDY`).
 
     ``yes ~ sum_{e>=1} beta_e D_e + (item×municipality) + (area×year)``, clustered by
     municipality, on the established comparison items and all introduced items (each event time
@@ -556,8 +558,7 @@ def twfe_event_study(
         f[col] = (treated & ((e == k) | ((k == emax) & (e > emax)))).astype(float)
         names.append(col)
     f["pair"] = f["indicator"] + ":" + f["municipality"]
-    res = fit_fe(f, "yes", names, entity="pair", entity_effects=True, other_effects=[("area", "year")],
-                 cluster="municipality", label="twfe_event_study")
+    res = TWFE_EVENT_STUDY.fit(f, names)
     ci = res.conf_int()
     rows = [{"event_time": 0, "estimate": 0.0, "std_error": 0.0, "n_obs": int(res.nobs),
              "n_municipalities": int(f["municipality"].nunique())}]
@@ -575,8 +576,8 @@ def twfe_event_study(
     settings = {
         "comparison": "established items (asked before the first panel year" + (", never coloured)" if exclude_coloured else ")")
                       + " and earlier-introduced items (implicitly, through the fixed effects)",
-        "effects": "item×municipality, area×year",
-        "se": "clustered by municipality",
+        "effects": TWFE_EVENT_STUDY.effects_label,
+        "se": f"clustered by {TWFE_EVENT_STUDY.cluster}",
         "fit": res,
         "areas": ",".join(sorted(f["area"].unique())), "period": f"{first}-{int(years.max())}",
     }

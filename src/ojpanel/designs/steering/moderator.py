@@ -32,7 +32,8 @@ import xarray as xr
 from scipy import stats
 
 from ojpanel.core.results import Result
-from ojpanel.designs.steering._common import fit_fe, linear_combination, mde, reference_df, tidy
+from ojpanel.designs.steering._common import linear_combination, mde, reference_df, tidy
+from ojpanel.designs.steering.design import OJ_USE, OJ_USE_SHOCKS
 from ojpanel.designs.steering.transitions import adoption_frame
 from ojpanel.errors import DataError, ParameterError
 
@@ -163,11 +164,12 @@ def oj_use_moderator(
     ds: xr.Dataset,
     users: str | Path | pd.DataFrame | None,
     *,
-    oj_year: int = 2019,
-    cluster: str = "municipality",
+    oj_year: int = OJ_USE.oj_year,
+    cluster: str = OJ_USE.cluster,
     shocks: str = "county",
 ) -> ModeratorResult:
-    """Users' vs non-users' adoption with a pre-``oj_year`` placebo (see the module docstring).
+    """Users' vs non-users' adoption with a pre-``oj_year`` placebo (see the module docstring; the
+    regressions are :data:`ojpanel.designs.steering.design.OJ_USE_SHOCKS`).
 
     Parameters
     ----------
@@ -210,15 +212,13 @@ def oj_use_moderator(
     pre_years = [y for y in years if y < oj_year]
     if not pre_years or not [y for y in years if y >= oj_year]:
         raise DataError(f"the moderator design needs adoption pairs both before and from {oj_year}; years: {years}")
-    if shocks not in ("county", "county×item×year"):
+    if shocks not in OJ_USE_SHOCKS:
         raise ParameterError(f"shocks must be 'county' or 'county×item×year'; got {shocks!r}")
-    effects = ([("indicator", "year"), "county"] if shocks == "county"
-               else [("indicator", "year", "county")])
+    design = OJ_USE_SHOCKS[shocks].with_options(cluster=cluster, oj_year=oj_year)
     f["user"] = (f["status"] == "user").astype(float)
     f["user_pre"] = f["user"] * (f["year"] < oj_year)
     f["user_post"] = f["user"] * (f["year"] >= oj_year)
-    res = fit_fe(f, "adopt", ["user_pre", "user_post"], entity_effects=False,
-                 other_effects=effects, cluster=cluster, label="oj_use")
+    res = design.fit(f)
     rows = [
         {"term": "placebo: user × pre", **linear_combination(res, {"user_pre": 1.0})},
         {"term": "user × post", **linear_combination(res, {"user_post": 1.0})},
@@ -238,8 +238,7 @@ def oj_use_moderator(
         nmc = f"user_{y}"
         f[nmc] = f["user"] * (f["year"] == y)
         names.append(nmc)
-    ry = fit_fe(f, "adopt", names, entity_effects=False, other_effects=effects,
-                cluster=cluster, label="oj_use_by_year")
+    ry = design.fit(f, names, label="oj_use_by_year")
     by = [{"term": f"user × {ref} (reference)", "year": ref, "estimate": 0.0, "std_error": 0.0,
            "statistic": np.nan, "p_value": np.nan}]
     for nmc in names:
@@ -261,7 +260,7 @@ def oj_use_moderator(
         wald = {"statistic": np.nan, "df": 0, "p_value": np.nan}
     user = f.groupby("municipality")["user"].first()
     settings = {
-        "oj_year": oj_year, "reference_year": ref, "effects": "item×year, county" if shocks == "county" else "county×item×year", "cluster": cluster,
+        "oj_year": oj_year, "reference_year": ref, "effects": design.effects_label, "cluster": design.cluster,
         "n_users": int((user == 1).sum()), "n_non_users": int((user == 0).sum()),
         "areas": sorted(f["area"].unique()), "period": f"{int(f['year'].min())}-{int(f['year'].max())}",
         "mde_users_design": _users_design_mde(f, user, oj_year),

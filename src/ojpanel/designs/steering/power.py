@@ -7,6 +7,11 @@ at ``alpha`` is the power.
 
 Designs and what is planted
 ---------------------------
+Each design is a :class:`ojpanel.designs.steering.design.SteeringDesign`
+(:data:`~ojpanel.designs.steering.design.POWER_DESIGNS`): it names the simulator parameter that
+carries the effect (``planted``), the true effect (``true_effect``) and the estimate tested
+(``tested``); the estimate comes from the design's own fit.
+
 ``"adoption"``
     Red-flag hazard LPM (:func:`.transitions.fit_adoption`, term ``red_prev``); planted:
     ``steering_effect``; true effect: ``truth["steering_ame"]``.
@@ -50,16 +55,14 @@ import pandas as pd
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, VarianceComponents, interpolate_mde
+from ojpanel.designs.steering.design import POWER_DESIGNS, SteeringDesign
 from ojpanel.errors import DataError, ModelError, ParameterError
 from ojpanel.progress import progress as report_progress
 
 __all__ = ["DESIGNS", "SteeringPowerResult", "steering_power"]
 
 #: Designs :func:`steering_power` simulates.
-DESIGNS = ("adoption", "event_study", "combined")
-
-# simulator argument each design's planted effect goes into
-_PLANTED = {"adoption": "steering_effect", "combined": "steering_effect", "event_study": "intro_effects"}
+DESIGNS = tuple(POWER_DESIGNS)
 
 
 @dataclass(frozen=True)
@@ -89,37 +92,41 @@ class SteeringPowerResult(PowerResult):
 
 
 def _plant(design: str, planted: float, sim_kwargs: dict[str, Any]) -> dict[str, Any]:
+    d = POWER_DESIGNS[design]
     kw = dict(sim_kwargs)
-    if design == "event_study":
+    if d.planted == "intro_effects":
+        # one logit effect for every introduction cohort of the simulator
         intro = kw.get("introductions") or {2017: 3, 2019: 3, 2021: 3}
         kw["intro_effects"] = {int(g): float(planted) for g in intro}
     else:
-        kw["steering_effect"] = float(planted)
+        kw[d.planted] = float(planted)
     return kw
 
 
 def _truth(design: str, sim: Any) -> float:
-    if design == "event_study":
+    if POWER_DESIGNS[design].true_effect == "att_post":
         att = sim.truth["att_event"]
         return float(att.loc[att["event_time"] > 0, "att"].mean())
-    return float(sim.truth["steering_ame"])
+    return float(sim.truth[POWER_DESIGNS[design].true_effect])
 
 
 def _estimate(design: str, panel: Any) -> tuple[float, float, float]:
     """Estimate, two-sided p-value and reported MDE of the design's tested term."""
+    d: SteeringDesign = POWER_DESIGNS[design]
     if design == "adoption":
         from ojpanel.designs.steering.transitions import fit_adoption
 
-        r = fit_adoption(panel, model="lpm")
-        return float(r.params["red_prev"]), float(r.pvalues["red_prev"]), float(r.mde["red_prev"])
+        r = fit_adoption(panel, model="lpm", terms=d.regressors, peer_group=d.peer_group, items=d.items)
+        return float(r.params[d.tested]), float(r.pvalues[d.tested]), float(r.mde[d.tested])
     if design == "combined":
         from ojpanel.designs.steering.combined import steering_vs_benchmarking
 
-        row = steering_vs_benchmarking(panel).table.iloc[0]  # "steering (red flag, t-1)"
+        t = steering_vs_benchmarking(panel, peer_group=d.peer_group, items=d.items).table.set_index("term")
+        row = t.loc[d.tested]
         return float(row["estimate"]), float(row["p_value"]), float(row["mde"])
     from ojpanel.designs.steering.event_study import cohort_event_study
 
-    o = cohort_event_study(panel).overall
+    o = cohort_event_study(panel, exclude_coloured=d.exclude_coloured, inference=d.inference).overall
     return float(o["estimate"]), float(o["p_value"]), float(o["mde"])
 
 
@@ -185,9 +192,10 @@ def _check_kwargs(design: str, sim_kwargs: dict[str, Any]) -> None:
     bad = sorted(set(sim_kwargs) - allowed)
     if bad:
         raise ParameterError(f"unknown simulator arguments {bad}; see ojpanel.simulate.simulate_steering")
-    if _PLANTED[design] in sim_kwargs:
+    planted = POWER_DESIGNS[design].planted
+    if planted in sim_kwargs:
         raise ParameterError(
-            f"{_PLANTED[design]!r} is what steering_power plants for design {design!r}; give effect sizes "
+            f"{planted!r} is what steering_power plants for design {design!r}; give effect sizes "
             "with effects=... instead"
         )
 
@@ -309,6 +317,6 @@ def steering_power(
         # on the realised effects: the pilot calibration hits the requested sizes only within a few %
         mde=interpolate_mde(table.assign(effect=table["realised"]), target_power),
         analytic=analytic,
-        settings={"seed": seed, "n_pilot": n_pilot, "planted": _PLANTED[design], "relative": relative,
+        settings={"seed": seed, "n_pilot": n_pilot, "planted": POWER_DESIGNS[design].planted, "relative": relative,
                   "simulator": dict(simulator_kwargs)},
     )

@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.core.results import Result
+from ojpanel.designs.steering.design import COMBINED, OJ_USE
 from ojpanel.errors import DataError
 
 __all__ = ["SteeringResults", "run_steering"]
@@ -106,8 +107,8 @@ def run_steering(
     ds: xr.Dataset,
     *,
     users: str | Path | pd.DataFrame | None = None,
-    oj_year: int = 2019,
-    peer_group: str = "county",
+    oj_year: int = OJ_USE.oj_year,
+    peer_group: str = COMBINED.peer_group,
     logit: bool = True,
     power_sims: int = 0,
     power_seed: int = 0,

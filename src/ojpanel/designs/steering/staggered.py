@@ -50,6 +50,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ojpanel.core.results import Result
 from ojpanel.designs.steering._common import mde, result_html, tidy
 from ojpanel.errors import DataError, ParameterError
 
@@ -149,9 +150,11 @@ def adoption_cohorts(
     return out
 
 
-class StaggeredResult:
+class StaggeredResult(Result):
     """Staggered-adoption estimates (read-only): group-time ATTs, the event study, pre-trends,
     sensitivity, accounting; ``to_frame``, ``summary``, ``_repr_html_`` and ``plot``."""
+
+    title = "Staggered adoption"
 
     def __init__(self, *, estimator: str, group_time: pd.DataFrame, event: pd.DataFrame, vcov: pd.DataFrame,
                  overall: dict[str, float], pretrend: dict[str, Any], sensitivity: pd.DataFrame | None,

@@ -31,8 +31,9 @@ import pandas as pd
 import xarray as xr
 
 from ojpanel.core.results import Result
-from ojpanel.designs.steering._common import fit_fe, item_top, mde, reference_df, tidy, value_array
-from ojpanel.errors import DataError, ModelError, ParameterError
+from ojpanel.designs.steering._common import item_top, mde, reference_df, tidy, value_array
+from ojpanel.designs.steering.design import ADOPTION, ADOPTION_LOGIT
+from ojpanel.errors import DataError, ParameterError
 from ojpanel.peers import loo_mean_np
 
 __all__ = [
@@ -324,36 +325,6 @@ class AdoptionResult(Result):
                             f"municipalities: {self._nm}"])
 
 
-def _dummies(frame: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    parts = []
-    for c in cols:
-        d = pd.get_dummies(frame[c].astype(str), prefix=c, drop_first=True, dtype=float)
-        parts.append(d)
-    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
-
-
-def _full_rank(X: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
-    """Drop dummy columns that are linear combinations of earlier ones (``keep`` always stays).
-
-    Area×year dummies and item dummies are collinear when areas hold several items; inverting the
-    singular Hessian of such a design gives wrong (not just imprecise) sandwich standard errors.
-    """
-    cols = list(keep)
-    base = X[cols].to_numpy()
-    rank = np.linalg.matrix_rank(base)
-    if rank < len(cols):
-        raise ModelError(f"the regressors {list(keep)} are collinear; drop one")
-    for c in X.columns:
-        if c in keep:
-            continue
-        trial = np.column_stack([base, X[c].to_numpy()])
-        r = np.linalg.matrix_rank(trial)
-        if r > rank:
-            base, rank = trial, r
-            cols.append(c)
-    return X[cols]
-
-
 def restrict_items(ds: xr.Dataset | xr.DataArray, f: pd.DataFrame, items: str) -> pd.DataFrame:
     """Rows of an adoption frame for ``items="established"`` (asked before the panel starts) or
     ``"all"`` items."""
@@ -372,15 +343,16 @@ def fit_adoption(
     ds: xr.Dataset | xr.DataArray,
     *,
     model: str = "lpm",
-    terms: Sequence[str] = ("red_prev",),
+    terms: Sequence[str] = ADOPTION.regressors,
     coloured: xr.DataArray | None = None,
-    peer_group: str = "county",
-    items: str = "established",
+    peer_group: str = ADOPTION.peer_group,
+    items: str = ADOPTION.items,
 ) -> AdoptionResult:
     """Hazard regression: is adoption faster after a red flag than in comparable items?
 
     Sample: pairs at risk of adoption. Outcome: ``adopt``. Regressors: ``terms`` (``red_prev``,
-    ``peer_prev``). Effects:
+    ``peer_prev``). The designs :data:`~ojpanel.designs.steering.design.ADOPTION` (LPM) and
+    :data:`~ojpanel.designs.steering.design.ADOPTION_LOGIT` define the regressions. Effects:
 
     * ``model="lpm"``: linear probability model with municipality, item and area×year effects,
       SEs clustered by municipality (:func:`ojpanel.models.fe.fit_panel`);
@@ -427,31 +399,21 @@ def fit_adoption(
     if f.empty or f["adopt"].nunique() < 2:
         raise DataError("no variation in adoption among pairs at risk; nothing to estimate")
     n_m = int(f["municipality"].nunique())
-    effects = "municipality, item, area×year"
-    where = {"areas": ",".join(sorted(f["area"].unique())), "period": f"{int(f['year'].min())}-{int(f['year'].max())}"}
     if model == "lpm":
-        res = fit_fe(f, "adopt", terms, entity="municipality", entity_effects=True,
-                     other_effects=["indicator", ("area", "year")], cluster="municipality", label="adoption")
+        res = ADOPTION.fit(f, terms)
         return AdoptionResult("lpm", res.params[terms], res.std_errors[terms], res.pvalues[terms], int(res.nobs), n_m,
-                              res, {"effects": effects, "cluster": "municipality", "sample": "at risk", **where})
-    import statsmodels.api as sm
-
-    f["area_year"] = f["area"] + ":" + f["year"].astype(str)
-    X = pd.concat([f[terms], _dummies(f, ["indicator", "area_year", "county"])], axis=1)
-    X = _full_rank(sm.add_constant(X, has_constant="add"), ["const", *terms])
-    groups = pd.factorize(f["municipality"])[0]
-    fit = sm.Logit(f["adopt"].to_numpy(), X).fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups}, maxiter=200)
-    effects = "item, area×year, county (dummies)"
-    cluster = "municipality"
-    params = pd.Series(np.asarray(fit.params)[[list(X.columns).index(t) for t in terms]], index=terms)
-    bse = pd.Series(np.asarray(fit.bse)[[list(X.columns).index(t) for t in terms]], index=terms)
-    pv = pd.Series(np.asarray(fit.pvalues)[[list(X.columns).index(t) for t in terms]], index=terms)
+                              res, ADOPTION.settings(f))
+    fit, columns = ADOPTION_LOGIT.fit_logit(f, terms)
+    pos = [columns.index(t) for t in terms]
+    params = pd.Series(np.asarray(fit.params)[pos], index=terms)
+    bse = pd.Series(np.asarray(fit.bse)[pos], index=terms)
+    pv = pd.Series(np.asarray(fit.pvalues)[pos], index=terms)
     return AdoptionResult(model, params, bse, pv, int(len(f)), n_m, fit,
-                          {"effects": effects, "cluster": cluster, "sample": "at risk", "scale": "log-odds", **where})
+                          ADOPTION_LOGIT.settings(f, scale="log-odds"))
 
 
 def red_flag_comparison(
-    ds: xr.Dataset | xr.DataArray, *, coloured: xr.DataArray | None = None, items: str = "established"
+    ds: xr.Dataset | xr.DataArray, *, coloured: xr.DataArray | None = None, items: str = ADOPTION.items
 ) -> pd.DataFrame:
     """Adoption rates after a red flag vs comparable items (same area and year, not coloured).
 
@@ -482,7 +444,7 @@ def adoption_bayes(
     *,
     coloured: xr.DataArray | None = None,
     grouping: str = "county",
-    items: str = "established",
+    items: str = ADOPTION.items,
     **kwargs: Any,
 ):
     """Bayesian hierarchical Bernoulli-logit of adoption on the red flag (issue-6 models).

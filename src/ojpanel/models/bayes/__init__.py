@@ -7,10 +7,10 @@ Modules: :mod:`~ojpanel.models.bayes.data` (panel → model arrays), :mod:`~ojpa
 model), :mod:`~ojpanel.models.bayes.diagnostics` (convergence gates),
 :mod:`~ojpanel.models.bayes.checks` (predictive checks, PSIS-LOO, grouped CV),
 :mod:`~ojpanel.models.bayes.compare_fe` (Bayesian vs fixed effects),
-:mod:`~ojpanel.models.bayes.sbc` (simulation-based calibration),
-:mod:`~ojpanel.models.bayes.plots` (ArviZ figures in the package's style) and
-:mod:`~ojpanel.models.bayes.simulate` (synthetic panels with known truth). Fits are ArviZ 1
-:class:`xarray.DataTree` objects.
+:mod:`~ojpanel.models.bayes.sbc` (simulation-based calibration) and
+:mod:`~ojpanel.models.bayes.plots` (ArviZ figures in the package's style). ``simulate_panel`` and
+``truth`` (synthetic panels with known truth) come from :mod:`ojpanel.simulate.bayes`, where every
+simulator lives. Fits are ArviZ 1 :class:`xarray.DataTree` objects.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ from ojpanel.models.bayes.sbc import (
     simulation_based_calibration,
     uniformity_pvalues,
 )
-from ojpanel.models.bayes.simulate import simulate_panel, truth
+from ojpanel.simulate.bayes import simulate_bayes_panel as simulate_panel
+from ojpanel.simulate.bayes import truth
 
 __all__ = [
     "fit_continuous",

@@ -25,6 +25,7 @@ import pymc as pm
 import xarray as xr
 from scipy.special import logsumexp
 
+from ojpanel.core.results import Result
 from ojpanel.core.style import style
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
@@ -170,13 +171,15 @@ def _ppc_legend(ax: Any, group: str) -> None:
         ax.legend(handles=handles, loc="upper right")
 
 
-class LooReport:
+class LooReport(Result):
     """PSIS-LOO estimate and the Pareto-k diagnostic (read-only).
 
     Pareto k ≤ ``good_k`` (arviz-stats' sample-size-dependent threshold, at most 0.7): reliable;
     ``good_k``–1: unreliable for those points; > 1: very bad (refit those points or use grouped
     cross-validation).
     """
+
+    title = "PSIS-LOO"
 
     def __init__(self, elpd: azs.ELPDData):
         self._elpd = elpd
@@ -228,13 +231,14 @@ class LooReport:
         """One row: elpd, se, p_loo, n_bad."""
         return pd.DataFrame({"elpd_loo": [self.elpd], "se": [self.se], "p_loo": [self.p_loo], "n_bad_k": [self.n_bad]})
 
+    @property
     def summary(self) -> str:
         """Text report with the Pareto-k table."""
         return (f"PSIS-LOO: elpd {self.elpd:.1f} (se {self.se:.1f}), p_loo {self.p_loo:.1f}\n"
                 f"Pareto k:\n{self.k_table().to_string()}")
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self.summary
 
     def _repr_html_(self) -> str:
         return f"<p>PSIS-LOO: elpd {self.elpd:.1f} (se {self.se:.1f}), p_loo {self.p_loo:.1f}</p>" + self.k_table().to_html()
@@ -263,8 +267,10 @@ def compare_models(fits: Mapping[str, xr.DataTree], **kwargs: Any) -> pd.DataFra
         return azs.compare(dict(fits), **kwargs)
 
 
-class GroupCVResult:
+class GroupCVResult(Result):
     """Leave-one-group-out cross-validation scores (read-only)."""
+
+    title = "Leave-one-group-out cross-validation"
 
     def __init__(self, table: pd.DataFrame, pointwise: np.ndarray, diagnostics: list[bool]):
         self._table = table
@@ -295,16 +301,17 @@ class GroupCVResult:
         """One row per held-out group: ``n_obs``, ``elpd``, ``elpd_per_obs``, ``converged``."""
         return self._table.copy()
 
+    @property
     def summary(self) -> str:
         """Text summary."""
         warn = "" if self.all_folds_converged else "\nSome folds FAILED the convergence gates."
         return f"Leave-one-group-out CV: elpd {self.elpd:.1f} (se {self.se:.1f}) over {len(self._table)} folds{warn}"
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self.summary
 
     def _repr_html_(self) -> str:
-        return f"<p>{self.summary()}</p>" + self._table.to_html()
+        return f"<p>{self.summary}</p>" + self._table.to_html()
 
 
 def leave_group_out_cv(

@@ -22,6 +22,7 @@ import xarray as xr
 from scipy.stats import norm
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.results import Result
 from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.bayes.data import ModelData
 from ojpanel.models.fe import fit_panel
@@ -73,11 +74,13 @@ def fe_estimates(data: ModelData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["term", "fe_estimate", "fe_se", "fe_nobs"]).set_index("term")
 
 
-class FEComparison:
+class FEComparison(Result):
     """Pooled Bayesian effect and indicator effects next to their fixed-effects counterparts.
 
     Use :func:`compare_fe` to make one.
     """
+
+    title = "Bayesian hierarchical vs fixed effects"
 
     def __init__(self, table: pd.DataFrame, likelihood: str, diagnostics_passed: bool | None, prob: float):
         self._table = table
@@ -104,6 +107,7 @@ class FEComparison:
         """Same as :attr:`table`."""
         return self.table
 
+    @property
     def summary(self) -> str:
         """Text table with the scale of each column and the gate outcome."""
         flag = {True: "passed", False: "FAILED — estimates not final", None: "not run"}[self._passed]
@@ -117,7 +121,7 @@ class FEComparison:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self.summary
 
     def _repr_html_(self) -> str:
         flag = "" if self._passed is not False else "<p style='color:#cf222e'><b>Convergence gates FAILED: estimates not final.</b></p>"

@@ -297,8 +297,27 @@ def resolve_exposure(ds: xr.Dataset, exposure: Exposure) -> xr.DataArray:
 
 
 def select_panel(ds: xr.Dataset, area: str | Sequence[str] | None, indicators: Sequence[str] | None,
-            years: Sequence[int] | None) -> xr.Dataset:
+                 years: Sequence[int] | None) -> xr.Dataset:
     """Select indicators (by ``area`` coordinate or ids) and years of a panel, checking the contract.
+
+    Shared by :func:`prepare_data` and the fitting functions of :mod:`ojpanel.models.bayes.fit`,
+    which pick their likelihood from the selected indicators before preparing the data.
+
+    Parameters
+    ----------
+    ds
+        OJ panel (``indicator × municipality × year`` with ``value``).
+    area
+        Indicator area(s) to keep (by the ``area`` coordinate); ``None`` keeps every area.
+    indicators
+        Indicator ids to keep; ``None`` keeps every indicator (of the selected areas).
+    years
+        Years to keep; ``None`` keeps every year.
+
+    Returns
+    -------
+    xarray.Dataset
+        The selected part of ``ds``.
 
     Raises
     ------

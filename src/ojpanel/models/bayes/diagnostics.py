@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats import ess, rhat
 
+from ojpanel.core.results import Result
 from ojpanel.errors import DiagnosticsError, OJPanelWarning, ParameterError
 
 __all__ = [
@@ -49,7 +50,7 @@ class _Thresholds:
     max_divergences: int
 
 
-class DiagnosticsReport:
+class DiagnosticsReport(Result):
     """Outcome of the convergence gates for one fit (read-only).
 
     Parameters
@@ -63,6 +64,8 @@ class DiagnosticsReport:
     rhat_max, ess_min, max_divergences
         The gates.
     """
+
+    title = "Convergence gates"
 
     def __init__(self, table: pd.DataFrame, n_divergences: int, n_chains: int, n_draws: int,
                  rhat_max: float, ess_min: float, max_divergences: int):
@@ -123,6 +126,7 @@ class DiagnosticsReport:
         t["ok"] = (t["r_hat"] <= self._thr.rhat_max) & (t["ess_bulk"] >= self._thr.ess_min) & (t["ess_tail"] >= self._thr.ess_min)
         return t
 
+    @property
     def summary(self) -> str:
         """Short text report."""
         head = "PASSED" if self.passed else "FAILED"
@@ -136,12 +140,12 @@ class DiagnosticsReport:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self.summary
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#cf222e"
-        body = "<br>".join(self.summary().splitlines()[1:])
-        return (f"<div><b style='color:{colour}'>{self.summary().splitlines()[0]}</b><br>{body}</div>")
+        head, *rest = self.summary.splitlines()
+        return f"<div><b style='color:{colour}'>{head}</b><br>{'<br>'.join(rest)}</div>"
 
     def to_attrs(self) -> dict[str, str | int | float]:
         """Attrs written onto the fit (strings and numbers only)."""
@@ -254,7 +258,7 @@ def enforce_gates(
     if not rep.passed:
         msg = (
             "The Bayesian fit FAILED its convergence gates; do not report its estimates as final.\n"
-            + rep.summary()
+            + rep.summary
             + "\nWhat to do: draw more (draws/tune), raise target_accept, check priors and the "
             "parametrisation, or simplify the model."
         )

@@ -33,6 +33,7 @@ import pymc as pm
 import xarray as xr
 
 from ojpanel.config import PROCESSED_SOURCE_NOTE
+from ojpanel.core.results import Result
 from ojpanel.core.style import style
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
@@ -104,11 +105,13 @@ def uniformity_pvalues(ranks: xr.Dataset, n_ranks: int) -> pd.Series:
     return pd.Series(out, name="p_value")
 
 
-class SBCResult:
+class SBCResult(Result):
     """Ranks of the true values and their uniformity tests (read-only).
 
     Use :func:`simulation_based_calibration` or :func:`sbc` to make one.
     """
+
+    title = "Simulation-based calibration"
 
     def __init__(self, ranks: xr.DataTree, n_ranks: int, fits: pd.DataFrame, simulated: xr.DataTree,
                  alpha: float = SBC_ALPHA):
@@ -186,6 +189,7 @@ class SBCResult:
         t["coverage_90"] = self.coverage(0.9)
         return t
 
+    @property
     def summary(self) -> str:
         """Text report."""
         head = "PASSED" if self.passed else "FAILED"
@@ -196,7 +200,7 @@ class SBCResult:
                 + self.to_frame().to_string(float_format=lambda v: f"{v:.3f}"))
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self.summary
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.passed else "#cf222e"

@@ -10,8 +10,11 @@ adopting earlier when ``selection > 0``. The outcome (a share, 0–100)::
 
 ``a ~ N(0, sd_municipality)`` (shifted by ``selection·z`` for adopters' cohorts), ``w ~ N(0,
 sd_county)``, ``lambda`` a common year path, ``eps ~ N(0, sd_noise)``. The treatment item is
-coded 0/1 (binary, "routine in place") and the outcome as a share, in an OJ-like panel
-(``attrs["synthetic"] = 1``). ``truth`` holds the ATT per cohort and event time and the
+coded 0/1 (binary, "routine in place") and the outcome as a share, in a panel that passes
+:func:`ojpanel.validate` and carries the one synthetic marker
+(:func:`ojpanel.core.synthetic.mark_synthetic`). Municipality ``i`` in county ``c`` gets the
+made-up code ``f"{c + 1:02d}{k:02d}"`` (``k`` counts the county's municipalities in draw order), so
+the code starts with its county as the panel contract asks. ``truth`` holds the ATT per cohort and event time and the
 cohort-size-weighted ATT per event time (the target of the event-study aggregation).
 """
 
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ojpanel.core.synthetic import mark_synthetic
 from ojpanel.errors import ParameterError
 
 __all__ = ["AdoptionSimulation", "simulate_adoption"]
@@ -77,6 +81,8 @@ def simulate_adoption(
         raise ParameterError(f"cohort years {sorted(cohorts)} must be panel years after the first, {years.min()}")
     if not 0 <= share_never < 1:
         raise ParameterError(f"share_never must be in [0, 1); got {share_never}")
+    if not 1 <= n_counties <= 99:
+        raise ParameterError(f"n_counties must be between 1 and 99 (2-digit county codes); got {n_counties}")
     rng = np.random.default_rng(seed)
     N, T = n_municipalities, years.size
     county = rng.integers(0, n_counties, N)
@@ -95,7 +101,14 @@ def simulate_adoption(
             eff[i] = np.where(e >= 0, cohorts[G[i]] * (e + 1), np.where(e == -1, anticipation_effect, 0.0))
     y = 50 + a[:, None] + w[:, None] + lam[None, :] + eff + rng.normal(0, sd_noise, (N, T))
     d = (G[:, None] > 0) & (years[None, :] >= G[:, None])
-    mun = [f"{1100 + i:04d}" for i in range(N)]
+    within = np.zeros(N, dtype=int)
+    for c in range(n_counties):
+        idx = np.flatnonzero(county == c)
+        within[idx] = np.arange(idx.size)
+    if within.max() >= 100:
+        raise ParameterError("more than 100 municipalities in a county; raise n_counties")
+    mun = [f"{c + 1:02d}{k:02d}" for c, k in zip(county, within, strict=True)]
+    counties = [f"{c + 1:02d}" for c in county]
     value = np.stack([d.astype(float), y])
     ds = xr.Dataset(
         {"value": (("indicator", "municipality", "year"), value)},
@@ -103,10 +116,19 @@ def simulate_adoption(
             "indicator": ["SIM_ROUTINE", "SIM_OUTCOME"], "municipality": mun, "year": years,
             "title": ("indicator", ["Routine in place (synthetic)", "Outcome share, % (synthetic)"]),
             "scale": ("indicator", ["binary", "share"]), "area": ("indicator", ["synthetic", "synthetic"]),
-            "county": ("municipality", [f"{c:02d}" for c in county]),
+            "kind": ("indicator", ["process", "result"]), "direction": ("indicator", [1, 1]),
+            "source": ("indicator", ["synthetic", "synthetic"]),
+            "municipality_name": ("municipality", [f"Synthetic municipality {m}" for m in mun]),
+            "county": ("municipality", counties),
+            "county_name": ("municipality", [f"Synthetic county {c}" for c in counties]),
+            "kommungrupp_2017": ("municipality", ["synthetic"] * N),
+            "kommungrupp_2023": ("municipality", ["synthetic"] * N),
         },
-        attrs={"synthetic": 1, "description": "SYNTHETIC staggered-adoption panel (ojpanel.designs.steering."
-                                             "adoption_simulator); not real data", "seed": seed},
+        attrs=mark_synthetic(
+            f"SYNTHETIC staggered-adoption panel from ojpanel.simulate.simulate_adoption (seed={seed}, "
+            f"cohorts={cohorts}, share_never={share_never}, selection={selection}); not real data",
+            {"seed": seed},
+        ),
     )
     rows = []
     for g in gs:

@@ -1,8 +1,11 @@
-"""Simulators of OJ-style panels with known truth, for parameter-recovery checks and benchmarks.
+"""Panels with known truth for the Bayesian models' parameter-recovery checks and benchmarks.
 
-Every panel made here is **synthetic** and says so: ``attrs["synthetic"] == "true"``, the
-indicator ``source`` coordinate is ``"synthetic"`` and the true parameters are stored as JSON in
-``attrs["truth"]`` (read them back with :func:`truth`).
+Every panel made here is **synthetic** and says so with the one marker
+(:func:`ojpanel.core.synthetic.mark_synthetic`: ``attrs["synthetic"] = 1`` and a description
+starting with ``"SYNTHETIC"``), the indicator ``source`` coordinate is ``"synthetic"`` and the true
+parameters are stored as JSON in ``attrs["truth"]`` (read them back with :func:`truth`). The panel
+passes :func:`ojpanel.validate`: municipality codes start with their (made-up) county code.
+:mod:`ojpanel.models.bayes` exposes :func:`simulate_bayes_panel` as ``simulate_panel``.
 
 The data-generating process is the one the models of :mod:`ojpanel.models.bayes.models` assume.
 For municipality ``m`` in group (county) ``g(m)``, indicator ``i`` and year ``t``::
@@ -33,10 +36,11 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from ojpanel.core.synthetic import is_synthetic, mark_synthetic
 from ojpanel.errors import ParameterError
 from ojpanel.provenance import provenance_attrs
 
-__all__ = ["simulate_panel", "truth", "LIKELIHOODS"]
+__all__ = ["simulate_bayes_panel", "truth", "LIKELIHOODS"]
 
 #: Likelihoods the simulator (and the models) know.
 LIKELIHOODS = ("normal", "binomial", "bernoulli", "ordinal")
@@ -48,7 +52,7 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def simulate_panel(
+def simulate_bayes_panel(
     likelihood: Literal["normal", "binomial", "bernoulli", "ordinal"],
     *,
     n_groups: int = 6,
@@ -77,7 +81,8 @@ def simulate_panel(
     likelihood
         One of :data:`LIKELIHOODS` (see the module docstring for each data-generating process).
     n_groups, municipalities_per_group
-        Number of counties and municipalities per county (one number, or one per county).
+        Number of counties and municipalities per county (one number, or one per county; at
+        most 100 per county, as municipality codes are the county code and two digits).
     n_indicators, n_years, first_year
         Indicators and years of the panel.
     mu_beta, tau_beta
@@ -122,6 +127,8 @@ def simulate_panel(
         raise ParameterError(f"municipalities_per_group has {len(sizes)} entries for {n_groups} groups")
     if n_groups < 1 or (sizes < 1).any() or n_indicators < 1 or n_years < 1:
         raise ParameterError("panel sizes must all be at least 1")
+    if (sizes > 100).any() or n_groups > 99:
+        raise ParameterError("at most 99 counties of at most 100 municipalities (4-digit codes)")
     if np.any(np.diff(cutpoints) <= 0):
         raise ParameterError(f"cutpoints must be strictly increasing, got {cutpoints}")
     rng = np.random.default_rng(seed)
@@ -196,8 +203,10 @@ def simulate_panel(
         tr["cutpoints"] = kappa.tolist()
     data_vars["value"] = (("municipality", "indicator", "year"), value)
     data_vars["exposure"] = (("municipality", "indicator", "year"), x)
-    mun = [f"{9000 + j:04d}" for j in range(n_mun)]
     county = [f"{90 + g:02d}" if n_groups <= 10 else f"{g + 1:02d}" for g in group_of]
+    # the contract: a municipality code starts with its county code (codes stay sorted by county)
+    within = np.arange(n_mun) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    mun = [f"{c}{k:02d}" for c, k in zip(county, within, strict=True)]
     kg = np.array(["A1", "B3", "C6", "C8", "B5"])
     coords = {
         "municipality": mun,
@@ -217,24 +226,25 @@ def simulate_panel(
         "source": ("indicator", ["synthetic"] * n_indicators),
     }
     attrs = provenance_attrs(
-        {
-            "synthetic": "true",
-            "source_note": "Synthetic panel simulated by ojpanel.models.bayes.simulate (not real data)",
-        },
-        simulator="ojpanel.models.bayes.simulate.simulate_panel",
+        mark_synthetic(
+            f"SYNTHETIC {likelihood} panel from ojpanel.simulate.simulate_bayes_panel: mu_beta={mu_beta}, "
+            f"tau_beta={tau_beta}, sigma_group={sigma_group}, sigma_municipality={sigma_municipality}, "
+            f"exposure={exposure} ({exposure_level}), seed={seed}; not real data"
+        ),
+        simulator="ojpanel.simulate.bayes.simulate_bayes_panel",
         truth=tr,
     )
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 def truth(ds: xr.Dataset) -> dict[str, Any]:
-    """True parameters of a panel made by :func:`simulate_panel`.
+    """True parameters of a panel made by :func:`simulate_bayes_panel`.
 
     Raises
     ------
     ParameterError
-        If the panel is not a synthetic panel from :func:`simulate_panel`.
+        If the panel is not a synthetic panel from :func:`simulate_bayes_panel`.
     """
-    if ds.attrs.get("synthetic") != "true" or "truth" not in ds.attrs:
-        raise ParameterError("this panel carries no known truth; make one with simulate_panel()")
+    if not is_synthetic(ds) or "truth" not in ds.attrs:
+        raise ParameterError("this panel carries no known truth; make one with simulate_bayes_panel()")
     return json.loads(ds.attrs["truth"])
