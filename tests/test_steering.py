@@ -178,7 +178,13 @@ def test_fe_lpm_equals_statsmodels_and_pyfixest(small):
     f = restrict_items(small.panel, adoption_frame(small.panel), "established")
     f = f.dropna(subset=["adopt", "red_prev", "peer_prev"]).reset_index(drop=True)
     f["area_year"] = f["area"] + ":" + f["year"].astype(str)
-    ols = smf.ols("adopt ~ red_prev + peer_prev + C(municipality) + C(indicator) + C(area_year)", data=f).fit()
+    # a full-rank dummy design: area is a function of the indicator, so each area's first year is
+    # the common base of the area x year dummies (with all of them, OLS would solve a singular
+    # system through a pseudo-inverse, whose cut-off then decides the slopes)
+    first = f.groupby("area")["year"].transform("min")
+    f["area_year_fr"] = np.where(f["year"] == first, "base", f["area_year"])
+    ols = smf.ols("adopt ~ red_prev + peer_prev + C(municipality) + C(indicator) + C(area_year_fr)", data=f).fit()
+    assert np.linalg.matrix_rank(ols.model.exog) == ols.model.exog.shape[1]
     np.testing.assert_allclose(res.params.values, ols.params[["red_prev", "peer_prev"]].values, rtol=0, atol=1e-9)
     fx = pf.feols("adopt ~ red_prev + peer_prev | municipality + indicator + area_year", data=f,
                   vcov={"CRV1": "municipality"})
