@@ -48,7 +48,13 @@ import pymc as pm
 
 from ojpanel.models.bayes.data import prepare_data
 from ojpanel.models.bayes.diagnostics import diagnose, gated_variables
-from ojpanel.models.bayes.fit import COMPILE_KWARGS, compile_nutpie, fit
+from ojpanel.models.bayes.fit import (
+    COMPILE_KWARGS,
+    DEFAULT_DRAWS,
+    DEFAULT_TUNE,
+    compile_nutpie,
+    fit,
+)
 from ojpanel.models.bayes.models import build_model
 from ojpanel.simulate.bayes import simulate_bayes_panel
 
@@ -160,8 +166,8 @@ def backend_cost(model, repeats: int = 200) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=800)
+    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
+    ap.add_argument("--tune", type=int, default=DEFAULT_TUNE)
     ap.add_argument("--adaptation", choices=["diag", "low_rank"], default="diag")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only-ojpanel", action="store_true", help="skip the comparison runs")

@@ -52,6 +52,8 @@ __all__ = [
 
 Sampler = Literal["nutpie", "pymc"]
 Adaptation = Literal["diag", "low_rank"]
+#: Default kept draws and warm-up iterations per chain (see :func:`sample_model`).
+DEFAULT_DRAWS, DEFAULT_TUNE = 1500, 500
 
 #: PyTensor backend of every PyMC compilation in this package. Numba calls BLAS through SciPy's
 #: bundled OpenBLAS, so nothing depends on PyTensor's C backend finding a system BLAS (a pip-only
@@ -94,8 +96,8 @@ def sample_model(
     model: pm.Model,
     *,
     sampler: Sampler = "nutpie",
-    draws: int = 1000,
-    tune: int = 1000,
+    draws: int = DEFAULT_DRAWS,
+    tune: int = DEFAULT_TUNE,
     chains: int = 2,
     cores: int | None = None,
     seed: int = 0,
@@ -112,7 +114,11 @@ def sample_model(
     sampler
         ``"nutpie"`` or ``"pymc"``.
     draws, tune, chains
-        Kept draws and warm-up iterations per chain, number of chains.
+        Kept draws and warm-up iterations per chain, number of chains. The defaults spend little on
+        warm-up (nutpie's mass-matrix adaptation settles within a few hundred iterations on these
+        models) and more on kept draws, which the R-hat gate over hundreds of municipality effects
+        needs: on the 46,400-observation benchmark model, 500 + 1500 passed the gates at about the
+        cost of 1000 + 1000, which did not (max R-hat 1.0100).
     cores
         Parallel chains; default ``min(chains, cpu_count)``.
     seed
@@ -221,8 +227,8 @@ def fit(
     year_effects: bool = True,
     parametrization: str = "auto",
     sampler: Sampler = "nutpie",
-    draws: int = 1000,
-    tune: int = 1000,
+    draws: int = DEFAULT_DRAWS,
+    tune: int = DEFAULT_TUNE,
     chains: int = 2,
     cores: int | None = None,
     seed: int = 0,
