@@ -20,6 +20,8 @@ SMOKE = smoke_default()
 _PIPELINE_FIXTURES = {"smoke_pipeline", "readme_workspace"}
 
 
+# before xdist's own hook, which reads the group marks to keep a group on one worker
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):

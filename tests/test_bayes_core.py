@@ -442,3 +442,27 @@ def test_arviz_figures_speak_swedish_name_parameters_and_pass_the_layout_check(m
     assert PARAMETER_LABELS["mu_beta"] in shown and "Indikator" in shown
     assert "mu_beta" not in shown and "sigma_y" not in shown
     assert "Posteriorprediktiv kontroll" in shown and "Priorprediktiv kontroll" in shown
+
+
+def test_group_means_removed_without_a_matrix_equal_the_projection():
+    """The model's segment-sum form equals P @ v, P the within-group projection (P = P^T = P^2)."""
+    import pytensor.tensor as pt
+
+    from ojpanel.models.bayes.models import remove_group_means, within_group_projection
+
+    rng = np.random.default_rng(3)
+    group_of = rng.integers(0, 5, 40)
+    group_of[:5] = np.arange(5)  # every group present
+    P = within_group_projection(group_of, 5)
+    np.testing.assert_allclose(P, P.T, atol=1e-15)
+    np.testing.assert_allclose(P @ P, P, atol=1e-12)
+    v = pt.vector("v")
+    f = remove_group_means(v, group_of, 5)
+    x = rng.normal(size=40)
+    out = f.eval({v: x})
+    np.testing.assert_allclose(out, P @ x, atol=1e-12)
+    np.testing.assert_allclose(np.bincount(group_of, weights=out, minlength=5), 0, atol=1e-12)
+    # the gradient of a weighted sum is P^T w (what the sampler uses)
+    w = rng.normal(size=40)
+    g = pt.grad((f * pt.as_tensor(w)).sum(), v).eval({v: x})
+    np.testing.assert_allclose(g, P.T @ w, atol=1e-12)
