@@ -25,14 +25,14 @@ installation" warning on pip installs).
 
 Timings depend on load: the script prints the 1-minute load average before and after each run.
 
-Measured (2 cores shared with other jobs, 1-minute load 3.1-4.4, OMP_NUM_THREADS=1): ojpanel
-fit() 400+1000 86.3 s (7.8 s build and compile, 73.2 s sampling, 5.3 s log-likelihood and gates),
-ESS/s on the slowest gated quantity 14.0 vs 16.4 for nutpie's defaults (1.17x) and 11.8 for
-``pm.sample()`` (PyMC 6 chose nutpie; 0.84x); all three failed the gates on R-hat (max 1.018 /
-1.018 / 1.013, no divergences). With 800+1000: 96.3 s, max R-hat 1.010 (one municipality effect
-of 290 just above 1.01). The 60 s goal is NOT met under this load; the 126.9 s before were
-measured on a quiet machine.
-Run: ``OMP_NUM_THREADS=1 .venv/bin python benchmarks/bench_bayes.py [--binomial] [--backends]``.
+Measured on a quiet 2-core machine (1-minute load 1.4-1.7), defaults 500 + 1500: ojpanel fit()
+92.5 s end to end (14.6 s build and compile, 65.2 s sampling, 12.7 s pointwise log-likelihood and
+gates), gates PASSED (max R-hat 1.007, slowest bulk ESS 1543, county spread 5887); nutpie's
+defaults 56.4 s and ``pm.sample()`` (PyMC 6 chose nutpie) 69.5 s both FAILED the R-hat gate
+(1.018, 1.013), their ESS per second on the slowest parameter 1.29x and 1.04x ojpanel's. The
+60 s goal is NOT met: sampling alone is 65 s at about 29,000 gradient evaluations per chain
+(1.4 ms each on 46,400 observations); the old 1000 + 1000 failed R-hat (1.0100) at the same cost.
+Run: ``.venv/bin/python benchmarks/bench_bayes.py [--binomial] [--backends]``.
 """
 
 from __future__ import annotations
