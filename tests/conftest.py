@@ -92,6 +92,10 @@ def readme_workspace(tmp_path_factory):
     return ws
 
 
+#: The README's smoke run, which :func:`smoke_pipeline` runs verbatim.
+README_SMOKE_COMMAND = "ojpanel reproduce all --smoke --out reports"
+
+
 @pytest.fixture(scope="session")
 def smoke_pipeline(readme_workspace):
     """The README's ``ojpanel reproduce all --smoke --out reports``, run once per session.
@@ -109,7 +113,7 @@ def smoke_pipeline(readme_workspace):
     cwd = os.getcwd()
     os.chdir(readme_workspace)
     try:
-        r = CliRunner().invoke(app, ["reproduce", "all", "--smoke", "--out", "reports"])
+        r = CliRunner().invoke(app, README_SMOKE_COMMAND.split()[1:])
     finally:
         os.chdir(cwd)
     assert r.exit_code == 0, f"ojpanel reproduce all --smoke failed:\n{r.output[-5000:]}"

@@ -167,7 +167,7 @@ def test_binomial_default_fit_passes_gates_on_realistic_shares(smoke):
     which failed before the municipality level was identified (max R-hat 1.086, intercept bulk
     ESS about 30). ``diagnostics="raise"`` (the default) turns a failed gate into an error.
     """
-    n_ind = 6 if smoke else 30
+    n_ind = 4 if smoke else 30
     ds = simulate_panel("binomial", n_groups=21, municipalities_per_group=COUNTY_SIZES, n_indicators=n_ind,
                         n_years=4, n_trials_range=(5, 574), seed=19)
     idata = fit_continuous(ds, "exposure", seed=1, log_likelihood=False)
