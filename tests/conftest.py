@@ -15,9 +15,9 @@ from ojpanel.config import smoke_default
 SMOKE = smoke_default()
 
 
-#: Fixtures that run the smoke pipeline once per test process: tests using them share one worker
+#: The fixture that runs the smoke pipeline once per test process: tests using it share one worker
 #: under ``pytest -n`` (``--dist loadgroup``), so the pipeline runs once, not once per worker.
-_PIPELINE_FIXTURES = {"smoke_pipeline", "readme_workspace"}
+_PIPELINE_FIXTURES = {"smoke_pipeline"}
 
 
 # before xdist's own hook, which reads the group marks to keep a group on one worker
