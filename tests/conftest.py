@@ -15,17 +15,8 @@ from ojpanel.config import smoke_default
 SMOKE = smoke_default()
 
 
-#: The fixture that runs the smoke pipeline once per test process: tests using it share one worker
-#: under ``pytest -n`` (``--dist loadgroup``), so the pipeline runs once, not once per worker.
-_PIPELINE_FIXTURES = {"smoke_pipeline"}
-
-
-# before xdist's own hook, which reads the group marks to keep a group on one worker
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("pipeline"))
+# keeps the smoke-pipeline tests on one worker under ``pytest -n`` (``--dist loadgroup``)
+from xdist_groups import pytest_collection_modifyitems  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -218,10 +218,15 @@ def test_data_hash_tracks_content():
 
 
 # --------------------------------------------------------------------------------- likelihood graphs
+#: One evaluation of a small graph: PyTensor's Python implementations, no C or numba compilation.
+FAST_COMPILE = {"mode": "FAST_COMPILE"}
+
+
 def _point_values(model, seed):
     """A random point (prior draw) with free values and the model's deterministics."""
     with model:
-        pr = pm.sample_prior_predictive(draws=1, random_seed=seed).prior.isel(chain=0, draw=0)
+        pr = pm.sample_prior_predictive(draws=1, random_seed=seed,
+                                        compile_kwargs=FAST_COMPILE).prior.isel(chain=0, draw=0)
     return pr
 
 
@@ -243,7 +248,8 @@ def test_model_loglik_matches_scipy(lik, par):
         tr = m.rvs_to_transforms.get(rv)
         point[vv.name] = tr.forward(pt.as_tensor(val), *rv.owner.inputs).eval() if tr is not None else val
     assert set(point) == set(ip)
-    ll = m.compile_fn(m.logp(vars=[m["y"]], sum=True), inputs=m.value_vars, on_unused_input="ignore")(point)
+    ll = m.compile_fn(m.logp(vars=[m["y"]], sum=True), inputs=m.value_vars, on_unused_input="ignore",
+                      **FAST_COMPILE)(point)
     alpha, beta, u = pr["alpha"].values, pr["beta"].values, pr["municipality_effect"].values
     gamma = np.concatenate([[0.0], pr["year_effect"].values])
     eta = alpha[d.indicator_idx] + u[d.municipality_idx] + gamma[d.year_idx] + beta[d.indicator_idx] * d.x

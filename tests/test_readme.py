@@ -3,9 +3,11 @@
 * ```python blocks run in order, in one namespace, in a workspace that holds the small input
   files the examples name (``socio.csv``, ``users.csv``, ...).
 * Every line of an indented command block runs in order in the same workspace (later lines use
-  what earlier ones wrote). ``ojpanel`` lines run verbatim through the command-line entry point,
-  with Kolada at a local test server (``OJPANEL_KOLADA_URL``); ``make`` lines are checked with
-  ``make -n`` (running ``make test`` inside the test suite would recurse).
+  what earlier ones wrote). ``ojpanel`` lines run verbatim, with Kolada at a local test server
+  (``OJPANEL_KOLADA_URL``): the first through the installed ``ojpanel`` console script, the others
+  in this process through the same command-line application (a new interpreter per line would
+  spend most of its time importing); ``make`` lines are checked with ``make -n`` (running
+  ``make test`` inside the test suite would recurse).
 * A command whose full run is long runs with one documented flag that makes it small, listed in
   :data:`SMALL` with the reason; a README command that is neither run nor listed fails the test.
 * Commands named inline (in backticks) must exist and accept the flags they show.
@@ -79,14 +81,21 @@ def kolada_url():
         yield srv.url("v3")
 
 
-def _run_ojpanel(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ojpanel", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+def _console_script() -> str:
+    """The ``ojpanel`` script installed next to this interpreter (``python -m ojpanel`` if none)."""
+    script = Path(sys.executable).with_name("ojpanel")
+    return str(script) if script.exists() else ""
 
 
-def test_every_command_line_runs(workspace, kolada_url, tmp_path, smoke_pipeline):
-    env = {**os.environ, "OJPANEL_KOLADA_URL": kolada_url, "OJPANEL_CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+def test_every_command_line_runs(workspace, kolada_url, tmp_path, smoke_pipeline, monkeypatch):
+    from ojpanel.cli import app
+
+    env = {"OJPANEL_KOLADA_URL": kolada_url, "OJPANEL_CACHE_DIR": str(tmp_path / "cache")}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(workspace)
+    runner = CliRunner()
+    first = True
     for cmd in command_lines():
         if cmd.startswith("make "):
             target = shlex.split(cmd)[1]
@@ -95,11 +104,20 @@ def test_every_command_line_runs(workspace, kolada_url, tmp_path, smoke_pipeline
             continue
         if cmd in RUN_BY_FIXTURE:
             continue  # ran before this test, in this workspace (the fixture checks its exit code)
-        args = shlex.split(cmd)[1:]
-        extra, _why = SMALL.get(cmd, ([], ""))
-        r = _run_ojpanel(args + extra, workspace, env)
-        assert r.returncode == 0, f"README's `{cmd}` failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
-        assert "Traceback" not in r.stderr, f"README's `{cmd}` printed a traceback:\n{r.stderr[-3000:]}"
+        args = shlex.split(cmd)[1:] + SMALL.get(cmd, ([], ""))[0]
+        if first:  # the installed entry point, as a reader types it
+            first = False
+            exe = [_console_script()] if _console_script() else [sys.executable, "-m", "ojpanel"]
+            p = subprocess.run([*exe, *args], cwd=workspace, capture_output=True, text=True, timeout=300,
+                               env={**os.environ, **env})
+            assert p.returncode == 0, f"README's `{cmd}` failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+            assert "Traceback" not in p.stderr, f"README's `{cmd}` printed a traceback:\n{p.stderr[-3000:]}"
+            continue
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, f"README's `{cmd}` failed ({r.exit_code}):\n{r.output[-4000:]}\n{r.exception!r}"
+        # a user error exits cleanly; anything else escaping the command is a crash
+        assert r.exception is None or isinstance(r.exception, SystemExit), f"README's `{cmd}` raised {r.exception!r}"
+        assert "Traceback" not in r.output, f"README's `{cmd}` printed a traceback:\n{r.output[-3000:]}"
 
 
 def test_every_python_block_runs(workspace, monkeypatch):
