@@ -30,6 +30,7 @@ from ojpanel.core.style import style
 from ojpanel.errors import ParameterError
 from ojpanel.models.bayes.data import ModelData
 from ojpanel.models.bayes.fit import COMPILE_KWARGS, fit, rebuild_model
+from ojpanel.models.bayes.loglik import pointwise_log_likelihood
 from ojpanel.models.bayes.models import Priors, build_model
 from ojpanel.models.bayes.plots import arviz_figure
 
@@ -362,10 +363,8 @@ def leave_group_out_cv(
         idata = fit(train, priors=priors, log_likelihood=False, **bk, **fit_kwargs)
         test_model = rebuild_model(idata, train, test)
         # evaluate the held-out likelihood at the fold's posterior draws
-        ll = pm.compute_log_likelihood(
-            xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()}), model=test_model,
-            extend_inferencedata=False, progressbar=False, compile_kwargs=dict(COMPILE_KWARGS),
-        )["y"].values
+        ll = pointwise_log_likelihood(idata["posterior"].to_dataset(), test_model,
+                                      compile_kwargs=dict(COMPILE_KWARGS))["y"].values
         s = ll.reshape(-1, ll.shape[-1])
         lpd = logsumexp(s, axis=0) - np.log(s.shape[0])
         ok = bool(int(idata.attrs.get("diagnostics_passed", 0)))

@@ -28,6 +28,7 @@ from ojpanel.config import PROCESSED_SOURCE_NOTE
 from ojpanel.errors import OJPanelWarning, ParameterError
 from ojpanel.models.bayes.data import SHARE_SCALES, Exposure, ModelData, prepare_data, select_panel
 from ojpanel.models.bayes.diagnostics import enforce_gates, gated_variables
+from ojpanel.models.bayes.loglik import pointwise_log_likelihood
 from ojpanel.models.bayes.models import (
     Priors,
     build_model,
@@ -297,7 +298,8 @@ def fit(
     for name, group in _data_groups(data).items():
         idata[name] = group  # replaces PyMC's own copy, if any
     if log_likelihood:
-        pm.compute_log_likelihood(idata, model=model, progressbar=False, compile_kwargs=dict(COMPILE_KWARGS))
+        idata["log_likelihood"] = pointwise_log_likelihood(idata["posterior"].to_dataset(), model,
+                                                           compile_kwargs=dict(COMPILE_KWARGS))
     t2 = time.perf_counter()
     attrs = provenance_attrs(
         {"source_note": PROCESSED_SOURCE_NOTE, "model": f"ojpanel.models.bayes hierarchical {data.likelihood}"},
