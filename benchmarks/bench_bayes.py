@@ -25,13 +25,15 @@ installation" warning on pip installs).
 
 Timings depend on load: the script prints the 1-minute load average before and after each run.
 
-Measured on a quiet 2-core machine (1-minute load 1.4-1.7), defaults 500 + 1500: ojpanel fit()
-92.5 s end to end (14.6 s build and compile, 65.2 s sampling, 12.7 s pointwise log-likelihood and
-gates), gates PASSED (max R-hat 1.007, slowest bulk ESS 1543, county spread 5887); nutpie's
-defaults 56.4 s and ``pm.sample()`` (PyMC 6 chose nutpie) 69.5 s both FAILED the R-hat gate
-(1.018, 1.013), their ESS per second on the slowest parameter 1.29x and 1.04x ojpanel's. The
-60 s goal is NOT met: sampling alone is 65 s at about 29,000 gradient evaluations per chain
-(1.4 ms each on 46,400 observations); the old 1000 + 1000 failed R-hat (1.0100) at the same cost.
+Measured on a quiet 2-core machine (1-minute load 1.5-1.9), defaults 500 + 1500, the log density
+without parameter checks: ojpanel fit() 81.8 s end to end (9.7 s build and compile, 61.3 s
+sampling, 10.8 s pointwise log-likelihood and gates), gates PASSED (max R-hat 1.007, slowest bulk
+ESS 1542, county spread 5887); nutpie's defaults 49.4 s and ``pm.sample()`` (PyMC 6 chose nutpie)
+59.3 s both FAILED the R-hat gate (1.018, 1.013), their ESS per second on the slowest parameter
+1.30x and 1.08x ojpanel's. The 60 s goal is NOT met: sampling alone is 61 s at about 29,000
+gradient evaluations per chain (1.4 ms each on 46,400 observations; 1.6 ms with the checks of
+0 <= p <= 1); the old 1000 + 1000 failed R-hat (1.0100) at the same cost, and 300 warm-up
+iterations instead of 500 failed it too (1.010) without sampling faster.
 Run: ``.venv/bin/python benchmarks/bench_bayes.py [--binomial] [--backends]``.
 """
 
