@@ -510,6 +510,10 @@ def test_pointwise_log_likelihood_matches_pymc_and_the_model_density(lik):
                 point[m.rvs_to_values[rv].name] = (tr.forward(pt.as_tensor(val), *rv.owner.inputs).eval()
                                                    if tr is not None else val)
             np.testing.assert_allclose(ours.values[c, k], elem(point), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ParameterError, match="lacks the model's free variables"):
+        pointwise_log_likelihood(post.drop_vars("mu_beta"), m)
+    with pytest.raises(ParameterError, match="no observed variables"):
+        pointwise_log_likelihood(post, m, var_names=["nope"])
 
 
 def test_every_likelihood_fits_with_its_log_likelihood_and_loo(mock_sampling):

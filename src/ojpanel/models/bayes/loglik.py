@@ -18,6 +18,8 @@ import pytensor
 import xarray as xr
 from pytensor.graph.replace import graph_replace
 
+from ojpanel.errors import ParameterError
+
 __all__ = ["pointwise_log_likelihood"]
 
 
@@ -47,9 +49,23 @@ def pointwise_log_likelihood(
     -------
     xarray.Dataset
         One variable per observed variable, dims ``chain, draw`` and the variable's dims.
+
+    Raises
+    ------
+    ParameterError
+        When ``var_names`` names no observed variable of the model, or the posterior lacks one
+        of the model's free variables.
     """
     observed = [rv for rv in model.observed_RVs if var_names is None or rv.name in var_names]
     free = list(model.free_RVs)
+    unknown = sorted(set(var_names or ()) - {rv.name for rv in model.observed_RVs})
+    missing = [rv.name for rv in free if rv.name not in posterior]
+    if unknown or missing:
+        raise ParameterError(
+            (f"no observed variables {unknown} in the model; it has {[rv.name for rv in model.observed_RVs]}. "
+             if unknown else "")
+            + (f"the posterior lacks the model's free variables {missing}: pass the posterior of a fit of "
+               "this model" if missing else ""))
     # the log density takes transformed values (e.g. log sigma); the draws are on the natural
     # scale, so each transformed value is written as the transform of a natural-scale input
     natural = [rv.type(name=rv.name) for rv in free]
@@ -78,6 +94,6 @@ def pointwise_log_likelihood(
         arr = flat_arr.reshape(n_chain, n_draw, *flat_arr.shape[1:])
         dims = ("chain", "draw", *dims_of.get(rv.name, [f"{rv.name}_dim_{i}" for i in range(arr.ndim - 2)]))
         data_vars[rv.name] = (dims, arr)
-    var_coords = {d: coords[d] for _, (dims, _) in data_vars.items() for d in dims[2:] if d in coords}
+    var_coords = {d: coords[d] for dims, _ in data_vars.values() for d in dims[2:] if d in coords}
     return xr.Dataset(data_vars, coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                                          **var_coords})
