@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -90,12 +89,12 @@ def _console_script() -> str:
 def test_every_command_line_runs(workspace, kolada_url, tmp_path, smoke_pipeline, monkeypatch):
     from ojpanel.cli import app
 
-    env = {"OJPANEL_KOLADA_URL": kolada_url, "OJPANEL_CACHE_DIR": str(tmp_path / "cache")}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("OJPANEL_KOLADA_URL", kolada_url)  # the subprocess inherits both
+    monkeypatch.setenv("OJPANEL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(workspace)
     runner = CliRunner()
     first = True
+    exe = [_console_script()] if _console_script() else [sys.executable, "-m", "ojpanel"]
     for cmd in command_lines():
         if cmd.startswith("make "):
             target = shlex.split(cmd)[1]
@@ -107,9 +106,7 @@ def test_every_command_line_runs(workspace, kolada_url, tmp_path, smoke_pipeline
         args = shlex.split(cmd)[1:] + SMALL.get(cmd, ([], ""))[0]
         if first:  # the installed entry point, as a reader types it
             first = False
-            exe = [_console_script()] if _console_script() else [sys.executable, "-m", "ojpanel"]
-            p = subprocess.run([*exe, *args], cwd=workspace, capture_output=True, text=True, timeout=300,
-                               env={**os.environ, **env})
+            p = subprocess.run([*exe, *args], cwd=workspace, capture_output=True, text=True, timeout=300)
             assert p.returncode == 0, f"README's `{cmd}` failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
             assert "Traceback" not in p.stderr, f"README's `{cmd}` printed a traceback:\n{p.stderr[-3000:]}"
             continue
