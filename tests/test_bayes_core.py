@@ -14,6 +14,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 import pytest
 import statsmodels.formula.api as smf
@@ -47,6 +48,14 @@ from ojpanel.models.bayes import (
     set_model_data,
     simulate_panel,
     truth,
+)
+from ojpanel.models.bayes.models import (
+    logit_bernoulli_logp,
+    logit_binomial_logp,
+    n_within_group_contrasts,
+    softplus_shared_exp,
+    within_group_projection,
+    zero_sum_within_groups,
 )
 from ojpanel.panel.validate import validate
 from ojpanel.peers import lagged, loo_group_mean
@@ -267,8 +276,47 @@ def test_model_loglik_matches_scipy(lik, par):
     np.testing.assert_allclose(np.bincount(d.municipality_group, weights=dev), 0.0, atol=1e-10)
     assert abs(g.sum()) < 1e-10
     raw = pr["z_municipality"].values * pr["sigma_municipality"].values if par == "noncentered" else pr["municipality_raw"].values
-    county_mean = (np.bincount(d.municipality_group, weights=raw) / np.bincount(d.municipality_group))[d.municipality_group]
-    np.testing.assert_allclose(dev, raw - county_mean, rtol=1e-10, atol=1e-12)
+    M = _contrast_matrix(d.municipality_group, len(d.groups))
+    np.testing.assert_allclose(dev, M @ raw, rtol=1e-10, atol=1e-12)
+
+
+def test_softplus_with_shared_exponential_matches_scipy():
+    """The logit likelihoods' softplus and its gradient equal log(1 + e^x) and the sigmoid, also at
+    0 (where the two branches meet), far in the tails and for NaN."""
+    x = pt.dvector("x")
+    sp = softplus_shared_exp(x)
+    f = pytensor.function([x], [sp, pytensor.grad(sp.sum(), x)], **FAST_COMPILE)
+    v = np.array([0.0, -1e-300, 1e-300, -800.0, 800.0, -35.0, 35.0, 0.5, -0.5, 3.0])
+    val, grad = f(v)
+    np.testing.assert_allclose(val, np.logaddexp(0.0, v), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(grad, expit(v), rtol=1e-14, atol=0)
+    assert np.isnan(f(np.array([np.nan]))[0]).all()  # a NaN predictor is not hidden
+    y, eta = np.array([0, 1, 3, 7]), np.array([-2.0, 0.0, 1.5, 40.0])
+    n = np.array([1, 1, 9, 7])
+    np.testing.assert_allclose(logit_bernoulli_logp(y[:2], eta[:2]).eval(), stats.bernoulli.logpmf(y[:2], expit(eta[:2])),
+                               rtol=1e-13)
+    np.testing.assert_allclose(logit_binomial_logp(y, eta, n).eval(), stats.binom.logpmf(y, n, expit(eta)), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("lik", ["bernoulli", "ordinal"])
+def test_year_effects_sampled_at_the_average_year_keep_the_priors(lik):
+    """The intercepts (cutpoints) are sampled at the average year, but the first-year intercept and
+    the year effects keep their independent normal priors: the same model in better coordinates."""
+    ds = simulate_panel(lik, **SMALL, seed=2)
+    d = prepare_data(ds, "exposure", likelihood=lik)
+    pri = Priors(alpha_sd=1.5, year_sd=0.7, cutpoint_sd=2.0)
+    m = build_model(d, pri)
+    level = m["alpha_centered"] if lik != "ordinal" else m["cutpoints_centered"][:, 0]
+    lv, ye = pm.draw([level, m["year_effect"]], draws=20000, random_seed=5)
+    sd = pri.alpha_sd if lik != "ordinal" else pri.cutpoint_sd
+    se = 1.0 / np.sqrt(2 * 20000)  # standard error of a sample s.d. relative to the s.d.
+    np.testing.assert_allclose(lv.std(axis=0), sd, rtol=5 * se)
+    np.testing.assert_allclose(ye.std(axis=0), pri.year_sd, rtol=5 * se)
+    corr = np.corrcoef(np.column_stack([lv, ye]).T)[: lv.shape[1], lv.shape[1]:]
+    assert np.abs(corr).max() < 5 / np.sqrt(20000)
+    free = {rv.name for rv in m.free_RVs}
+    assert ("alpha_average_year" in free) == (lik != "ordinal") and "year_effect" in free
 
 
 def test_parametrization_auto_and_errors():
@@ -450,28 +498,36 @@ def test_arviz_figures_speak_swedish_name_parameters_and_pass_the_layout_check(m
     assert "Posteriorprediktiv kontroll" in shown and "Priorprediktiv kontroll" in shown
 
 
-def test_group_means_removed_without_a_matrix_equal_the_projection():
-    """The model's segment-sum form equals P @ v, P the within-group projection (P = P^T = P^2)."""
-    import pytensor.tensor as pt
+def _contrast_matrix(group_of: np.ndarray, n_groups: int) -> np.ndarray:
+    """The matrix of the model's within-group contrast map (its columns: the images of unit vectors)."""
+    w = pt.dvector("w")
+    f = pytensor.function([w], zero_sum_within_groups(w, group_of, n_groups), **FAST_COMPILE)
+    return np.column_stack([f(e) for e in np.eye(n_within_group_contrasts(group_of, n_groups))])
 
-    from ojpanel.models.bayes.models import remove_group_means, within_group_projection
 
+def test_within_group_contrasts_are_an_isometry_onto_the_zero_sum_subspace():
+    """The deviations' map: orthonormal columns (so N(0, s^2 I) contrasts give the zero-sum normal of
+    scale s) whose span is the within-group zero-sum subspace (M M^T = P, the projection), also with
+    a one-member group; its gradient is M^T w."""
     rng = np.random.default_rng(3)
     group_of = rng.integers(0, 5, 40)
-    group_of[:5] = np.arange(5)  # every group present
-    P = within_group_projection(group_of, 5)
+    group_of[:6] = [0, 1, 2, 3, 4, 5]  # every group present; group 5 has one member
+    group_of[group_of == 5] = 4
+    group_of[7] = 5
+    P = within_group_projection(group_of, 6)
     np.testing.assert_allclose(P, P.T, atol=1e-15)
     np.testing.assert_allclose(P @ P, P, atol=1e-12)
-    v = pt.vector("v")
-    f = remove_group_means(v, group_of, 5)
-    x = rng.normal(size=40)
-    out = f.eval({v: x})
-    np.testing.assert_allclose(out, P @ x, atol=1e-12)
-    np.testing.assert_allclose(np.bincount(group_of, weights=out, minlength=5), 0, atol=1e-12)
-    # the gradient of a weighted sum is P^T w (what the sampler uses)
+    M = _contrast_matrix(group_of, 6)
+    assert M.shape == (40, 40 - 6)
+    np.testing.assert_allclose(M.T @ M, np.eye(34), atol=1e-12)
+    np.testing.assert_allclose(M @ M.T, P, atol=1e-12)
+    np.testing.assert_allclose(np.bincount(group_of, weights=M @ rng.normal(size=34), minlength=6), 0, atol=1e-12)
+    assert np.all(M[7] == 0)  # a one-member group has no deviation
+    v = pt.dvector("v")
     w = rng.normal(size=40)
-    g = pt.grad((f * pt.as_tensor(w)).sum(), v).eval({v: x})
-    np.testing.assert_allclose(g, P.T @ w, atol=1e-12)
+    x = rng.normal(size=34)
+    g = pt.grad((zero_sum_within_groups(v, group_of, 6) * pt.as_tensor(w)).sum(), v).eval({v: x})
+    np.testing.assert_allclose(g, M.T @ w, atol=1e-12)
 
 
 @pytest.mark.parametrize("lik", ["normal", "binomial", "bernoulli", "ordinal"])

@@ -165,11 +165,10 @@ def gated_variables(idata: xr.DataTree) -> list[str]:
     """Posterior variables the gates of a hierarchical fit check.
 
     Every variable except the auxiliary ones of the parametrisation: standardised effects
-    (``z_*``) and raw municipality draws (``*_raw``), whose meaningful transforms (``beta``,
-    ``group_effect``, ``municipality_effect``) are checked instead. Those auxiliary vectors carry
-    directions the likelihood never sees (each county's mean of the raw municipality draws, which
-    the zero-sum projection removes); they are drawn from their prior alone and only add noise to
-    R-hat and ESS without telling anything about the model's quantities.
+    (``z_*``) and the municipality level's within-county contrasts (``*_raw``), whose meaningful
+    transforms (``beta``, ``group_effect``, ``municipality_effect``) are checked instead. They are
+    the sampler's coordinates, not quantities of the model, and a contrast has no meaning of its
+    own; checking them too would only add noise to the largest R-hat.
     """
     post = idata["posterior"]
     return [str(v) for v in post.data_vars if not (str(v).startswith("z_") or str(v).endswith("_raw"))]
