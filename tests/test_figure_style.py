@@ -123,6 +123,7 @@ def test_no_library_module_forces_a_backend_or_uses_pyplot():
 
 
 def test_package_figures_pass_the_checker(embedded_panel):
+    from ojpanel.report import describe
     from ojpanel.report.coefplot import coef_plot
     from ojpanel.report.describe import plot_trends, trend_table
     from ojpanel.report.funnel import funnel_plot
@@ -131,6 +132,14 @@ def test_package_figures_pass_the_checker(embedded_panel):
     trends = trend_table(ds)
     ids = list(dict.fromkeys(trends["indicator"]))[:8]
     assert figure_problems(plot_trends(trends[trends["indicator"].isin(ids)], "Äldreomsorg")) == []
+    # every page of the report's ekonomiskt bistånd figures: units too long for a panel's height
+    # ("Andel (%) av utbetalt ekonomiskt bistånd") ran into the source note until wrapped
+    eb = trend_table(embedded_panel.oj.select(area="ekonomiskt bistånd"))
+    ids = list(dict.fromkeys(eb["indicator"]))
+    assert any(len(unit_label(str(t))) > 30 for t in eb["title"])
+    for k in range(0, len(ids), describe._PER_PAGE):
+        page = eb[eb["indicator"].isin(ids[k:k + describe._PER_PAGE])]
+        assert figure_problems(plot_trends(page, f"Ekonomiskt bistånd: nationella trender ({k})")) == []
 
     rng = np.random.default_rng(3)
     n = rng.integers(5, 400, 290)

@@ -28,6 +28,7 @@ from ojpanel.core.style import (
     source_note,
     style,
     unit_label,
+    wrap,
     year_axis,
 )
 from ojpanel.progress import track
@@ -101,7 +102,8 @@ def plot_trends(trends: pd.DataFrame, title: str, path: Path | None = None):
             indicator_title(ax, str(d["title"].iloc[0]), kpi, width=34)
             year_axis(ax)
             scale = d["scale"].iloc[0] if "scale" in d else None
-            ax.set_ylabel(unit_label(d["title"].iloc[0], scale))
+            # long units ("Andel (%) av utbetalt ekonomiskt bistånd") wrapped to the panel's height
+            ax.set_ylabel(wrap(unit_label(d["title"].iloc[0], scale), 24))
             plain_numbers(ax)
         for ax in axes.ravel()[len(ids):]:
             ax.set_visible(False)
