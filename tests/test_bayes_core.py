@@ -528,6 +528,8 @@ def test_within_group_contrasts_are_an_isometry_onto_the_zero_sum_subspace():
     x = rng.normal(size=34)
     g = pt.grad((zero_sum_within_groups(v, group_of, 6) * pt.as_tensor(w)).sum(), v).eval({v: x})
     np.testing.assert_allclose(g, M.T @ w, atol=1e-12)
+    with pytest.raises(ParameterError, match="groups needs a member"):
+        zero_sum_within_groups(v, group_of, 7)  # group 6 has no member
 
 
 @pytest.mark.parametrize("lik", ["normal", "binomial", "bernoulli", "ordinal"])

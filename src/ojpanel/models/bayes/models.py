@@ -337,6 +337,9 @@ def zero_sum_within_groups(w: pt.TensorVariable, group_of: np.ndarray, n_groups:
     group_of = np.asarray(group_of, dtype=np.int64)
     n = len(group_of)
     sizes = np.bincount(group_of, minlength=n_groups).astype(float)
+    if len(sizes) != n_groups or not (sizes > 0).all():
+        raise ParameterError(f"every one of the {n_groups} groups needs a member and no member another group; "
+                             f"got group sizes {sizes.astype(int).tolist()}")
     last = np.full(n_groups, -1, dtype=np.int64)
     last[group_of] = np.arange(n)  # the last member of every group (later indices overwrite)
     free = np.setdiff1d(np.arange(n), last)
