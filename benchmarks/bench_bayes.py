@@ -165,7 +165,8 @@ def backend_cost(model, repeats: int = 200) -> None:
         warnings.simplefilter("always")
         flags = pytensor.config.blas__ldflags
     said += [f"BLAS check: {str(w.message).splitlines()[0]}" for w in caught if "BLAS" in str(w.message)]
-    # the within-county projection of the municipality level is a matrix product: BLAS for C
+    # what the C backend links to for BLAS operations (the model itself has none: its municipality
+    # deviations use segment sums)
     print(f"  C backend's BLAS link flags: {flags!r}; PyTensor warned: {said or 'nothing (compiled earlier and cached)'}")
 
 

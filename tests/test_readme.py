@@ -94,7 +94,8 @@ def test_every_command_line_runs(workspace, kolada_url, tmp_path, smoke_pipeline
     monkeypatch.chdir(workspace)
     runner = CliRunner()
     first = True
-    exe = [_console_script()] if _console_script() else [sys.executable, "-m", "ojpanel"]
+    script = _console_script()
+    exe = [script] if script else [sys.executable, "-m", "ojpanel"]
     for cmd in command_lines():
         if cmd.startswith("make "):
             target = shlex.split(cmd)[1]
