@@ -128,6 +128,7 @@ def test_sbc_every_likelihood_on_real_structure(lik, smoke):
     data = _structure(lik, smoke)
     n_sim, n_ranks, draws, tune = (10, 30, 100, 300) if smoke else (200, 100, 500, 500)
     res = sbc(data, n_simulations=n_sim, n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
+    print(f"[{lik}]", res.summary, sep="\n")  # make test-full reports the numbers (pytest -rP)
     expected = {"mu_beta", "tau_beta", "sigma_group", "sigma_municipality"}
     assert expected <= {q.split("[")[0] for q in res.p_values.index}
     assert res.passed, res.summary
@@ -141,6 +142,7 @@ def test_sbc_catches_a_misspecified_prior(smoke):
     pri = Priors.default("normal")
     res = sbc(data, priors=pri.updated(mu_beta_sd=0.1), generating_priors=pri, n_simulations=n_sim,
               n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
+    print("[normal, mis-specified prior]", res.summary, sep="\n")
     assert not res.passed, res.summary
     assert res.p_values["mu_beta"] < res.threshold
     fig = res.plot(var_names=["mu_beta"])

@@ -172,3 +172,45 @@ def test_power_grows_with_the_effect_and_holds_size(smoke):
     assert p0 <= (0.175 if smoke else 0.09)
     assert p1 >= 0.9
     assert pw.design == "spatial_yardstick" and pw.size == p0
+
+
+def test_power_replications_at_once_equal_one_at_a_time(ds):
+    """The vectorised simulation (all replications and effects in one batch) gives the rejections of
+    a plain loop over replications, effects and years with dense weights and one fit per draw."""
+    from scipy import stats
+
+    from ojpanel.models.fe import prepare_batch
+    from ojpanel.models.within import ols_batch
+    from ojpanel.peers import neighbour_mean_np
+
+    one = ds["value"].sel(indicator=[IDS[0]]).transpose("indicator", "municipality", "year")
+    codes = [str(c) for c in one["municipality"].values]
+    W = geo.weights_matrix(geo.neighbour_graph(), "contiguity", codes=codes)
+    mask = np.isfinite(one.values[0])
+    N, T = mask.shape
+    factors = [np.repeat(np.arange(N), T), np.tile(np.arange(T), N)]
+    dist = spatial.distance_matrix(codes)
+    comps, effects, size = (60.0, 8.0, 1.5, 4.0), np.array([0.0, 0.3, -0.5]), 3
+    args = (comps, effects, 1, factors, dist, 100.0, "bartlett")
+    rng = np.random.default_rng(4)
+    pv = np.zeros((size, len(effects)))
+    for r in range(size):
+        a, d, e = rng.normal(0, comps[1], N), rng.normal(0, comps[2], T), rng.normal(0, comps[3], (N, T))
+        for k, beta in enumerate(effects):
+            y = np.empty((N, T))
+            for t in range(T):
+                y[:, t] = comps[0] + a + d[t] + e[:, t]
+                if t >= 1:
+                    wy = neighbour_mean_np(np.where(mask[:, t - 1], y[:, t - 1], np.nan), W)
+                    y[:, t] += beta * np.where(np.isfinite(wy), wy - comps[0], 0.0)
+            obs = np.where(mask, y, np.nan)
+            x = np.full((N, T), np.nan)
+            x[:, 1:] = neighbour_mean_np(obs, W)[:, :-1]
+            fd = prepare_batch(obs.ravel()[None], x.ravel()[None, :, None], factors=factors)
+            fit = ols_batch(fd.y, fd.X, fd.mask)
+            V = spatial.conley_covariance(fd.X, fit.resid, fit.xtx_inv, fd.mask, dist, T)
+            pv[r, k] = 2 * stats.norm.sf(abs(fit.beta[0, 0]) / np.sqrt(V[0, 0, 0]))
+    for alpha in (0.05, 0.5):
+        got = spatial._power_chunk(size, np.random.default_rng(4), W, mask, *args, alpha)
+        np.testing.assert_array_equal(got, (pv < alpha).astype(float))
+    assert 0 < (pv < 0.5).sum() < pv.size  # the comparison sees both outcomes

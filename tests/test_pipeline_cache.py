@@ -454,6 +454,26 @@ def test_undeclared_notebook_always_runs(project):
 
 # -- execution, progress, command line --------------------------------------------------------
 
+def test_parallel_kernels_share_the_cores_between_their_thread_pools(project, monkeypatch):
+    from ojpanel.pipeline import default_jobs
+    from ojpanel.pipeline.execute import THREAD_VARIABLES, kernel_environment
+
+    for var in THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    body = ["import os\nfrom ojpanel.pipeline import record\n"
+            f"record('threads', [os.environ.get(v) for v in {list(THREAD_VARIABLES)!r}])"]
+    _nb(project["nb"] / "04_t.ipynb", "out_dir = ''", body, [], [])
+    _nb(project["nb"] / "05_t.ipynb", "out_dir = ''", body, [], [])
+    res = _run(project, select=["04", "05"], jobs=2)
+    expected = str(max(1, default_jobs() // 2))
+    assert res.records["04_t"]["threads"] == res.records["05_t"]["threads"] == [expected] * len(THREAD_VARIABLES)
+    # a value the user set is kept; without a cap nothing is set
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert kernel_environment(1)["OMP_NUM_THREADS"] == "3" and kernel_environment(1)["MKL_NUM_THREADS"] == "1"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert not set(THREAD_VARIABLES) & set(kernel_environment())
+
+
 def test_cell_progress_and_no_kernel_noise(project, capfd):
     calls = []
     project["out"].mkdir()

@@ -39,6 +39,11 @@ def test_peer_matrix_is_the_peer_mean(panel, design):
     with np.errstate(invalid="ignore", divide="ignore"):
         got = np.where(den > 0, (W @ np.nan_to_num(x)) / den, np.nan)
     np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True)
+    # the fast form the simulation uses gives the same values, with several columns at once
+    stacked = np.concatenate([x, x[:, ::-1]], axis=1)
+    fast = design.peer_mean_np(v)(stacked)
+    np.testing.assert_allclose(fast[:, : x.shape[1]], expected, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(fast[:, x.shape[1]:], got[:, ::-1], rtol=1e-12, equal_nan=True)
 
 
 def test_simulated_peer_effect_acts_through_the_neighbour_mean(panel):

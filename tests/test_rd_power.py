@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import ojpanel
 from ojpanel.designs.rd import colour_rd
@@ -40,6 +41,23 @@ def test_rd_power_is_seeded(ds):
     assert a.table.equals(b.table)
     with pytest.raises(ParameterError, match="percentile rank"):
         rd_power(ds, cutoff=1.5)
+
+
+def test_one_fit_tests_every_planted_jump():
+    """A jump δ planted as ``y + δ·1{r ≥ c}`` moves the estimate by δ and keeps the SE: the
+    shortcut the simulation takes equals refitting (local_linear) for every δ, with clusters."""
+    from ojpanel.designs.rd import local_linear, local_linear_jump
+
+    rng = np.random.default_rng(0)
+    r = rng.uniform(0, 1, 800)
+    y = 0.3 * r + rng.normal(0, 1, 800)
+    cl = rng.integers(0, 120, 800)
+    est, se = local_linear_jump(r, y, 0.25, 0.2, cl)
+    for delta in (0.0, 0.4, -1.3):
+        refit = local_linear(r, y + delta * (r >= 0.25), 0.25, 0.2, cl)
+        assert refit["estimate"] == pytest.approx(est + delta, abs=1e-12)
+        assert refit["std_error"] == pytest.approx(se, rel=1e-10)
+        assert refit["p_value"] == pytest.approx(2 * stats.norm.sf(abs(est + delta) / se), rel=1e-8, abs=1e-300)
 
 
 def test_power_cli_rd(ds, tmp_path):

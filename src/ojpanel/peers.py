@@ -11,11 +11,15 @@ import warnings
 
 import numpy as np
 import xarray as xr
+from scipy import sparse
 
 from ojpanel.errors import DataError, ParameterError
 
 #: The peer definition "the municipalities that share a border" (beside county, kommungrupp, …).
 NEIGHBOURS = "neighbours"
+
+#: Weight matrices with at most this share of non-zero entries are multiplied as sparse matrices.
+SPARSE_DENSITY = 0.05
 
 __all__ = [
     "NEIGHBOURS",
@@ -53,19 +57,26 @@ def loo_mean_np(values: np.ndarray, group_codes: np.ndarray) -> np.ndarray:
     v2 = v.reshape(len(v), -1)
     codes = np.asarray(group_codes)
     ok = codes >= 0
-    g = int(codes[ok].max()) + 1 if ok.any() else 0
-    present = ~np.isnan(v2)
-    filled = np.where(present, v2, 0.0)
-    sums = np.zeros((g, v2.shape[1]))
-    counts = np.zeros((g, v2.shape[1]))
-    np.add.at(sums, codes[ok], filled[ok])
-    np.add.at(counts, codes[ok], present[ok].astype(float))
+    sums, counts, filled, present = _group_totals(v2, codes)
     out = np.full_like(v2, np.nan)
     own_sum = sums[codes[ok]] - filled[ok]
     own_cnt = counts[codes[ok]] - present[ok]
     with np.errstate(invalid="ignore", divide="ignore"):
         out[ok] = np.where(own_cnt > 0, own_sum / own_cnt, np.nan)
     return out.ravel() if one_d else out.reshape(v.shape)
+
+
+def _group_totals(v2: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per group: sums and counts of the present values of ``v2`` ``(n, k)``; also the zero-filled
+    values and the presence mask. Rows with code -1 belong to no group."""
+    ok = codes >= 0
+    g = int(codes[ok].max()) + 1 if ok.any() else 0
+    rows = np.flatnonzero(ok)
+    # a one-hot sparse matrix adds each group's rows in row order, as a loop would, but in C
+    onehot = sparse.csr_matrix((np.ones(rows.size), (codes[ok], rows)), shape=(g, len(codes)))
+    present = ~np.isnan(v2)
+    filled = np.where(present, v2, 0.0)
+    return onehot @ filled, onehot @ present.astype(float), filled, present
 
 
 def _group_codes(da: xr.DataArray, groups: xr.DataArray | str) -> np.ndarray:
@@ -111,7 +122,7 @@ def loo_group_mean(da: xr.DataArray, groups: xr.DataArray | str) -> xr.DataArray
     return res
 
 
-def neighbour_mean_np(values: np.ndarray, W: np.ndarray) -> np.ndarray:
+def neighbour_mean_np(values: np.ndarray, W: np.ndarray | sparse.spmatrix) -> np.ndarray:
     """Weighted mean over each row's neighbours, re-normalised over the neighbours with a value.
 
     Parameters
@@ -120,7 +131,7 @@ def neighbour_mean_np(values: np.ndarray, W: np.ndarray) -> np.ndarray:
         Shape ``(n,)`` or ``(n, k)``; NaN marks missing.
     W
         ``(n, n)`` non-negative neighbour weights with a zero diagonal (so the unit itself is left
-        out, as in :func:`loo_mean_np`).
+        out, as in :func:`loo_mean_np`), dense or a scipy sparse matrix.
 
     Returns
     -------
@@ -129,15 +140,24 @@ def neighbour_mean_np(values: np.ndarray, W: np.ndarray) -> np.ndarray:
         has no neighbours.
     """
     v = np.asarray(values, dtype=float)
-    W = np.asarray(W, dtype=float)
+    if sparse.issparse(W):
+        W = sparse.csr_matrix(W, dtype=float)
+        diag, negative = W.diagonal(), W.data < 0
+    else:
+        W = np.asarray(W, dtype=float)
+        diag, negative = np.diag(W), W < 0
     if W.shape != (len(v), len(v)):
         raise ParameterError(f"weights must be {len(v)}×{len(v)}; got {W.shape}")
-    if np.any(np.diag(W) != 0) or np.any(W < 0):
+    if np.any(diag != 0) or np.any(negative):
         raise ParameterError("neighbour weights must be non-negative with a zero diagonal")
     v2 = v.reshape(len(v), -1)
     present = ~np.isnan(v2)
-    num = W @ np.where(present, v2, 0.0)
-    den = W @ present.astype(float)
+    # contiguity weights are ~2 % non-zero: with many columns a sparse product does a fiftieth of
+    # the work (converting costs about one dense column; callers in loops pass sparse weights)
+    if not sparse.issparse(W) and v2.shape[1] >= 16 and np.count_nonzero(W) <= SPARSE_DENSITY * W.size:
+        W = sparse.csr_matrix(W)
+    num = np.asarray(W @ np.where(present, v2, 0.0))
+    den = np.asarray(W @ present.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / den, np.nan)
     return out.reshape(v.shape)
@@ -190,13 +210,8 @@ def group_mean(da: xr.DataArray, groups: xr.DataArray | str) -> xr.DataArray:
     codes = _group_codes(da, groups)
     moved = da.transpose("municipality", ...)
     v = moved.values.reshape(moved.shape[0], -1)
-    present = ~np.isnan(v)
     ok = codes >= 0
-    g = int(codes[ok].max()) + 1 if ok.any() else 0
-    sums = np.zeros((g, v.shape[1]))
-    counts = np.zeros((g, v.shape[1]))
-    np.add.at(sums, codes[ok], np.where(present, v, 0.0)[ok])
-    np.add.at(counts, codes[ok], present[ok].astype(float))
+    sums, counts, _, _ = _group_totals(v, codes)
     out = np.full_like(v, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[ok] = np.where(counts[codes[ok]] > 0, sums[codes[ok]] / counts[codes[ok]], np.nan)

@@ -54,8 +54,9 @@ shock cells avoid the problem.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,9 @@ from ojpanel.peers import (
     improved,
     lagged,
     loo_group_mean,
+    loo_mean_np,
     neighbour_mean,
+    neighbour_mean_np,
     top_quartile_flag,
 )
 
@@ -198,7 +201,8 @@ class PeerDesign(RegressionDesign):
         ``peer_mean`` is ``Σ_j w_ij·y_j / Σ_j w_ij·1{y_j present}``: for a grouping ``w_ij = 1`` for
         the other members of ``i``'s group (the leave-one-out mean), for neighbours the neighbour
         weights (:func:`ojpanel.data.geo.weights_matrix`). Simulations (:func:`ojpanel.designs.power.power`)
-        apply it to simulated values, so they plant the effect of the peers the design tests.
+        apply these weights to simulated values (through :meth:`peer_mean_np`), so they plant the
+        effect of the peers the design tests.
         """
         codes = [str(c) for c in v["municipality"].values]
         if self.neighbours:
@@ -206,6 +210,27 @@ class PeerDesign(RegressionDesign):
 
             graph = self.group if not isinstance(self.group, str) else neighbour_graph(islands=self.islands)
             return weights_matrix(graph, self.weights, codes=codes)
+        lab, has = self._group_labels(v)
+        W = ((lab[:, None] == lab[None, :]) & has[:, None] & has[None, :]).astype(float)
+        np.fill_diagonal(W, 0.0)
+        return W
+
+    def peer_mean_np(self, v: xr.DataArray) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`peer_mean` as a function of plain values ``(municipality, k)`` ordered like ``v``.
+
+        The same weights as :meth:`peer_matrix`, applied the fast way: a grouping's leave-one-out
+        mean (:func:`~ojpanel.peers.loo_mean_np`) or the neighbour-weighted mean
+        (:func:`~ojpanel.peers.neighbour_mean_np`). Simulations call it once per simulated year.
+        """
+        if self.neighbours:
+            return partial(neighbour_mean_np, W=self.peer_matrix(v))
+        lab, has = self._group_labels(v)
+        codes = np.full(len(lab), -1, dtype=np.int64)
+        codes[has] = np.unique(lab[has], return_inverse=True)[1]
+        return partial(loo_mean_np, group_codes=codes)
+
+    def _group_labels(self, v: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+        """The grouping's label of every municipality of ``v`` (as text) and whether it has one."""
         if isinstance(self.group, str):
             if self.group not in v.coords:
                 raise ParameterError(f"peer group '{self.group}' is not a municipality coordinate of the panel")
@@ -216,10 +241,7 @@ class PeerDesign(RegressionDesign):
         lab = np.asarray(getattr(g, "values", g)).astype(object)
         # no group (missing or empty label): no peers, so a missing peer mean
         has = np.array([not (x is None or (isinstance(x, float) and np.isnan(x)) or x == "") for x in lab])
-        lab = lab.astype(str)
-        W = ((lab[:, None] == lab[None, :]) & has[:, None] & has[None, :]).astype(float)
-        np.fill_diagonal(W, 0.0)
-        return W
+        return lab.astype(str), has
 
     def peer_variable(self, ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
         """The lagged leave-one-out peer mean (or its top-quantile flag) of every municipality."""

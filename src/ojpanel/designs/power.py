@@ -17,7 +17,7 @@ Designs
     The ANCOVA peer design of :mod:`ojpanel.designs.peer`: ``y[t] ~ peer[t−L] + y[t−L]`` with
     ``shocks``×year effects, clustered by ``cluster``, for any of the design's peer definitions
     (``group=`` a grouping or ``"neighbours"``, with its ``weights`` and ``islands``): the simulated
-    effect acts through the design's own peer mean (:meth:`~ojpanel.designs.peer.PeerDesign.peer_matrix`). The simulated outcome is dynamic: the first
+    effect acts through the design's own peer mean (:meth:`~ojpanel.designs.peer.PeerDesign.peer_mean_np`). The simulated outcome is dynamic: the first
     ``L`` years are ``μ + a_i + γ_t + c_{county,t} + e``, then
     ``y[t] = μ(1−ρ) + ρ·y[t−L] + γ_t + c_{county,t} + δ·peer[t−L] + u`` with ``ρ`` and ``sd(u)``
     estimated from the indicator (within-cell regression on the own lag).
@@ -32,7 +32,7 @@ chunks (identical results).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,6 @@ from ojpanel.designs.users import UsersDesign
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.models.fe import fit_batch, panel_arrays
 from ojpanel.models.within import demean, factorize
-from ojpanel.peers import neighbour_mean_np
 from ojpanel.progress import progress as report_progress
 
 __all__ = [
@@ -234,7 +233,16 @@ class _Structure:
     template: xr.DataArray  # (municipality, year) with the panel's municipality coordinates
     mask: np.ndarray  # (N, T) observed
     county: np.ndarray  # (N,) codes of the simulated county×year shocks
-    peers: np.ndarray | None  # (N, N) peer weights of the design (PeerDesign.peer_matrix)
+    peer_mean: Callable[[np.ndarray], np.ndarray] | None  # the design's peer mean of (N, k) values
+
+
+def _fixed_width(coord: xr.DataArray) -> xr.DataArray:
+    """A coordinate of strings as fixed-width text: xarray deep-copies coordinates whenever it
+    builds an array, which for Python string objects means one copy per element."""
+    v = np.asarray(coord.values)
+    if v.dtype == object and all(isinstance(x, str) for x in v):
+        return coord.copy(data=v.astype(str))
+    return coord
 
 
 def _panel(y: np.ndarray, st: _Structure) -> xr.DataArray:
@@ -300,7 +308,7 @@ def _simulated_arrays(
         y[:, :, :lag] = vc.mean + a + g[:, :, :lag] + c[:, :, :lag] + e[:, :, :lag]
         for t in range(lag, T):
             prev = np.where(st.mask[:, t - lag][None], y[:, :, t - lag], np.nan)
-            peer = neighbour_mean_np(prev.T, st.peers).T
+            peer = st.peer_mean(prev.T).T
             y[:, :, t] = base[:, :, t] + vc.rho * y[:, :, t - lag] + effect * np.nan_to_num(peer)
         # the regression sees what the design defines on the observed values
         y_da, regs = design.arrays(_panel(np.where(st.mask[None], y, np.nan), st))
@@ -391,12 +399,13 @@ def _structure(da: xr.DataArray, design: RegressionDesign) -> _Structure:
         else np.zeros(da.sizes["municipality"], np.int64)
     )
     return _Structure(
-        template=da,
+        template=da.assign_coords({c: _fixed_width(co) for c, co in da.coords.items()
+                                   if co.dims == ("municipality",)}),
         mask=np.isfinite(da.values),
         county=county,
         # the peers of the design itself (a grouping's other members or the neighbours), so the
         # simulated effect acts through the peer mean the regression uses
-        peers=design.peer_matrix(da) if peer else None,
+        peer_mean=design.peer_mean_np(da) if peer else None,
     )
 
 

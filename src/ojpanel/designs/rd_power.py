@@ -19,7 +19,7 @@ from scipy import stats
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.designs.power import PowerResult, VarianceComponents, interpolate_mde
-from ojpanel.designs.rd import RDDesign, local_linear, rd_jump
+from ojpanel.designs.rd import RDDesign, local_linear_jump, rd_jump
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.progress import progress as report_progress
 
@@ -33,15 +33,14 @@ def _rd_chunk(size: int, rng: np.random.Generator, r: np.ndarray, y0: np.ndarray
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(len(uniq)))
     ends = np.append(starts[1:], len(order))
-    right = (r - cutoff >= 0).astype(float)
     hits = np.zeros(len(effects))
     for _ in range(size):
         draw = rng.integers(0, len(uniq), size=len(uniq))
         rows = np.concatenate([order[starts[d]:ends[d]] for d in draw])
         cl = np.repeat(np.arange(len(draw)), ends[draw] - starts[draw])
-        for k, eff in enumerate(effects):
-            res = local_linear(r[rows], y0[rows] + eff * right[rows], cutoff, h, cl if cluster else None)
-            hits[k] += res["p_value"] < alpha
+        # a planted jump shifts the estimate by its size and leaves the SE (local_linear_jump)
+        est, se = local_linear_jump(r[rows], y0[rows], cutoff, h, cl if cluster else None)
+        hits += 2 * stats.norm.sf(np.abs(est + effects) / se) < alpha
     return hits
 
 

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import sparse, stats
 
 from ojpanel.core.parallel import chunk_sizes, map_seeded
 from ojpanel.data.geo import (
@@ -252,7 +252,7 @@ def conley_covariance(
     K = _kernel(dist, cutoff_km, kernel)
     s = np.where(mask[..., None], X * np.where(mask, resid, 0.0)[..., None], 0.0)
     s = s.reshape(B, N, n_years, k)
-    meat = np.einsum("bitk,ij,bjtl->bkl", s, K, s)
+    meat = np.einsum("bitk,ij,bjtl->bkl", s, K, s, optimize=True)
     if serial:
         tot = s.sum(2)
         meat += np.einsum("bik,bil->bkl", tot, tot) - np.einsum("bitk,bitl->bkl", s, s)
@@ -396,35 +396,49 @@ def rewire(graph: NeighbourGraph, rng: np.random.Generator, *, swaps_per_edge: i
     """
     e = graph.edges
     und = e[e["municipality"] < e["neighbour"]]
-    a = und["municipality"].to_numpy().copy()
-    b = und["neighbour"].to_numpy().copy()
     km = und["shared_border_km"].to_numpy(float).copy()
-    m = len(a)
+    m = len(und)
     if m < 2:
         raise ParameterError("a graph needs at least two edges to be rewired")
-    present = {frozenset((x, y)) for x, y in zip(a, b, strict=True)}
+    # municipalities as integers and an edge as one integer key: the loop runs on plain ints
+    names, ends = np.unique(np.concatenate([und["municipality"].to_numpy(), und["neighbour"].to_numpy()]),
+                            return_inverse=True)
+    n = len(names)
+    a, b = ends[:m].tolist(), ends[m:].tolist()
+
+    def key(x: int, y: int) -> int:
+        return x * n + y if x < y else y * n + x
+
+    present = {key(x, y) for x, y in zip(a, b, strict=True)}
     target, done, tries = swaps_per_edge * m, 0, 0
+    # candidate swaps drawn in blocks (one call per block rather than two per candidate)
+    block = max(1024, target)
+    pairs: list[list[int]] = []
+    flips: list[bool] = []
+    k = 0
     while done < target:
+        if k == len(pairs):
+            pairs, flips, k = rng.integers(0, m, (block, 2)).tolist(), (rng.random(block) < 0.5).tolist(), 0
+        (i, j), flip = pairs[k], flips[k]
+        k += 1
         tries += 1
         if tries > 100 * target:
             raise ModelError("rewiring stalled: too few admissible swaps in this graph")
-        i, j = rng.integers(0, m, 2)
         if i == j:
             continue
-        p, q = (a[i], b[i]), (a[j], b[j])
-        if rng.random() < 0.5:
-            q = (q[1], q[0])
-        n1, n2 = (p[0], q[1]), (q[0], p[1])
-        if n1[0] == n1[1] or n2[0] == n2[1]:
+        p0, p1 = a[i], b[i]
+        q0, q1 = (b[j], a[j]) if flip else (a[j], b[j])
+        if p0 == q1 or q0 == p1:
             continue
-        f1, f2 = frozenset(n1), frozenset(n2)
+        f1, f2 = key(p0, q1), key(q0, p1)
         if f1 in present or f2 in present or f1 == f2:
             continue
-        present -= {frozenset(p), frozenset(q)}
-        present |= {f1, f2}
-        a[i], b[i] = n1
-        a[j], b[j] = n2
+        present.difference_update((key(p0, p1), key(q0, q1)))
+        present.update((f1, f2))
+        a[i], b[i] = p0, q1
+        a[j], b[j] = q0, p1
         done += 1
+    a, b = names[a], names[b]
     edges = pd.DataFrame({"municipality": np.concatenate([a, b]), "neighbour": np.concatenate([b, a]),
                           "shared_border_km": np.concatenate([km, km])})
     edges = edges.sort_values(["municipality", "neighbour"]).reset_index(drop=True)
@@ -442,14 +456,18 @@ class _RewiredStatistic:
         self.yy, self.X, self.labels, self.factors, self.names = yy, X, labels, factors, names
         self.years = frame["y"]["year"].values
         self.codes = [str(c) for c in v["municipality"].values]
+        # the neighbour lag in plain arrays (as lagged() places it, by year label): the value of
+        # year t − lag at t, where that year is in the panel
+        self.values = v.transpose("municipality", "indicator", "year").values
+        position = {int(y): i for i, y in enumerate(v["year"].values)}
+        self.source = np.array([position.get(int(t) - lag, -1) for t in self.years])
 
     def coefficients(self, graph: NeighbourGraph) -> np.ndarray:
-        W = weights_matrix(graph, self.weights, codes=self.codes)
-        v = self.v.transpose("municipality", "indicator", "year")
-        wy = v.copy(data=neighbour_mean_np(v.values, W)).transpose("indicator", "municipality", "year")
-        p = lagged(wy, self.lag).sel(year=self.years)
+        W = sparse.csr_matrix(weights_matrix(graph, self.weights, codes=self.codes))
+        wy = neighbour_mean_np(self.values, W)[:, :, self.source]
+        wy[:, :, self.source < 0] = np.nan
         X = self.X.copy()
-        X[:, :, self.names.index("neighbour_lag")] = p.values.reshape(X.shape[0], -1)
+        X[:, :, self.names.index("neighbour_lag")] = wy.transpose(1, 0, 2).reshape(X.shape[0], -1)
         fd = prepare_batch(self.yy, X, factors=self.factors, names=self.names, labels=self.labels)
         try:
             fit = ols_batch(fd.y, fd.X, fd.mask, names=fd.names, labels=fd.labels)
@@ -510,40 +528,37 @@ def rewiring_placebo(
 # ------------------------------------------------------------------------------------------
 
 
-def _power_chunk(size: int, rng: np.random.Generator, W: np.ndarray, mask: np.ndarray,
+def _power_chunk(size: int, rng: np.random.Generator, W: sparse.csr_matrix, mask: np.ndarray,
                  comps: tuple[float, float, float, float], effects: np.ndarray, lag: int,
                  factors: list, dist: np.ndarray, cutoff_km: float, kernel: str,
                  alpha: float) -> np.ndarray:
     mean, sd_a, sd_t, sd_e = comps
     N, T = mask.shape
-    pv = np.zeros((size, len(effects)))
-    for r in range(size):
-        a = rng.normal(0, sd_a, N)
-        d = rng.normal(0, sd_t, T)
-        e = rng.normal(0, sd_e, (N, T))
-        ys, xs = [], []
-        for beta in effects:
-            y = np.empty((N, T))
-            for t in range(T):
-                base = mean + a + d[t] + e[:, t]
-                if t >= lag:
-                    # the neighbour mean over neighbours *observed* at t − lag, as in the data
-                    obs = np.where(mask[:, t - lag], y[:, t - lag], np.nan)
-                    wy = neighbour_mean_np(obs, W)
-                    base = base + beta * np.where(np.isfinite(wy), wy - mean, 0.0)
-                y[:, t] = base
-            obs = np.where(mask, y, np.nan)
-            wy = neighbour_mean_np(obs, W)
-            x = np.full((N, T), np.nan)
-            x[:, lag:] = wy[:, :-lag]
-            ys.append(obs.ravel())
-            xs.append(x.ravel()[:, None])
-        fd = prepare_batch(np.stack(ys), np.stack(xs), factors=factors)
-        fit = ols_batch(fd.y, fd.X, fd.mask)
-        V = conley_covariance(fd.X, fit.resid, fit.xtx_inv, fd.mask, dist, T,
-                              cutoff_km=cutoff_km, kernel=kernel)
-        z = fit.beta[:, 0] / np.sqrt(V[:, 0, 0])
-        pv[r] = 2 * stats.norm.sf(np.abs(z))
+    E = len(effects)
+    a, d, e = np.empty((size, N)), np.empty((size, T)), np.empty((size, N, T))
+    for r in range(size):  # per replication, in the order one replication at a time would draw
+        a[r], d[r], e[r] = rng.normal(0, sd_a, N), rng.normal(0, sd_t, T), rng.normal(0, sd_e, (N, T))
+    # every replication and effect at once: y[i, t, r, k]
+    base = mean + a.T[:, None, :] + d.T[None, :, :] + e.transpose(1, 2, 0)  # (N, T, size)
+    y = np.repeat(base[..., None], E, axis=3)
+    beta = np.asarray(effects, dtype=float)
+    for t in range(lag, T):
+        # the neighbour mean over neighbours *observed* at t − lag, as in the data
+        obs = np.where(mask[:, t - lag, None, None], y[:, t - lag], np.nan)
+        wy = neighbour_mean_np(obs.reshape(N, -1), W).reshape(N, size, E)
+        y[:, t] += beta * np.where(np.isfinite(wy), wy - mean, 0.0)
+    obs = np.where(mask[:, :, None, None], y, np.nan)
+    wy = neighbour_mean_np(obs.reshape(N, -1), W).reshape(N, T, size, E)
+    x = np.full((N, T, size, E), np.nan)
+    x[:, lag:] = wy[:, :-lag]
+    # members ordered replication-major, rows municipality-major
+    ys = obs.transpose(2, 3, 0, 1).reshape(size * E, N * T)
+    xs = x.transpose(2, 3, 0, 1).reshape(size * E, N * T, 1)
+    fd = prepare_batch(ys, xs, factors=factors)
+    fit = ols_batch(fd.y, fd.X, fd.mask)
+    V = conley_covariance(fd.X, fit.resid, fit.xtx_inv, fd.mask, dist, T, cutoff_km=cutoff_km, kernel=kernel)
+    z = fit.beta[:, 0] / np.sqrt(V[:, 0, 0])
+    pv = 2 * stats.norm.sf(np.abs(z)).reshape(size, E)
     return (pv < alpha).astype(float)
 
 
@@ -586,7 +601,7 @@ def yardstick_power(
     comps = variance_components(one, str(indicator))
     g = _graph(graph, islands)
     codes = [str(c) for c in one["municipality"].values]
-    W = weights_matrix(g, weights, codes=codes)
+    W = sparse.csr_matrix(weights_matrix(g, weights, codes=codes))
     mask = np.isfinite(one.values[0])
     N, T = mask.shape
     rows_m = np.repeat(np.arange(N), T)

@@ -280,13 +280,15 @@ def is_nested(inner: np.ndarray, outer: np.ndarray, mask: np.ndarray | None = No
 def nested_in(inner: np.ndarray, outer: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``(B,)``: whether each level of ``inner`` lies in one level of ``outer`` in each sample."""
     mask = np.atleast_2d(np.asarray(mask, dtype=bool))
-    g = int(inner.max(initial=-1)) + 1
-    big = np.iinfo(np.int64).max
-    vals = np.where(mask, outer[None, :], big).T  # (n, B)
-    lo = np.full((max(g, 1), mask.shape[0]), big, dtype=np.int64)
-    hi = np.full((max(g, 1), mask.shape[0]), -1, dtype=np.int64)
-    np.minimum.at(lo, inner, vals)
-    np.maximum.at(hi, inner, np.where(mask, outer[None, :], -1).T)
+    if inner.size == 0:
+        return np.ones(mask.shape[0], dtype=bool)
+    # rows sorted by level, so each level's smallest and largest outer code is one reduceat
+    order = np.argsort(inner, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(inner[order]) != 0])
+    m = mask[:, order].T  # (n, B)
+    o = np.asarray(outer)[order][:, None]
+    lo = np.minimum.reduceat(np.where(m, o, np.iinfo(np.int64).max), starts, axis=0)
+    hi = np.maximum.reduceat(np.where(m, o, -1), starts, axis=0)
     present = hi >= 0
     return np.all(~present | (lo == hi), axis=0)
 

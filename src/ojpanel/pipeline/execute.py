@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Outcome", "Executor", "CellCallback", "kernel_environment", "KERNEL_PROGRESS"]
+__all__ = ["Outcome", "Executor", "CellCallback", "kernel_environment", "KERNEL_PROGRESS", "THREAD_VARIABLES"]
 
 #: ``callback(cell_number, n_code_cells)``: called as each code cell starts (numbers from 1).
 CellCallback = Callable[[int, int], None]
@@ -66,7 +66,11 @@ def _register_engine() -> None:
 KERNEL_PROGRESS = "off"
 
 
-def kernel_environment() -> dict[str, str]:
+#: Variables that size the thread pools of the numerical libraries (BLAS, OpenMP).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def kernel_environment(threads: int | None = None) -> dict[str, str]:
     """The runner's environment, with ``PYTHONPATH`` made absolute and progress for a headless kernel.
 
     Kernels start in their notebook's directory; a relative ``PYTHONPATH`` would point elsewhere
@@ -76,8 +80,15 @@ def kernel_environment() -> dict[str, str]:
     executed notebook. So ``OJPANEL_PROGRESS`` is ``$OJPANEL_KERNEL_PROGRESS`` (default
     :data:`KERNEL_PROGRESS`, nothing; ``widget`` or ``log`` keep bars or lines in the notebooks);
     the runner's own display shows each notebook's cells.
+
+    ``threads`` caps the BLAS and OpenMP thread pools (:data:`THREAD_VARIABLES`, unless already
+    set): kernels running side by side would otherwise each start a pool per core and make their
+    spinning threads fight over the same cores.
     """
     env = dict(os.environ)
+    if threads is not None:
+        for var in THREAD_VARIABLES:
+            env.setdefault(var, str(max(1, int(threads))))
     env["OJPANEL_PROGRESS"] = env.get("OJPANEL_KERNEL_PROGRESS", KERNEL_PROGRESS)
     if env.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) if p else p
@@ -100,6 +111,9 @@ class Executor:
     ----------
     kernel_name
         The Jupyter kernel to start for each notebook.
+    threads
+        Threads of each kernel's numerical libraries (see :func:`kernel_environment`); None leaves
+        them at the libraries' defaults.
 
     Notes
     -----
@@ -110,8 +124,9 @@ class Executor:
     #: The error of a notebook whose kernel was killed because the run was interrupted.
     STOPPED = "interrupted before it finished"
 
-    def __init__(self, kernel_name: str = "python3"):
+    def __init__(self, kernel_name: str = "python3", threads: int | None = None):
         self.kernel_name = kernel_name
+        self.threads = threads
         self._dir: Path | None = None
         self._kernels: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -176,7 +191,7 @@ class Executor:
 
         class NotebookKernelManager(AsyncKernelManager):
             async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
-                kw.setdefault("env", kernel_environment())
+                kw.setdefault("env", kernel_environment(executor.threads))
                 if log is not None:
                     kw.setdefault("stdout", log)
                     kw.setdefault("stderr", log)

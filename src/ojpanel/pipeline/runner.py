@@ -398,7 +398,7 @@ def run_pipeline(
                 progressed = True
 
     with cache.run_lock(out), PipelineProgress(len(planned), enabled=progress) as bar, \
-            Executor(kernel_name) as executor, \
+            Executor(kernel_name, threads=max(1, default_jobs() // n_workers)) as executor, \
             ThreadPoolExecutor(n_workers, thread_name_prefix="ojpanel-notebook") as pool:
         try:
             schedule(pool, executor, bar)
