@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ojpanel.designs.peer import PeerDesign
 from ojpanel.designs.power import analytic_mde, power, size_adjusted_level, variance_components
 from ojpanel.errors import ParameterError
 from ojpanel.simulate.panel import simulate_panel
@@ -90,6 +91,28 @@ def test_power_curve_and_mde_peer_design():
     }
     with pytest.raises(ParameterError):
         power(ds, design="rdd")
+
+
+def test_users_design_tests_every_effect_with_one_fit():
+    """Planting δ·treated moves the estimate by δ and keeps the residuals: p-values for a grid of
+    effects from one fit per replication equal those of refitting with each effect planted."""
+    from ojpanel.designs import power as pw
+    from ojpanel.designs.users import UsersDesign
+
+    ds = simulate_panel(n_municipalities=80, n_counties=8, years=range(2016, 2020), seed=3)
+    da = pw._indicator(ds, str(ds["indicator"].values[0]))
+    design = UsersDesign()
+    vc, st = variance_components(da), pw._structure(da, design)
+    grid = np.array([0.0, 0.3, -0.8])
+    kw = dict(design=design, vc=vc, st=st, share=0.5)
+    every = pw._simulate_chunk(5, np.random.default_rng(2), effect=grid, **kw)
+    for k, eff in enumerate(grid):
+        one = pw._simulate_chunk(5, np.random.default_rng(2), effect=float(eff), **kw)
+        np.testing.assert_allclose(every[:, k], one, rtol=1e-9, atol=1e-14)
+    assert len(np.unique(every.round(6))) == every.size  # the effects really differ
+    with pytest.raises(ParameterError, match="users design"):
+        pw._simulate_chunk(2, np.random.default_rng(2), effect=grid, design=PeerDesign(), vc=vc,
+                           st=pw._structure(da, PeerDesign()), share=0.5)
 
 
 def test_power_on_dask_equals_serial():

@@ -6,6 +6,10 @@ the indicator's own pattern of missing values, and its variance components estim
 (:func:`variance_components`): municipality, year, county×year and residual variances. An effect of
 a given size is planted for a design, the design's regression is run on every replication (all
 replications of a chunk in one vectorised fit) and the rejection rate at ``alpha`` is the power.
+The ``users`` design plants ``δ·treated``, a multiple of its own regressor: that moves the estimate
+by ``δ`` and leaves the residuals, so one fit per replication tests every effect size (common
+random numbers across the grid); the ``peer`` design's effect changes the simulated dynamics, so
+each effect size gets replications of its own.
 
 Designs
 -------
@@ -48,6 +52,7 @@ from ojpanel.designs.peer import PeerDesign
 from ojpanel.designs.users import UsersDesign
 from ojpanel.errors import DataError, ParameterError
 from ojpanel.models.fe import fit_batch, panel_arrays
+from ojpanel.models.fe_results import two_sided_pvalue
 from ojpanel.models.within import demean, factorize
 from ojpanel.progress import progress as report_progress
 
@@ -261,15 +266,25 @@ def _simulate_chunk(
     size: int,
     rng: np.random.Generator,
     design: RegressionDesign,
-    effect: float,
+    effect: float | np.ndarray,
     vc: VarianceComponents,
     st: _Structure,
     share: float,
 ) -> np.ndarray:
-    y_da, regs = _simulated_arrays(size, rng, design, effect, vc, st, share)
+    """p-values of ``size`` replications: ``(size,)`` for one effect, or ``(size, k)`` for an
+    array of effects that the users design plants as ``δ·treated`` on the same replications."""
+    many = np.ndim(effect) > 0
+    if many and not isinstance(design, UsersDesign):
+        raise ParameterError("several effects per replication need the users design")
+    y_da, regs = _simulated_arrays(size, rng, design, 0.0 if many else float(effect), vc, st, share)
     yy, X, labels, rows = panel_arrays(y_da, regs)
     res = fit_batch(design.prepare(yy, X, rows, labels), cov=design.cov, convention=design.convention)
-    return res.pvalues.iloc[:, 0].to_numpy()
+    if not many:
+        return res.pvalues.iloc[:, 0].to_numpy()
+    # y + δ·treated: the estimate moves by δ, residuals and so the standard error stay
+    b = res.params.iloc[:, 0].to_numpy()[:, None]
+    se = res.std_errors.iloc[:, 0].to_numpy()[:, None]
+    return two_sided_pvalue((b + np.asarray(effect)[None]) / se, res.df_resid.to_numpy()[:, None])
 
 
 def _simulated_arrays(
@@ -469,7 +484,7 @@ def power(
         Effect sizes (in the indicator's units); default 9 steps from 0 to 3× the analytic MDE
         (``users``) or to 3 × 2.8·σ_e/√n_obs (``peer``).
     n_sims
-        Replications per effect size.
+        Replications per effect size (for ``users`` the same replications serve every size).
     components
         Variance components; estimated from the indicator when not given.
     group
@@ -522,7 +537,7 @@ def power(
     # one seed per effect plus one for the null reference, so adding the null never moves the others
     ss = np.random.SeedSequence(int(seed)).spawn(len(effects) + 1)
 
-    def pvalues(eff: float, s: np.random.SeedSequence, bar) -> np.ndarray:
+    def pvalues(eff: float | np.ndarray, s: np.random.SeedSequence, bar) -> np.ndarray:
         chunks = map_seeded(
             _simulate_chunk,
             chunk_sizes(n_sims, chunk_size),
@@ -533,12 +548,22 @@ def power(
         )
         return np.concatenate(chunks)
 
-    runs = len(effects) + int(size_adjusted and 0.0 not in effects)
+    null_added = size_adjusted and 0.0 not in effects
+    # users: the planted effect is δ times the tested regressor, so one fit per replication tests
+    # every effect (same replications for all of them); peer: the effect changes the dynamics
+    shared = name == "users"
+    runs = 1 if shared else len(effects) + int(null_added)
     with report_progress(f"power ({design})", total=runs * int(n_sims)) as bar:
-        pv = [pvalues(eff, s, bar) for eff, s in zip(effects, ss[:-1], strict=True)]
-        null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
-        if null is None and size_adjusted:
-            null = pvalues(0.0, ss[-1], bar)
+        if shared:
+            grid = np.asarray(effects + [0.0] * null_added)
+            every = pvalues(grid, ss[-1], bar)
+            pv = [every[:, k] for k in range(len(effects))]
+            null = every[:, list(grid).index(0.0)] if 0.0 in grid else None
+        else:
+            pv = [pvalues(eff, s, bar) for eff, s in zip(effects, ss[:-1], strict=True)]
+            null = next((p for eff, p in zip(effects, pv, strict=True) if eff == 0.0), None)
+            if null is None and size_adjusted:
+                null = pvalues(0.0, ss[-1], bar)
     crit = alpha if null is None else size_adjusted_level(null, alpha)
     rows = []
     for eff, p in zip(effects, pv, strict=True):

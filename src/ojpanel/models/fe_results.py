@@ -23,7 +23,7 @@ from ojpanel.errors import ModelError, ParameterError
 from ojpanel.models.covariance import COVARIANCE, covariance
 from ojpanel.models.within import BatchOLS, FitData, indicator_matrix
 
-__all__ = ["FEResults", "BatchFEResults", "Comparison", "compare"]
+__all__ = ["FEResults", "BatchFEResults", "Comparison", "compare", "two_sided_pvalue"]
 
 def _stars(estimate: float, p: float) -> str:
     return regression_stars(estimate, p)
@@ -36,7 +36,9 @@ def _se(variances: np.ndarray) -> np.ndarray:
     return np.sqrt(np.where(v >= 0, v, np.nan))
 
 
-def _pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
+def two_sided_pvalue(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
+    """Two-sided p-values of t statistics: Student's t with ``df`` degrees of freedom, the
+    standard normal where ``df`` is infinite (the fits' reference distributions)."""
     df = np.broadcast_to(np.asarray(df, dtype=float), np.shape(t))
     out = np.where(
         np.isfinite(df),
@@ -136,7 +138,7 @@ class FEResults(Result):
     def pvalues(self) -> pd.Series:
         """Two-sided p-values (t with :attr:`df_resid` df, normal when that is infinite)."""
         return pd.Series(
-            _pvalue(self.tstats.values, self._df), index=self._params.index, name="pvalue"
+            two_sided_pvalue(self.tstats.values, self._df), index=self._params.index, name="pvalue"
         )
 
     @property
@@ -445,7 +447,7 @@ class BatchFEResults(Result):
     def pvalues(self) -> pd.DataFrame:
         """Two-sided p-values, one row per fit."""
         t = self.tstats.values
-        return self._frame(_pvalue(t, self._df[:, None]))
+        return self._frame(two_sided_pvalue(t, self._df[:, None]))
 
     @property
     def df_resid(self) -> pd.Series:
