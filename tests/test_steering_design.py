@@ -116,3 +116,35 @@ def test_design_options_and_errors():
 
     frame = pd.DataFrame({"area": ["a", "b"], "year": [2020, 2021]})
     assert effect_column(frame, ("area", "year")).tolist() == ["a:2020", "b:2021"]
+
+
+def test_full_rank_keeps_the_columns_a_rank_check_per_column_keeps():
+    """Greedy selection through the R of one QR equals numpy's matrix_rank on the growing set of
+    columns, on dummy designs with nested (collinear) effects and an exact linear combination."""
+    import pandas as pd
+
+    from ojpanel.designs.steering.design import full_rank
+    from ojpanel.errors import ModelError
+
+    def by_matrix_rank(X, keep):
+        cols, base = list(keep), X[list(keep)].to_numpy()
+        for c in X.columns:
+            trial = np.column_stack([base, X[c].to_numpy()])
+            if c not in keep and np.linalg.matrix_rank(trial) > np.linalg.matrix_rank(base):
+                base, cols = trial, [*cols, c]
+        return cols
+
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        n = int(rng.integers(60, 2000))
+        item, year = rng.integers(0, 6, n), rng.integers(0, 5, n)
+        X = pd.concat([pd.DataFrame({"const": 1.0, "x": rng.normal(size=n)}),
+                       pd.get_dummies(pd.Series(item).astype(str), prefix="item", drop_first=True, dtype=float),
+                       pd.get_dummies(pd.Series(item // 3).astype(str) + ":" + pd.Series(year).astype(str),
+                                      prefix="area_year", drop_first=True, dtype=float)], axis=1)
+        if trial % 2:
+            X["combination"] = 2 * X["x"] + X["item_1"]
+        got = list(full_rank(X, ["const", "x"]).columns)
+        assert got == by_matrix_rank(X, ["const", "x"]) and len(got) < X.shape[1]
+    with pytest.raises(ModelError, match="collinear"):
+        full_rank(X.assign(x2=2 * X["x"]), ["const", "x", "x2"])

@@ -82,20 +82,29 @@ def full_rank(X: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     ModelError
         If the ``keep`` columns themselves are collinear.
     """
-    cols = list(keep)
-    base = X[cols].to_numpy()
-    rank = np.linalg.matrix_rank(base)
-    if rank < len(cols):
+    names = list(X.columns)
+    A = X.to_numpy(dtype=float)
+    n = len(A)
+    # X = QR with orthonormal Q: any set of X's columns has the rank of the same columns of R
+    # (k × k), so each trial is a small SVD; the tolerance is numpy's for the n-row columns
+    R = np.linalg.qr(A, mode="r")
+
+    def rank(idx: list[int]) -> int:
+        s = np.linalg.svd(R[:, idx], compute_uv=False)
+        return int((s > s.max(initial=0.0) * max(n, len(idx)) * np.finfo(float).eps).sum())
+
+    chosen = [names.index(c) for c in keep]
+    current = rank(chosen)
+    if current < len(chosen):
         raise ModelError(f"the regressors {list(keep)} are collinear; drop one")
-    for c in X.columns:
+    for j, c in enumerate(names):
         if c in keep:
             continue
-        trial = np.column_stack([base, X[c].to_numpy()])
-        r = np.linalg.matrix_rank(trial)
-        if r > rank:
-            base, rank = trial, r
-            cols.append(c)
-    return X[cols]
+        r = rank([*chosen, j])
+        if r > current:
+            chosen.append(j)
+            current = r
+    return X[[names[j] for j in chosen]]
 
 
 @dataclass(frozen=True)
