@@ -16,7 +16,7 @@ from ojpanel.models.bayes import (
     prepare_data,
     simulate_panel,
 )
-from ojpanel.models.bayes.models import _cumulative_logit_random, cumulative_logit_logp
+from ojpanel.models.bayes.models import _cumulative_logit_dist, cumulative_logit_logp
 
 
 def test_closed_form_probabilities():
@@ -60,8 +60,8 @@ def test_random_draws_follow_closed_form():
     """Draws of the model's outcome (used by predictive checks) have the closed-form frequencies."""
     eta = np.array([-1.0, 0.0, 1.5])
     cuts = np.array([[-0.5, 0.8]] * 3)
-    y = pm.draw(pm.CustomDist.dist(eta, cuts, logp=cumulative_logit_logp, random=_cumulative_logit_random,
-                                   signature="(),(k)->()", dtype="int64"), draws=40000, random_seed=1)
+    y = pm.draw(pm.CustomDist.dist(eta, cuts, dist=_cumulative_logit_dist, logp=cumulative_logit_logp,
+                                   signature="(),(k)->()"), draws=40000, random_seed=1)
     freq = np.stack([np.bincount(y[:, j], minlength=3) / len(y) for j in range(3)])
     np.testing.assert_allclose(freq, ordinal_probabilities(eta, cuts), atol=0.01)
 

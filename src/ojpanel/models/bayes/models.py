@@ -232,13 +232,11 @@ def _logit_binomial_dist(eta: pt.TensorVariable, n: pt.TensorVariable, size: Any
     return pm.Binomial.dist(n=n, logit_p=eta, size=size)
 
 
-def _cumulative_logit_random(eta: np.ndarray, cuts: np.ndarray, rng: np.random.Generator | None = None,
-                             size: tuple[int, ...] | None = None) -> np.ndarray:
-    """Draw categories: the number of cutpoints below a logistic latent variable ``eta + e``."""
-    eta = np.asarray(eta)
-    shape = size if size is not None else eta.shape
-    latent = eta + rng.logistic(size=shape)
-    return (latent[..., None] > np.asarray(cuts)).sum(-1).astype(np.int64)
+def _cumulative_logit_dist(eta: pt.TensorVariable, cuts: pt.TensorVariable, size: Any) -> pt.TensorVariable:
+    """Categories as the number of cutpoints below a logistic latent variable ``eta + e``
+    (symbolic, so draws compile with the model instead of calling back into Python)."""
+    latent = eta + pm.Logistic.dist(0.0, 1.0, size=size)
+    return pt.sum(pt.gt(latent[..., None], cuts), axis=-1, dtype="int64")
 
 
 def exposure_offset(data: ModelData) -> np.ndarray:
@@ -549,8 +547,8 @@ def build_model(
                 "y",
                 eta,
                 to_obs(cut[None, :, None, :], (k,)),
+                dist=_cumulative_logit_dist,
                 logp=cumulative_logit_logp,
-                random=_cumulative_logit_random,
                 signature="(),(k)->()",
                 observed=y_obs,
                 dims="obs",
