@@ -126,7 +126,8 @@ _SAMPLING = dict(parametrization="centered", target_accept=0.9)
 @pytest.mark.parametrize("lik", ["normal", "binomial", "bernoulli", "ordinal"])
 def test_sbc_every_likelihood_on_real_structure(lik, smoke):
     data = _structure(lik, smoke)
-    n_sim, n_ranks, draws, tune = (10, 30, 100, 300) if smoke else (200, 100, 500, 500)
+    # full size: 200 simulations; 100 for the ordinal model, whose fits cost about four binary ones
+    n_sim, n_ranks, draws, tune = (10, 30, 100, 300) if smoke else (100 if lik == "ordinal" else 200, 100, 500, 500)
     res = sbc(data, n_simulations=n_sim, n_ranks=n_ranks, draws=draws, tune=tune, seed=11, **_SAMPLING)
     print(f"[{lik}]", res.summary, sep="\n")  # make test-full reports the numbers (pytest -rP)
     expected = {"mu_beta", "tau_beta", "sigma_group", "sigma_municipality"}
