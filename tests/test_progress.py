@@ -101,8 +101,9 @@ def test_power_reports_progress_and_gives_the_same_table(log_mode, monkeypatch):
     kw = dict(design="users", effects=[0.0, 0.5], n_sims=40, chunk_size=10, seed=3)
     shown = power(ds, **kw)
     got = lines(log_mode)
-    assert any(ln.startswith("power (users): 80/80 (100%)") for ln in got)
-    assert got[-1].startswith("power (users): done (80/80)")
+    # the users design tests both effects on the same 40 replications
+    assert any(ln.startswith("power (users): 40/40 (100%)") for ln in got)
+    assert got[-1].startswith("power (users): done (40/40)")
     monkeypatch.setenv("OJPANEL_PROGRESS", "off")
     assert power(ds, **kw).table.equals(shown.table)
 
