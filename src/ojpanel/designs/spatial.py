@@ -528,7 +528,7 @@ def rewiring_placebo(
 # ------------------------------------------------------------------------------------------
 
 
-def _power_chunk(size: int, rng: np.random.Generator, W: sparse.csr_matrix, mask: np.ndarray,
+def _power_chunk(size: int, rng: np.random.Generator, W: np.ndarray | sparse.spmatrix, mask: np.ndarray,
                  comps: tuple[float, float, float, float], effects: np.ndarray, lag: int,
                  factors: list, dist: np.ndarray, cutoff_km: float, kernel: str,
                  alpha: float) -> np.ndarray:
