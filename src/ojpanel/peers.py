@@ -25,6 +25,7 @@ __all__ = [
     "NEIGHBOURS",
     "loo_mean_np",
     "loo_group_mean",
+    "group_codes",
     "neighbour_mean_np",
     "neighbour_mean",
     "group_mean",
@@ -79,7 +80,9 @@ def _group_totals(v2: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.nda
     return onehot @ filled, onehot @ present.astype(float), filled, present
 
 
-def _group_codes(da: xr.DataArray, groups: xr.DataArray | str) -> np.ndarray:
+def group_codes(da: xr.DataArray, groups: xr.DataArray | str) -> np.ndarray:
+    """Integer group code of every municipality of ``da`` (``-1``: no group, i.e. a missing or empty
+    label); ``groups`` is a municipality-indexed DataArray of labels or a coordinate's name."""
     if isinstance(groups, str):
         if groups not in da.coords:
             raise ParameterError(
@@ -113,7 +116,7 @@ def loo_group_mean(da: xr.DataArray, groups: xr.DataArray | str) -> xr.DataArray
     xarray.DataArray
         Same dims and coords as ``da``, named ``"<name>_loo_mean"``.
     """
-    codes = _group_codes(da, groups)
+    codes = group_codes(da, groups)
     moved = da.transpose("municipality", ...)
     out = loo_mean_np(moved.values, codes)
     res = moved.copy(data=out).transpose(*da.dims)
@@ -207,7 +210,7 @@ def neighbour_mean(
 
 def group_mean(da: xr.DataArray, groups: xr.DataArray | str) -> xr.DataArray:
     """Mean of all municipalities of the group (including the municipality itself)."""
-    codes = _group_codes(da, groups)
+    codes = group_codes(da, groups)
     moved = da.transpose("municipality", ...)
     v = moved.values.reshape(moved.shape[0], -1)
     ok = codes >= 0

@@ -71,6 +71,7 @@ from ojpanel.models.fe_results import BatchFEResults
 from ojpanel.models.within import ols_batch, prepare_batch
 from ojpanel.peers import (
     NEIGHBOURS,
+    group_codes,
     improved,
     lagged,
     loo_group_mean,
@@ -210,8 +211,8 @@ class PeerDesign(RegressionDesign):
 
             graph = self.group if not isinstance(self.group, str) else neighbour_graph(islands=self.islands)
             return weights_matrix(graph, self.weights, codes=codes)
-        lab, has = self._group_labels(v)
-        W = ((lab[:, None] == lab[None, :]) & has[:, None] & has[None, :]).astype(float)
+        codes = self._group_codes(v)
+        W = ((codes[:, None] == codes[None, :]) & (codes[:, None] >= 0)).astype(float)
         np.fill_diagonal(W, 0.0)
         return W
 
@@ -224,24 +225,13 @@ class PeerDesign(RegressionDesign):
         """
         if self.neighbours:
             return partial(neighbour_mean_np, W=self.peer_matrix(v))
-        lab, has = self._group_labels(v)
-        codes = np.full(len(lab), -1, dtype=np.int64)
-        codes[has] = np.unique(lab[has], return_inverse=True)[1]
-        return partial(loo_mean_np, group_codes=codes)
+        return partial(loo_mean_np, group_codes=self._group_codes(v))
 
-    def _group_labels(self, v: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-        """The grouping's label of every municipality of ``v`` (as text) and whether it has one."""
-        if isinstance(self.group, str):
-            if self.group not in v.coords:
-                raise ParameterError(f"peer group '{self.group}' is not a municipality coordinate of the panel")
-            labels = v[self.group]
-        else:
-            labels = self.group
-        g = labels.reindex(municipality=v["municipality"]) if "municipality" in getattr(labels, "dims", ()) else labels
-        lab = np.asarray(getattr(g, "values", g)).astype(object)
-        # no group (missing or empty label): no peers, so a missing peer mean
-        has = np.array([not (x is None or (isinstance(x, float) and np.isnan(x)) or x == "") for x in lab])
-        return lab.astype(str), has
+    def _group_codes(self, v: xr.DataArray) -> np.ndarray:
+        """The grouping's code of every municipality of ``v`` (-1: no group, so no peers)."""
+        if isinstance(self.group, str) and self.group not in v.coords:
+            raise ParameterError(f"peer group '{self.group}' is not a municipality coordinate of the panel")
+        return group_codes(v, self.group)
 
     def peer_variable(self, ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
         """The lagged leave-one-out peer mean (or its top-quantile flag) of every municipality."""

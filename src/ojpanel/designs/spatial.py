@@ -452,7 +452,7 @@ class _RewiredStatistic:
         v = _value(ds)
         frame = _design_arrays(v, graph, lag=lag, weights=weights, own_lag=own_lag, years=years)
         yy, X, labels, _, factors, _, names = _prepared(frame, shocks)
-        self.v, self.graph, self.weights, self.lag = v, graph, weights, lag
+        self.graph, self.weights, self.lag = graph, weights, lag
         self.yy, self.X, self.labels, self.factors, self.names = yy, X, labels, factors, names
         self.years = frame["y"]["year"].values
         self.codes = [str(c) for c in v["municipality"].values]
